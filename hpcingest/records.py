@@ -1,0 +1,100 @@
+"""Records that flow from sources to sinks: entries, batches of entries, walk errors.
+
+Names are ``bytes`` end to end (``os.fsencode``): HPC filesystems hold names that are not
+UTF-8, and a lossy decode would register the wrong physical path.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import stat
+from dataclasses import dataclass, field
+
+
+class EntryType(str, enum.Enum):
+    """Entry kinds, named as the old framework's ``--exclude_file_type`` names them."""
+
+    REGULAR = "regular"
+    DIRECTORY = "directory"
+    LINK = "link"
+    SOCKET = "socket"
+    PIPE = "pipe"
+    CHARACTER = "character"
+    BLOCK = "block"
+
+    @classmethod
+    def from_mode(cls, mode: int) -> "EntryType":
+        return _TYPE_BY_IFMT[stat.S_IFMT(mode)]
+
+
+_TYPE_BY_IFMT = {
+    stat.S_IFREG: EntryType.REGULAR,
+    stat.S_IFDIR: EntryType.DIRECTORY,
+    stat.S_IFLNK: EntryType.LINK,
+    stat.S_IFSOCK: EntryType.SOCKET,
+    stat.S_IFIFO: EntryType.PIPE,
+    stat.S_IFCHR: EntryType.CHARACTER,
+    stat.S_IFBLK: EntryType.BLOCK,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """The lstat facts of one entry; symlinks describe the link itself, never its target."""
+
+    relpath: bytes
+    type: EntryType
+    size: int
+    mtime: float
+    ctime: float
+    mode: int
+    uid: int
+    gid: int
+    inode: int
+
+    @property
+    def name(self) -> bytes:
+        return self.relpath.rpartition(b"/")[2]
+
+
+@dataclass(slots=True)
+class EntryBatch:
+    """Entries of one directory, stat results kept raw so hot paths avoid per-entry objects.
+
+    ``directory`` is the path of the parent relative to the source root (``b""`` for the
+    root itself); ``names`` and ``stats`` are parallel lists; ``excluded`` counts the
+    names an exclusion rule dropped.
+    """
+
+    directory: bytes
+    names: list[bytes] = field(default_factory=list)
+    stats: list[os.stat_result] = field(default_factory=list)
+    excluded: int = 0
+
+    def relpath(self, name: bytes) -> bytes:
+        return self.directory + b"/" + name if self.directory else name
+
+    def entries(self) -> list[Entry]:
+        return [
+            Entry(self.relpath(n), EntryType.from_mode(s.st_mode), s.st_size, s.st_mtime,
+                  s.st_ctime, s.st_mode, s.st_uid, s.st_gid, s.st_ino)
+            for n, s in zip(self.names, self.stats)
+        ]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+@dataclass(frozen=True, slots=True)
+class WalkError:
+    """Something the walk could not read; counted and reported, never fatal."""
+
+    relpath: bytes
+    operation: str  # "opendir", "readdir", "lstat", ...
+    errno: int
+    message: str
+
+    def describe(self, root: bytes) -> str:
+        path = os.fsdecode(os.path.join(root, self.relpath) if self.relpath else root)
+        return f"{self.operation} {path!r}: [Errno {self.errno}] {self.message}"

@@ -1,0 +1,284 @@
+"""`hpcingest scan`: the walk alone, with a summary, an optional listing and JSON.
+
+The listing is spooled by each rank to a node-local file while walking and then written
+into the output at rank offsets with MPI-IO, so no rank ever holds the whole listing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import BinaryIO
+
+import numpy as np
+
+from hpcingest.exclusions import ExclusionError, Exclusions
+from hpcingest.records import EntryBatch, EntryType, WalkError
+from hpcingest.sources.posix import PosixSource, SourceRootError, check_root
+from hpcingest.walk import run_walk
+
+_TYPES = list(EntryType)
+_TYPE_INDEX = {t: i for i, t in enumerate(_TYPES)}
+_HISTOGRAM_BINS = 65  # bin k holds sizes with bit_length k: 0, 1, 2-3, 4-7, ...
+_MAX_ERROR_SAMPLES = 100
+_IFMT = 0o170000
+
+
+class ScanSink:
+    """Counts what the walk finds on this rank, and spools the listing if asked."""
+
+    def __init__(self, root: bytes, listing: BinaryIO | None = None, echo_errors: bool = True) -> None:
+        self.root = root
+        self.listing = listing
+        self.echo_errors = echo_errors
+        self.type_counts = np.zeros(len(_TYPES), dtype=np.int64)
+        self.histogram = np.zeros(_HISTOGRAM_BINS, dtype=np.int64)
+        self.bytes = 0
+        self.entries = 0
+        self.excluded = 0
+        self.errors = 0
+        self.error_samples: list[str] = []
+
+    def consume(self, batch: EntryBatch) -> None:
+        stats = batch.stats
+        self.entries += len(stats)
+        self.excluded += batch.excluded
+        formats = [s.st_mode & _IFMT for s in stats]
+        for fmt, count in Counter(formats).items():
+            self.type_counts[_TYPE_INDEX[EntryType.from_mode(fmt)]] += count
+        sizes = np.array([s.st_size for s, f in zip(stats, formats) if f == stat.S_IFREG], dtype=np.int64)
+        if sizes.size:
+            self.bytes += int(sizes.sum())
+            self.histogram += np.bincount(np.frexp(sizes.astype(np.float64))[1],
+                                          minlength=_HISTOGRAM_BINS)[:_HISTOGRAM_BINS]
+        if self.listing is not None and batch.names:
+            prefix = batch.directory + b"/" if batch.directory else b""
+            self.listing.write(b"".join([prefix + n + b"\0" for n in batch.names]))
+
+    def error(self, error: WalkError) -> None:
+        self.errors += 1
+        text = error.describe(self.root)
+        if len(self.error_samples) < _MAX_ERROR_SAMPLES:
+            self.error_samples.append(text)
+        if self.echo_errors:
+            sys.stderr.write(f"hpcingest: {text}\n")
+
+
+@dataclass
+class ScanSummary:
+    """What `scan` reports; the JSON form keeps these keys stable for scripts."""
+
+    source: str
+    ranks: int
+    files: int
+    directories: int
+    symlinks: int
+    other: int
+    bytes: int
+    errors: int
+    excluded: int
+    elapsed_s: float
+    entries_per_s: float
+    entries_by_type: dict[str, int]
+    entries_per_rank: list[int]
+    balance_max_over_mean: float
+    steal_requests: int
+    steals: int
+    items_stolen: int
+    termination_latency_s: float
+    size_histogram: dict[str, int] = field(default_factory=dict)
+    error_samples: list[str] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    def to_text(self) -> str:
+        lines = [
+            f"scanned {self.source} with {self.ranks} rank(s) in {self.elapsed_s:.3f} s "
+            f"({self.entries_per_s:,.0f} entries/s)",
+            "entries: " + ", ".join(f"{k} {v:,}" for k, v in self.entries_by_type.items() if v),
+            f"files {self.files:,}  directories {self.directories:,}  symlinks {self.symlinks:,}  "
+            f"other {self.other:,}  bytes {self.bytes:,}",
+            f"errors {self.errors:,}  excluded {self.excluded:,}",
+            f"balance: entries per rank max/mean {self.balance_max_over_mean:.3f} "
+            f"(min {min(self.entries_per_rank):,}, max {max(self.entries_per_rank):,})",
+            f"stealing: {self.steal_requests:,} requests, {self.steals:,} successful, "
+            f"{self.items_stolen:,} items moved",
+        ]
+        if self.size_histogram:
+            lines.append("file sizes (power-of-two bins):")
+            width = max(len(k) for k in self.size_histogram)
+            top = max(self.size_histogram.values())
+            for label, count in self.size_histogram.items():
+                bar = "#" * max(1, round(40 * count / top))
+                lines.append(f"  {label:>{width}} {count:>12,} {bar}")
+        for sample in self.error_samples[:10]:
+            lines.append(f"error: {sample}")
+        if self.errors > 10:
+            lines.append(f"... {self.errors - 10:,} more errors (see --json)")
+        return "\n".join(lines)
+
+
+def _size_label(bin_index: int) -> str:
+    if bin_index == 0:
+        return "0 B"
+    low = 1 << (bin_index - 1)
+    return f">= {_human(low)}"
+
+
+def _human(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024:
+            return f"{n} {unit}"
+        n //= 1024
+    return f"{n} EiB"
+
+
+@dataclass
+class ScanConfig:
+    root: bytes
+    files_per_task: int
+    exclusions: Exclusions
+    list_path: str | None
+    json_path: str | None
+    quiet: bool
+
+
+def prepare(args) -> ScanConfig:
+    """Validate everything before any rank starts work; raises ValueError with a message."""
+    if args.files_per_task < 1:
+        raise ValueError("--files_per_task must be at least 1")
+    exclusions = Exclusions.parse(args.exclude_file_type, args.exclude_file_name, args.exclude_directory_name)
+    root = check_root(args.src)
+    for option, path in (("--list", args.list), ("--json", args.json)):
+        if path is not None:
+            parent = os.path.dirname(os.path.abspath(path))
+            if not os.path.isdir(parent):
+                raise ValueError(f"{option}: directory {parent!r} does not exist")
+    return ScanConfig(root, args.files_per_task, exclusions, args.list, args.json, args.quiet)
+
+
+def run(comm, args) -> int:
+    """Entry point of `hpcingest scan` on every rank."""
+    rank = comm.Get_rank()
+    config = error = None
+    if rank == 0:
+        try:
+            config = prepare(args)
+        except (ValueError, ExclusionError, SourceRootError) as err:
+            error = str(err)
+    config, error = comm.bcast((config, error), root=0)
+    if error is not None:
+        if rank == 0:
+            print(f"hpcingest scan: error: {error}", file=sys.stderr)
+        return 2
+    summary = scan(comm, config)
+    if rank == 0:
+        if config.json_path:
+            with open(config.json_path, "w") as out:
+                out.write(summary.to_json() + "\n")
+        if not config.quiet:
+            print(summary.to_text())
+    return 0
+
+
+def scan(comm, config: ScanConfig) -> ScanSummary | None:
+    """Collective walk; returns the summary on rank 0 and None elsewhere."""
+    source = PosixSource(config.root, config.files_per_task, config.exclusions)
+    with tempfile.TemporaryFile(prefix="hpcingest-list-") if config.list_path else _null() as spool:
+        sink = ScanSink(source.root, spool)
+        comm.Barrier()
+        start = time.time()
+        stats = run_walk(comm, source, sink)
+        if config.list_path:
+            spool.flush()
+            _write_listing(comm, spool, config.list_path)
+        summary = _summarize(comm, config, sink, stats, start)
+    return summary
+
+
+class _null:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _write_listing(comm, spool: BinaryIO, path: str) -> None:
+    """Each rank writes its spooled part at its own offset: one file, no gather."""
+    from mpi4py import MPI
+
+    size = spool.seek(0, os.SEEK_END)
+    offset = comm.exscan(size) or 0
+    if comm.Get_rank() == 0 and os.path.exists(path):
+        os.unlink(path)  # MPI-IO does not truncate
+    comm.Barrier()
+    fh = MPI.File.Open(comm, path, MPI.MODE_WRONLY | MPI.MODE_CREATE)
+    try:
+        spool.seek(0)
+        while True:
+            chunk = spool.read(8 << 20)
+            if not chunk:
+                break
+            fh.Write_at(offset, chunk)
+            offset += len(chunk)
+    finally:
+        fh.Close()
+
+
+def _summarize(comm, config: ScanConfig, sink: ScanSink, stats, start: float) -> ScanSummary | None:
+    from mpi4py import MPI
+
+    local = np.concatenate([
+        sink.type_counts,
+        sink.histogram,
+        np.array([sink.bytes, sink.errors, sink.excluded, stats.steal_requests,
+                  stats.steals_succeeded, stats.items_received], dtype=np.int64),
+    ])
+    totals = np.zeros_like(local)
+    comm.Reduce(local, totals, op=MPI.SUM, root=0)
+    per_rank = comm.gather(sink.entries, root=0)
+    last_item = comm.reduce(stats.last_item_end, op=MPI.MAX, root=0)
+    samples = comm.gather(sink.error_samples, root=0)
+    if comm.Get_rank() != 0:
+        return None
+    end = time.time()
+    n_types = len(_TYPES)
+    type_counts = dict(zip((t.value for t in _TYPES), totals[:n_types].tolist()))
+    histogram = totals[n_types:n_types + _HISTOGRAM_BINS]
+    (total_bytes, errors, excluded, requests, steals, stolen) = totals[n_types + _HISTOGRAM_BINS:].tolist()
+    entries = sum(per_rank)
+    elapsed = end - start
+    mean = entries / len(per_rank)
+    files = type_counts[EntryType.REGULAR.value]
+    dirs = type_counts[EntryType.DIRECTORY.value]
+    links = type_counts[EntryType.LINK.value]
+    return ScanSummary(
+        source=os.fsdecode(config.root),
+        ranks=comm.Get_size(),
+        files=files,
+        directories=dirs,
+        symlinks=links,
+        other=entries - files - dirs - links,
+        bytes=total_bytes,
+        errors=errors,
+        excluded=excluded,
+        elapsed_s=round(elapsed, 6),
+        entries_per_s=round(entries / elapsed, 1) if elapsed > 0 else 0.0,
+        entries_by_type=type_counts,
+        entries_per_rank=per_rank,
+        balance_max_over_mean=round(max(per_rank) / mean, 4) if mean else 1.0,
+        steal_requests=requests,
+        steals=steals,
+        items_stolen=stolen,
+        termination_latency_s=round(max(0.0, end - last_item), 6) if last_item else 0.0,
+        size_histogram={_size_label(i): int(c) for i, c in enumerate(histogram.tolist()) if c},
+        error_samples=[s for part in samples for s in part][:_MAX_ERROR_SAMPLES],
+    )

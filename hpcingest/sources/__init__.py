@@ -1,0 +1,1 @@
+"""Sources list entries for the engine: the POSIX filesystem walker, and S3."""

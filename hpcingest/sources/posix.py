@@ -1,0 +1,213 @@
+"""POSIX source: turns directories into stealable work items and stats names in batches.
+
+Two kinds of work item, both plain bytes so the engine can ship them between ranks:
+
+* ``D<relpath>``: list one directory.  Its names are cut into stat batches *while* it is
+  being listed, so a directory of a million entries spreads over every rank.
+* ``S<relpath>\\0<name>\\0<name>...``: lstat a batch of names of one directory, hand the
+  results to the sink, and push a ``D`` item for every subdirectory found.
+
+Everything is opened relative to a directory descriptor, so paths longer than PATH_MAX
+(deep chains of long names) work, and nothing ever follows a symlink.
+"""
+
+from __future__ import annotations
+
+import errno as errno_mod
+import os
+import stat
+from itertools import islice
+from typing import Protocol
+
+from hpcingest.engine import WorkContext
+from hpcingest.exclusions import Exclusions
+from hpcingest.records import EntryBatch, EntryType, WalkError
+
+LIST_DIR = b"D"[0]
+STAT_BATCH = b"S"[0]
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_PATH_CHUNK = 3000  # well under PATH_MAX (4096) for one openat() call
+
+
+class Sink(Protocol):
+    """What a source hands its results to."""
+
+    def consume(self, batch: EntryBatch) -> None: ...
+
+    def error(self, error: WalkError) -> None: ...
+
+
+def list_item(relpath: bytes) -> bytes:
+    return b"D" + relpath
+
+
+def stat_item(directory: bytes, names: list[bytes]) -> bytes:
+    return b"S" + directory + b"\0" + b"\0".join(names)
+
+
+class SourceRootError(ValueError):
+    """The source root cannot be walked at all: a usage error, reported before work starts."""
+
+
+def check_root(root: str | bytes) -> bytes:
+    """Absolute bytes path of a walkable directory, or a SourceRootError that says why."""
+    path = os.path.abspath(os.fsencode(root))
+    shown = os.fsdecode(path)
+    try:
+        st = os.stat(path)
+    except OSError as err:
+        raise SourceRootError(f"source {shown!r}: {err.strerror}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise SourceRootError(f"source {shown!r} is not a directory")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as err:
+        raise SourceRootError(f"source {shown!r}: {err.strerror}") from None
+    try:
+        with os.scandir(fd) as it:
+            next(it, None)
+    except OSError as err:
+        raise SourceRootError(f"source {shown!r} cannot be listed: {err.strerror}") from None
+    finally:
+        os.close(fd)
+    return path
+
+
+class PosixSource:
+    """Walks the tree under ``root`` (an absolute, existing directory)."""
+
+    def __init__(self, root: bytes, files_per_task: int = 50, exclusions: Exclusions | None = None) -> None:
+        if files_per_task < 1:
+            raise ValueError("files_per_task must be at least 1")
+        self.root = os.path.realpath(root)
+        self.files_per_task = files_per_task
+        self.exclusions = exclusions or Exclusions()
+
+    def initial_items(self) -> list[bytes]:
+        return [list_item(b"")]
+
+    def process(self, item: bytes, ctx: WorkContext, sink: Sink) -> None:
+        kind = item[0]
+        if kind == LIST_DIR:
+            self._list_directory(item[1:], ctx, sink)
+        elif kind == STAT_BATCH:
+            directory, _, names = item[1:].partition(b"\0")
+            self._stat_batch(directory, names.split(b"\0"), ctx, sink)
+        else:
+            raise ValueError(f"unknown POSIX work item kind {kind!r}")
+
+    # -- listing ------------------------------------------------------------------------
+    def _list_directory(self, directory: bytes, ctx: WorkContext, sink: Sink) -> None:
+        try:
+            listing = self._scan_directory(directory)
+        except OSError as err:
+            sink.error(WalkError(directory, "opendir", err.errno or errno_mod.EIO, err.strerror or str(err)))
+            return
+        try:
+            with listing as entries:
+                while names := [_name_bytes(e.name) for e in islice(entries, self.files_per_task)]:
+                    ctx.push(stat_item(directory, names))
+        except OSError as err:
+            sink.error(WalkError(directory, "readdir", err.errno or errno_mod.EIO, err.strerror or str(err)))
+
+    def _scan_directory(self, directory: bytes):
+        """os.scandir on the bytes path (bytes names, no decode), by descriptor past PATH_MAX."""
+        path = self.root + b"/" + directory if directory else self.root
+        if len(path) < _PATH_CHUNK:
+            return os.scandir(path)
+        fd = _open_long(self.root, directory)
+        try:
+            return _ClosingScandir(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+
+    # -- stat batches -------------------------------------------------------------------
+    def _stat_batch(self, directory: bytes, names: list[bytes], ctx: WorkContext, sink: Sink) -> None:
+        try:
+            fd = self._open_directory(directory)
+        except OSError as err:
+            # The directory vanished or changed since it was listed: every name is lost.
+            for name in names:
+                sink.error(WalkError(_join(directory, name), "lstat", err.errno or errno_mod.EIO,
+                                     err.strerror or str(err)))
+            return
+        batch = EntryBatch(directory)
+        exclusions = self.exclusions
+        check_paths = exclusions.needs_paths or bool(exclusions.types)
+        try:
+            for name in names:
+                try:
+                    st = os.lstat(name, dir_fd=fd)
+                except OSError as err:
+                    sink.error(WalkError(_join(directory, name), "lstat", err.errno or errno_mod.EIO,
+                                         err.strerror or str(err)))
+                    continue
+                if check_paths and exclusions.excludes(
+                        EntryType.from_mode(st.st_mode), self.root + b"/" + _join(directory, name)):
+                    batch.excluded += 1
+                    continue
+                batch.names.append(name)
+                batch.stats.append(st)
+                if stat.S_ISDIR(st.st_mode):
+                    ctx.push(list_item(_join(directory, name)))
+        finally:
+            os.close(fd)
+        sink.consume(batch)
+
+    def _open_directory(self, directory: bytes) -> int:
+        if not directory:
+            return os.open(self.root, _DIR_FLAGS)
+        path = self.root + b"/" + directory
+        if len(path) < _PATH_CHUNK:
+            return os.open(path, _DIR_FLAGS)
+        return _open_long(self.root, directory)
+
+
+def _name_bytes(name: str | bytes) -> bytes:
+    return name if isinstance(name, bytes) else os.fsencode(name)
+
+
+class _ClosingScandir:
+    """scandir over a descriptor that is closed with the iterator (names come back as str)."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._it = os.scandir(fd)
+
+    def __enter__(self):
+        return self._it
+
+    def __exit__(self, *exc) -> None:
+        self._it.close()
+        os.close(self._fd)
+
+
+def _join(directory: bytes, name: bytes) -> bytes:
+    return directory + b"/" + name if directory else name
+
+
+def _open_long(root: bytes, directory: bytes) -> int:
+    """Open a directory whose path exceeds PATH_MAX, a few components at a time."""
+    fd = os.open(root, _DIR_FLAGS)
+    for chunk in _path_chunks(directory):
+        try:
+            next_fd = os.open(chunk, _DIR_FLAGS, dir_fd=fd)
+        finally:
+            os.close(fd)
+        fd = next_fd
+    return fd
+
+
+def _path_chunks(directory: bytes) -> list[bytes]:
+    chunks: list[bytes] = []
+    current: list[bytes] = []
+    length = 0
+    for part in directory.split(b"/"):
+        if current and length + len(part) + 1 > _PATH_CHUNK:
+            chunks.append(b"/".join(current))
+            current, length = [], 0
+        current.append(part)
+        length += len(part) + 1
+    chunks.append(b"/".join(current))
+    return chunks

@@ -1,0 +1,22 @@
+"""Joins a source and a sink through the work-stealing engine: the walk every command runs."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from hpcingest.engine import EngineStats, WorkContext, WorkStealingEngine
+from hpcingest.sources.posix import Sink
+
+
+class Source(Protocol):
+    """Lists entries: the first items (seeded on rank 0) and how to process any item."""
+
+    def initial_items(self) -> list[bytes]: ...
+
+    def process(self, item: bytes, ctx: WorkContext, sink: Sink) -> None: ...
+
+
+def run_walk(comm, source: Source, sink: Sink) -> EngineStats:
+    """Walk collectively: every rank of ``comm`` must call this; returns this rank's stats."""
+    engine = WorkStealingEngine(comm, lambda item, ctx: source.process(item, ctx, sink))
+    return engine.run(source.initial_items() if comm.Get_rank() == 0 else [])

@@ -1,0 +1,25 @@
+"""Shared fixtures: launchers for real MPI jobs (mpiexec, and srun when Slurm runs here)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.launchers import Launcher, slurm_available
+
+_SLURM = None
+
+
+def slurm() -> bool:
+    global _SLURM
+    if _SLURM is None:
+        _SLURM = slurm_available()
+    return _SLURM
+
+
+def launcher_params(ranks=(1, 2, 4, 8), srun_ranks=(4,)):
+    """pytest params for each mpiexec rank count plus srun on the local one-node Slurm."""
+    params = [pytest.param(Launcher("mpiexec", n), id=f"mpiexec-{n}") for n in ranks]
+    params += [pytest.param(Launcher("srun", n), id=f"srun-{n}",
+                            marks=pytest.mark.skipif(not slurm(), reason="no local Slurm running (.ci/slurm-up.sh)"))
+               for n in srun_ranks]
+    return params

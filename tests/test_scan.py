@@ -1,0 +1,155 @@
+"""`hpcingest scan` against find(1), under real MPI ranks (mpiexec, and srun on local Slurm)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+from tests import trees
+from tests.conftest import launcher_params
+from tests.launchers import Launcher, hpcingest_argv, run
+
+TREE_KINDS = {
+    "random": lambda root: trees.random_tree(root, seed=7, entries=4000),
+    "flat100k": lambda root: trees.flat_tree(root, 100_000),
+    "chain500": lambda root: trees.chain_tree(root, 500, name=b"n" * 40),
+    "tricky": trees.tricky_tree,
+    "links": trees.links_tree,
+    "special": trees.special_tree,
+    "empty": lambda root: os.makedirs(root),
+}
+
+
+@pytest.fixture(scope="session")
+def tree_roots(tmp_path_factory):
+    base = tmp_path_factory.mktemp("trees")
+    keep_alive = []
+    roots = {}
+    for kind, build in TREE_KINDS.items():
+        root = os.fsencode(base / kind)
+        keep_alive.append(build(root))
+        roots[kind] = root
+    yield roots
+
+
+def read_listing(path) -> list[bytes]:
+    data = open(path, "rb").read()
+    assert data == b"" or data.endswith(b"\0"), "every entry must be NUL-terminated"
+    return data.split(b"\0")[:-1]
+
+
+def scan(launcher: Launcher | None, root: bytes, out_dir, *extra: str, prefix=None):
+    listing, summary = os.path.join(out_dir, "list"), os.path.join(out_dir, "summary.json")
+    argv = hpcingest_argv("scan", os.fsdecode(root), "--list", listing, "--json", summary, "--quiet", *extra)
+    result = run(launcher, argv, prefix=prefix)
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    return read_listing(listing), json.load(open(summary)), result
+
+
+def assert_matches_find(root: bytes, listing: list[bytes], summary: dict, ranks: int, prefix=None):
+    expected = trees.find_view(root, prefix)
+    assert len(listing) == len(set(listing)), "an entry was listed twice"
+    assert set(listing) == expected.paths
+    assert {k: summary[k] for k in expected.counts} == expected.counts
+    assert summary["bytes"] == expected.bytes
+    assert summary["errors"] == expected.errors
+    assert summary["ranks"] == ranks
+    assert sum(summary["entries_per_rank"]) == len(expected.paths)
+
+
+@pytest.mark.parametrize("launcher", launcher_params())
+@pytest.mark.parametrize("kind", list(TREE_KINDS))
+def test_scan_listing_equals_find(tree_roots, kind, launcher, tmp_path):
+    root = tree_roots[kind]
+    listing, summary, _ = scan(launcher, root, tmp_path)
+    assert_matches_find(root, listing, summary, launcher.ranks)
+
+
+def test_single_process_without_launcher(tree_roots, tmp_path):
+    listing, summary, result = scan(None, tree_roots["tricky"], tmp_path)
+    assert_matches_find(tree_roots["tricky"], listing, summary, 1)
+
+
+def test_huge_directory_spreads_over_ranks(tree_roots, tmp_path):
+    """One 100k-entry directory must not pin one rank: its stat batches get stolen."""
+    _, summary, _ = scan(Launcher("mpiexec", 4), tree_roots["flat100k"], tmp_path)
+    assert min(summary["entries_per_rank"]) > 0.1 * max(summary["entries_per_rank"])
+    assert summary["items_stolen"] > 0
+
+
+def unprivileged_prefix(workdir: str) -> list[str]:
+    """A way to run without root's permission bypass: a real non-root user when it can run
+    this interpreter, else root with CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH dropped."""
+    if os.geteuid() != 0:
+        return []
+    nobody = ["runuser", "-u", "nobody", "--"]
+    probe = subprocess.run([*nobody, sys.executable, "-c", "import hpcingest, mpi4py"], cwd=workdir,
+                           capture_output=True)
+    if probe.returncode == 0:
+        return nobody
+    if shutil.which("setpriv"):
+        return ["setpriv", "--inh-caps=-all", "--bounding-set=-dac_override,-dac_read_search", "--"]
+    pytest.skip("running as root with no way to drop privileges (runuser/setpriv)")
+
+
+@pytest.fixture
+def world_dir():
+    path = tempfile.mkdtemp(prefix="hpcingest-test-", dir="/tmp")
+    os.chmod(path, 0o1777)
+    yield path
+    subprocess.run(["chmod", "-R", "u+rwx", path])
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.mark.parametrize("launcher", launcher_params(ranks=(1, 2, 4), srun_ranks=()))
+def test_permission_errors_are_reported_not_fatal(world_dir, launcher):
+    root = os.fsencode(os.path.join(world_dir, "tree"))
+    trees.unreadable_tree(root)
+    trees.random_tree(os.path.join(root, b"readable"), seed=3, entries=300)
+    prefix = unprivileged_prefix(world_dir)
+    out = os.path.join(world_dir, "out")
+    os.mkdir(out)
+    os.chmod(out, 0o777)
+    listing, summary, result = scan(launcher, root, out, prefix=prefix)
+    assert_matches_find(root, listing, summary, launcher.ranks, prefix=prefix)
+    assert summary["errors"] == 4
+    stderr = result.stderr.decode(errors="replace")
+    assert "closed': [Errno 13]" in stderr and "list-only/inside': [Errno 13]" in stderr
+
+
+def test_summary_text_and_histogram(tree_roots, tmp_path):
+    result = run(Launcher("mpiexec", 2), hpcingest_argv("scan", os.fsdecode(tree_roots["random"]),
+                                                         "--json", str(tmp_path / "s.json")))
+    assert result.returncode == 0
+    text = result.stdout.decode()
+    summary = json.load(open(tmp_path / "s.json"))
+    assert f"files {summary['files']:,}" in text
+    assert "file sizes (power-of-two bins)" in text
+    assert sum(summary["size_histogram"].values()) == summary["files"]
+    # sizes 7 and 100 fall in the >= 4 B and >= 64 B bins
+    assert summary["size_histogram"][">= 4 B"] > 0 and summary["size_histogram"][">= 64 B"] > 0
+    for key in ("files", "directories", "symlinks", "other", "bytes", "errors", "elapsed_s", "ranks"):
+        assert key in summary
+
+
+@pytest.mark.parametrize("args, message", [
+    (["/nonexistent/path"], "No such file or directory"),
+    (["/etc/hostname"], "is not a directory"),
+    (["/tmp", "--exclude_file_name", "("], "invalid regular expression"),
+    (["/tmp", "--exclude_file_type", "regular,bogus"], "unknown type 'bogus'"),
+    (["/tmp", "--files_per_task", "0"], "at least 1"),
+    (["/tmp", "--list", "/nonexistent-dir/list"], "does not exist"),
+])
+def test_bad_input_is_a_clear_error(args, message):
+    result = run(Launcher("mpiexec", 2), hpcingest_argv("scan", *args))
+    assert result.returncode == 2
+    stderr = result.stderr.decode()
+    assert message in stderr
+    assert "Traceback" not in stderr
+    assert stderr.count("error:") == 1, "only rank 0 reports"
