@@ -8,13 +8,19 @@ Design choices, and why:
 
 * Each rank pops its own work LIFO (depth first keeps the queue short) and gives stolen
   work from the FIFO end: the oldest items are nearest the root and carry the most work.
-* An idle rank has at most one steal request in flight, to a random victim, preferring
-  ranks on its own node for the first attempts (cheap shared-memory transfers).
+* A rank has at most one steal request in flight, to a random victim, preferring ranks on
+  its own node for the first attempts (cheap shared-memory transfers).  It asks when its
+  queue runs low, not only when empty, so the reply's latency hides behind its last items
+  (with more ranks than cores a victim may not be scheduled for tens of milliseconds).
 * A victim splits its queue equally between itself and every requester seen in the same
   poll round (libcircle's SPLIT_EQUAL), capped per reply so one message stays small.
 * Work travels as one packed buffer (count, lengths, concatenated bytes), never pickled.
-* Termination uses Safra's counting token (EWD998) on the ring: it tolerates work
-  messages in flight and needs no per-transfer acknowledgements.
+* Termination uses counting waves over a k-ary tree (Mattern's four-counter method): each
+  wave sums the work messages sent and received, read at every rank while it is passive;
+  the job has ended when one wave's received count equals the next wave's sent count.  It
+  tolerates work messages in flight, needs no per-transfer acknowledgements, and takes
+  O(log_k P) hops per wave instead of a ring's P (a ring of 64 oversubscribed ranks took
+  over a second to notice the end).
 * Idle ranks back off (spin, then ``sleep(0)``, then growing sleeps capped at 1 ms) so
   oversubscribed ranks do not starve the ones that still have work.
 * Long callbacks call ``ctx.poll()`` (``push()`` does so periodically) so a rank that is
@@ -32,13 +38,17 @@ from typing import Callable, Iterable, Protocol
 
 import numpy as np
 
+from hpcingest import collectives
+from hpcingest.collectives import Backoff
+
 TAG_REQUEST = 7001
 TAG_WORK = 7002
-TAG_TOKEN = 7003
+TAG_WAVE_DOWN = 7003
+TAG_WAVE_UP = 7005
 TAG_STOP = 7004
 
 _COUNT = struct.Struct("<I")
-_TOKEN = struct.Struct("<qB")
+_WAVE = struct.Struct("<qqq")  # wave number, work messages sent, work messages received
 _EMPTY = b""
 
 
@@ -81,29 +91,11 @@ class EngineStats:
     steals_succeeded: int = 0
     items_received: int = 0
     items_given: int = 0
-    token_waves: int = 0
+    termination_waves: int = 0
     busy_s: float = 0.0
     idle_s: float = 0.0
     last_item_end: float = 0.0  # wall clock (time.time) when this rank finished its last item
-
-
-class _Backoff:
-    """Idle-loop pacing: spinning costs an oversubscribed node the core another rank needs."""
-
-    def __init__(self) -> None:
-        self.idle_rounds = 0
-
-    def reset(self) -> None:
-        self.idle_rounds = 0
-
-    def pause(self) -> None:
-        self.idle_rounds += 1
-        if self.idle_rounds < 50:
-            return
-        if self.idle_rounds < 200:
-            time.sleep(0)
-            return
-        time.sleep(min(1e-3, 2e-5 * (self.idle_rounds - 199)))
+    stop_seen: float = 0.0  # wall clock when this rank learnt that all work is done
 
 
 class WorkStealingEngine:
@@ -118,11 +110,13 @@ class WorkStealingEngine:
         max_items_per_reply: int = 4096,
         max_bytes_per_reply: int = 1 << 20,
         near_attempts: int = 2,
+        tree_width: int = 8,
+        low_water: int = 4,
     ) -> None:
         from mpi4py import MPI
 
         self._mpi = MPI
-        self.comm = comm.Dup()
+        self.comm = collectives.dup(comm)
         self.rank = self.comm.Get_rank()
         self.size = self.comm.Get_size()
         self._process = process
@@ -130,19 +124,25 @@ class WorkStealingEngine:
         self._max_items = max_items_per_reply
         self._max_bytes = max_bytes_per_reply
         self._near_attempts = near_attempts
+        self._low_water = low_water
         self._queue: deque[bytes] = deque()
         self._rng = random.Random(0x5EED + 7919 * self.rank)
-        self._near = self._node_peers(comm)
+        self._near = self._node_peers()
         self._pending_sends: list = []
         self._status = MPI.Status()
         self._last_poll = 0.0
         self._pushes = 0
         self._in_process = False
-        # Safra (EWD998) state
-        self._msg_balance = 0  # work messages sent minus received
-        self._black = False
-        self._token: tuple[int, bool] | None = (0, False) if self.rank == 0 else None
-        self._wave_started = False
+        # termination waves (four-counter method) over a k-ary tree rooted at rank 0
+        self._sent = 0  # work messages sent
+        self._received = 0  # work messages received
+        self._parent = (self.rank - 1) // tree_width
+        self._children = [c for c in range(tree_width * self.rank + 1, tree_width * self.rank + tree_width + 1)
+                          if c < self.size]
+        self._wave = 0  # the wave this rank is taking part in (0: none yet)
+        self._wave_open = False  # a wave reached this rank and it has not reported yet
+        self._wave_reports: list[tuple[int, int]] = []
+        self._previous_wave_received: int | None = None
         # stealing state
         self._victim: int | None = None
         self._misses = 0
@@ -171,7 +171,7 @@ class WorkStealingEngine:
     # -- main loop ----------------------------------------------------------------------
     def run(self, initial_items: Iterable[bytes] = ()) -> EngineStats:
         self._queue.extend(initial_items)
-        backoff = _Backoff()
+        backoff = Backoff()
         idle_since: float | None = None
         while True:
             if self.size > 1:
@@ -182,14 +182,18 @@ class WorkStealingEngine:
                     self.stats.idle_s += time.monotonic() - idle_since
                     idle_since = None
                 backoff.reset()
+                if self.size > 1 and self._victim is None and len(self._queue) <= self._low_water:
+                    self._request_work()  # ask before running dry: the reply arrives while we work
                 self._run_one(self._queue.pop())
                 continue
             if self.size == 1 or self._stop:
+                self.stats.stop_seen = time.time()
                 break
             if idle_since is None:
                 idle_since = time.monotonic()
-            self._advance_token()
+            self._advance_wave()
             if self._stop:
+                self.stats.stop_seen = time.time()
                 break
             if self._victim is None:
                 self._request_work()
@@ -228,9 +232,11 @@ class WorkStealingEngine:
                 requesters.append(source)
             elif tag == TAG_WORK:
                 self._receive_work(buf)
-            elif tag == TAG_TOKEN:
-                q, black = _TOKEN.unpack(buf)
-                self._token = (q, bool(black))
+            elif tag == TAG_WAVE_DOWN:
+                self._join_wave(_WAVE.unpack(buf)[0])
+            elif tag == TAG_WAVE_UP:
+                _, sent, received = _WAVE.unpack(buf)
+                self._wave_reports.append((sent, received))
             elif tag == TAG_STOP:
                 self._stop = True
                 self._forward_stop()
@@ -246,11 +252,9 @@ class WorkStealingEngine:
             self._pending_sends = [(r, p) for r, p in self._pending_sends if not r.Test()]
 
     def _give_work(self, requesters: list[int]) -> None:
-        n = len(self._queue)
-        parts = len(requesters) + 1
-        # A busy rank (serving from inside a callback) gives generously: it still has the
-        # item it is working on.  Between items it keeps an equal share for itself.
-        share = -(-n // parts) if self._in_process else n // parts
+        # An equal share for every requester and for this rank; a single item is never
+        # handed over, or a serial chain of work would bounce between ranks.
+        share = len(self._queue) // (len(requesters) + 1)
         for dest in requesters:
             batch: list[bytes] = []
             size = 0
@@ -259,7 +263,7 @@ class WorkStealingEngine:
                 batch.append(item)
                 size += len(item)
             if batch:
-                self._msg_balance += 1
+                self._sent += 1
                 self.stats.items_given += len(batch)
                 self._send(pack_items(batch), dest, TAG_WORK)
             else:
@@ -271,8 +275,7 @@ class WorkStealingEngine:
             self._misses += 1
             return
         items = unpack_items(buf)
-        self._msg_balance -= 1
-        self._black = True
+        self._received += 1
         self._misses = 0
         self.stats.steals_succeeded += 1
         self.stats.items_received += len(items)
@@ -289,52 +292,61 @@ class WorkStealingEngine:
         self.stats.steal_requests += 1
         self._send(_EMPTY, victim, TAG_REQUEST)
 
-    def _node_peers(self, comm) -> list[int]:
+    def _node_peers(self) -> list[int]:
         if self.size == 1:
             return []
-        node = comm.Split_type(self._mpi.COMM_TYPE_SHARED, key=self.rank)
-        peers = node.allgather(self.rank)
-        node.Free()
-        if len(peers) == self.size:
+        peers = collectives.node_peers(self.comm)
+        if len(peers) == self.size - 1:
             return []  # one node: "near" means everyone, plain random choice is the same
-        return [p for p in peers if p != self.rank]
+        return peers
 
-    # -- termination (Safra / EWD998) ----------------------------------------------------
-    def _advance_token(self) -> None:
-        """Called only while this rank is passive (empty queue, not processing)."""
-        if self._token is None:
+    # -- termination (four-counter waves over a tree) -------------------------------------
+    def _join_wave(self, wave: int) -> None:
+        """A wave reaches this rank: pass it down at once, report up once passive."""
+        self._wave = wave
+        self._wave_open = True
+        self._wave_reports = []
+        for child in self._children:
+            self._send(_WAVE.pack(wave, 0, 0), child, TAG_WAVE_DOWN)
+
+    def _advance_wave(self) -> None:
+        """Called only while this rank is passive (empty queue, not processing).
+
+        Counters are read here, while passive, as the method requires: if the received
+        total of one wave equals the sent total of the next, no work message was in flight
+        and no rank was woken after its report, so every rank has been idle since.
+        """
+        if self.rank == 0 and not self._wave_open:
+            self.stats.termination_waves += 1
+            self._join_wave(self._wave + 1)
+        if not self._wave_open or len(self._wave_reports) < len(self._children):
             return
-        q, token_black = self._token
-        if self.rank == 0:
-            if self._wave_started and not token_black and not self._black and q + self._msg_balance == 0:
-                self._stop = True
-                self._forward_stop()
-                return
-            self._wave_started = True
-            self.stats.token_waves += 1
-            self._black = False
-            self._token = None
-            self._send(_TOKEN.pack(0, 0), 1, TAG_TOKEN)
+        sent = self._sent + sum(s for s, _ in self._wave_reports)
+        received = self._received + sum(r for _, r in self._wave_reports)
+        self._wave_open = False
+        if self.rank != 0:
+            self._send(_WAVE.pack(self._wave, sent, received), self._parent, TAG_WAVE_UP)
             return
-        self._token = None
-        self._send(_TOKEN.pack(q + self._msg_balance, int(token_black or self._black)),
-                   (self.rank + 1) % self.size, TAG_TOKEN)
-        self._black = False
+        if self._previous_wave_received == sent and sent == received:
+            self._stop = True
+            self._forward_stop()
+            return
+        self._previous_wave_received = received
 
     def _forward_stop(self) -> None:
-        for child in (2 * self.rank + 1, 2 * self.rank + 2):
-            if child < self.size:
-                self._send(_EMPTY, child, TAG_STOP)
+        for child in self._children:
+            self._send(_EMPTY, child, TAG_STOP)
 
     def _drain(self) -> None:
         """Consume every control message still in flight so nothing outlives the engine.
 
-        After termination only steal requests and their (empty) replies can be in flight.
+        After termination only steal requests and their (empty) replies can be in flight
+        (the last wave has been reported up in full, and STOP reaches every rank).
         Each rank waits for the reply to its own request, then joins a non-blocking
         barrier while still answering requests; when the barrier completes, every
         request has been answered and every reply consumed.
         """
-        backoff = _Backoff()
+        backoff = Backoff()
         while self._victim is not None:
             self._handle_messages()
             backoff.pause()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import stat
 import sys
 import tempfile
@@ -18,6 +19,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from hpcingest import collectives
 from hpcingest.exclusions import ExclusionError, Exclusions
 from hpcingest.records import EntryBatch, EntryType, WalkError
 from hpcingest.sources.posix import PosixSource, SourceRootError, check_root
@@ -92,6 +94,8 @@ class ScanSummary:
     steals: int
     items_stolen: int
     termination_latency_s: float
+    exit_latency_s: float
+    peak_rss_mb_per_rank: list[float]
     size_histogram: dict[str, int] = field(default_factory=dict)
     error_samples: list[str] = field(default_factory=list)
 
@@ -173,7 +177,7 @@ def run(comm, args) -> int:
             config = prepare(args)
         except (ValueError, ExclusionError, SourceRootError) as err:
             error = str(err)
-    config, error = comm.bcast((config, error), root=0)
+    config, error = collectives.bcast_object(comm, (config, error))
     if error is not None:
         if rank == 0:
             print(f"hpcingest scan: error: {error}", file=sys.stderr)
@@ -193,7 +197,7 @@ def scan(comm, config: ScanConfig) -> ScanSummary | None:
     source = PosixSource(config.root, config.files_per_task, config.exclusions)
     with tempfile.TemporaryFile(prefix="hpcingest-list-") if config.list_path else _null() as spool:
         sink = ScanSink(source.root, spool)
-        comm.Barrier()
+        collectives.barrier(comm)
         start = time.time()
         stats = run_walk(comm, source, sink)
         if config.list_path:
@@ -216,10 +220,10 @@ def _write_listing(comm, spool: BinaryIO, path: str) -> None:
     from mpi4py import MPI
 
     size = spool.seek(0, os.SEEK_END)
-    offset = comm.exscan(size) or 0
+    offset = collectives.exscan_sum(comm, size)
     if comm.Get_rank() == 0 and os.path.exists(path):
         os.unlink(path)  # MPI-IO does not truncate
-    comm.Barrier()
+    collectives.barrier(comm)
     fh = MPI.File.Open(comm, path, MPI.MODE_WRONLY | MPI.MODE_CREATE)
     try:
         spool.seek(0)
@@ -234,26 +238,28 @@ def _write_listing(comm, spool: BinaryIO, path: str) -> None:
 
 
 def _summarize(comm, config: ScanConfig, sink: ScanSink, stats, start: float) -> ScanSummary | None:
-    from mpi4py import MPI
-
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     local = np.concatenate([
         sink.type_counts,
         sink.histogram,
-        np.array([sink.bytes, sink.errors, sink.excluded, stats.steal_requests,
-                  stats.steals_succeeded, stats.items_received], dtype=np.int64),
-    ])
-    totals = np.zeros_like(local)
-    comm.Reduce(local, totals, op=MPI.SUM, root=0)
-    per_rank = comm.gather(sink.entries, root=0)
-    last_item = comm.reduce(stats.last_item_end, op=MPI.MAX, root=0)
-    samples = comm.gather(sink.error_samples, root=0)
+        [sink.bytes, sink.errors, sink.excluded, stats.steal_requests, stats.steals_succeeded,
+         stats.items_received, sink.entries, rss_mb, stats.last_item_end, stats.stop_seen],
+    ]).astype(np.float64)
+    rows = collectives.gather_array(comm, local)
+    samples = collectives.gather_objects(comm, sink.error_samples)
     if comm.Get_rank() != 0:
         return None
     end = time.time()
     n_types = len(_TYPES)
-    type_counts = dict(zip((t.value for t in _TYPES), totals[:n_types].tolist()))
+    totals = rows.sum(axis=0)
+    type_counts = dict(zip((t.value for t in _TYPES), (int(c) for c in totals[:n_types])))
     histogram = totals[n_types:n_types + _HISTOGRAM_BINS]
-    (total_bytes, errors, excluded, requests, steals, stolen) = totals[n_types + _HISTOGRAM_BINS:].tolist()
+    tail = n_types + _HISTOGRAM_BINS
+    total_bytes, errors, excluded, requests, steals, stolen = (int(v) for v in totals[tail:tail + 6])
+    per_rank = [int(v) for v in rows[:, tail + 6]]
+    rss = [round(float(v), 1) for v in rows[:, tail + 7]]
+    last_item = float(rows[:, tail + 8].max())
+    stop_seen = float(rows[:, tail + 9].max())
     entries = sum(per_rank)
     elapsed = end - start
     mean = entries / len(per_rank)
@@ -278,7 +284,9 @@ def _summarize(comm, config: ScanConfig, sink: ScanSink, stats, start: float) ->
         steal_requests=requests,
         steals=steals,
         items_stolen=stolen,
-        termination_latency_s=round(max(0.0, end - last_item), 6) if last_item else 0.0,
+        termination_latency_s=round(max(0.0, stop_seen - last_item), 6) if last_item else 0.0,
+        exit_latency_s=round(max(0.0, end - last_item), 6) if last_item else 0.0,
+        peak_rss_mb_per_rank=rss,
         size_histogram={_size_label(i): int(c) for i, c in enumerate(histogram.tolist()) if c},
         error_samples=[s for part in samples for s in part][:_MAX_ERROR_SAMPLES],
     )
