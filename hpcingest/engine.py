@@ -74,12 +74,22 @@ def unpack_items(buf: bytes | bytearray | memoryview) -> list[bytes]:
 class WorkContext(Protocol):
     """What a process callback may do while it runs."""
 
+    rank: int
+    size: int
+
     def push(self, item: bytes) -> None: ...
 
     def poll(self) -> None: ...
 
+    def send(self, payload: bytes, dest: int, tag: int) -> None: ...
+
+    def wait_until(self, done: Callable[[], bool]) -> None: ...
+
 
 ProcessFn = Callable[[bytes, WorkContext], None]
+ServiceFn = Callable[[bytes, int, "WorkStealingEngine"], None]  # (payload, source rank, engine)
+
+FIRST_SERVICE_TAG = 7100  # tags from here on belong to services registered by callers
 
 
 @dataclass
@@ -112,6 +122,7 @@ class WorkStealingEngine:
         near_attempts: int = 2,
         tree_width: int = 8,
         low_water: int = 4,
+        services: dict[int, ServiceFn] | None = None,
     ) -> None:
         from mpi4py import MPI
 
@@ -120,6 +131,9 @@ class WorkStealingEngine:
         self.rank = self.comm.Get_rank()
         self.size = self.comm.Get_size()
         self._process = process
+        self._services = dict(services or {})
+        if any(tag < FIRST_SERVICE_TAG for tag in self._services):
+            raise ValueError(f"service tags must be >= {FIRST_SERVICE_TAG}")
         self._poll_interval = poll_interval_s
         self._max_items = max_items_per_reply
         self._max_bytes = max_bytes_per_reply
@@ -167,6 +181,27 @@ class WorkStealingEngine:
 
     def queued(self) -> int:
         return len(self._queue)
+
+    def send(self, payload: bytes, dest: int, tag: int) -> None:
+        """A message to a service on ``dest``; counted like work, so the job cannot end
+        while one is in flight.  Sending to yourself calls the service directly."""
+        if tag not in self._services:
+            raise ValueError(f"no service registered for tag {tag}")
+        if dest == self.rank:
+            self._services[tag](payload, dest, self)
+            return
+        self._sent += 1
+        self._send(payload, dest, tag)
+
+    def wait_until(self, done: Callable[[], bool]) -> None:
+        """Keep serving steals and services until ``done()``: how a callback waits for a
+        reply without deadlocking against a rank that is waiting for it."""
+        backoff = Backoff()
+        while not done():
+            if self.size > 1:
+                self._handle_messages()
+                self._complete_sends()
+            backoff.pause()
 
     # -- main loop ----------------------------------------------------------------------
     def run(self, initial_items: Iterable[bytes] = ()) -> EngineStats:
@@ -240,6 +275,11 @@ class WorkStealingEngine:
             elif tag == TAG_STOP:
                 self._stop = True
                 self._forward_stop()
+            elif tag in self._services:
+                self._received += 1
+                self._services[tag](bytes(buf), source, self)
+            else:
+                raise RuntimeError(f"message with unknown tag {tag} from rank {source}")
         if requesters:
             self._give_work(requesters)
 

@@ -47,7 +47,7 @@ class ScanSink:
         self.errors = 0
         self.error_samples: list[str] = []
 
-    def consume(self, batch: EntryBatch) -> None:
+    def consume(self, batch: EntryBatch, ctx=None) -> None:
         stats = batch.stats
         self.entries += len(stats)
         self.excluded += batch.excluded

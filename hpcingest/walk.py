@@ -16,7 +16,9 @@ class Source(Protocol):
     def process(self, item: bytes, ctx: WorkContext, sink: Sink) -> None: ...
 
 
-def run_walk(comm, source: Source, sink: Sink) -> EngineStats:
-    """Walk collectively: every rank of ``comm`` must call this; returns this rank's stats."""
-    engine = WorkStealingEngine(comm, lambda item, ctx: source.process(item, ctx, sink))
+def run_walk(comm, source: Source, sink: Sink, services: dict | None = None) -> EngineStats:
+    """Walk collectively: every rank of ``comm`` must call this; returns this rank's stats.
+
+    ``services`` are message handlers the sink relies on (e.g. the sync-state shards)."""
+    engine = WorkStealingEngine(comm, lambda item, ctx: source.process(item, ctx, sink), services=services)
     return engine.run(source.initial_items() if comm.Get_rank() == 0 else [])

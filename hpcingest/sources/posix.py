@@ -30,9 +30,14 @@ _PATH_CHUNK = 3000  # well under PATH_MAX (4096) for one openat() call
 
 
 class Sink(Protocol):
-    """What a source hands its results to."""
+    """What a source hands its results to.
 
-    def consume(self, batch: EntryBatch) -> None: ...
+    ``consume`` gets the engine context so a sink can talk to services on other ranks.
+    A batch's subdirectories are listed only after ``consume`` returns, so a sink that
+    creates a collection per directory has it in place before any of its children arrive.
+    """
+
+    def consume(self, batch: EntryBatch, ctx: WorkContext) -> None: ...
 
     def error(self, error: WalkError) -> None: ...
 
@@ -133,6 +138,7 @@ class PosixSource:
                                      err.strerror or str(err)))
             return
         batch = EntryBatch(directory)
+        subdirectories: list[bytes] = []
         exclusions = self.exclusions
         check_paths = exclusions.needs_paths or bool(exclusions.types)
         try:
@@ -150,10 +156,12 @@ class PosixSource:
                 batch.names.append(name)
                 batch.stats.append(st)
                 if stat.S_ISDIR(st.st_mode):
-                    ctx.push(list_item(_join(directory, name)))
+                    subdirectories.append(_join(directory, name))
         finally:
             os.close(fd)
-        sink.consume(batch)
+        sink.consume(batch, ctx)
+        for subdirectory in subdirectories:
+            ctx.push(list_item(subdirectory))
 
     def _open_directory(self, directory: bytes) -> int:
         if not directory:

@@ -21,7 +21,7 @@ class CollectingSink:
     def __init__(self) -> None:
         self.paths: list[bytes] = []
 
-    def consume(self, batch: EntryBatch) -> None:
+    def consume(self, batch: EntryBatch, ctx) -> None:
         self.paths.extend(batch.relpath(n) for n in batch.names)
 
     def error(self, error: WalkError) -> None:

@@ -1,0 +1,217 @@
+"""Last-sync state per source path, kept in sqlite shards that each have exactly one owner rank.
+
+The old framework keeps a ``sync_time`` per path in Redis.  Here the state of a path must be
+found by whichever rank handles its directory next time, even with a different rank count, and
+sqlite on Lustre/GPFS/NFS wants one writer per file and no shared-memory WAL.  So:
+
+* rows live in one of K shard files chosen by a hash of the *directory* (K fixed when the
+  state directory is created, recorded in it, independent of the rank count);
+* shard k is opened only by rank ``k % P``, in exclusive locking mode with a rollback journal;
+* other ranks read and write it through engine service messages: one lookup per stat batch
+  (request and reply) and fire-and-forget updates, which the owner commits in batches.
+
+Directories are stored once in a ``dirs`` table and rows reference them, which keeps a row to
+the name plus a few integers (issue #5 targets < 200 bytes per file).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import struct
+import time
+import zlib
+from dataclasses import dataclass
+from typing import Iterable
+
+from hpcingest.engine import FIRST_SERVICE_TAG, WorkContext, pack_items, unpack_items
+
+TAG_LOOKUP = FIRST_SERVICE_TAG + 1
+TAG_LOOKUP_REPLY = FIRST_SERVICE_TAG + 2
+TAG_RECORD = FIRST_SERVICE_TAG + 3
+
+DEFAULT_SHARDS = 64
+_ROW = struct.Struct("<dB")  # sync time, operation code
+_REQUEST_ID = struct.Struct("<Q")
+_COMMIT_EVERY_ROWS = 5000
+_COMMIT_EVERY_S = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class SyncRecord:
+    """When a path was last synced (wall clock, taken before the work) and what was done."""
+
+    sync_time: float
+    operation: int
+
+
+def shard_of(directory: bytes, shards: int) -> int:
+    return zlib.crc32(directory) % shards
+
+
+def shard_count(state_dir: str) -> int:
+    """The shard count recorded in ``state_dir`` (created with the default when new)."""
+    marker = os.path.join(state_dir, "shards")
+    try:
+        with open(marker) as f:
+            return int(f.read().strip())
+    except FileNotFoundError:
+        os.makedirs(state_dir, mode=0o700, exist_ok=True)
+        tmp = f"{marker}.{os.getpid()}"
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+            f.write(f"{DEFAULT_SHARDS}\n")
+        os.replace(tmp, marker)
+        return DEFAULT_SHARDS
+
+
+class ShardFile:
+    """One sqlite shard, opened by its owner only."""
+
+    def __init__(self, path: str) -> None:
+        self.connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        os.chmod(path, 0o600)
+        cur = self.connection
+        cur.execute("PRAGMA locking_mode=EXCLUSIVE")
+        cur.execute("PRAGMA journal_mode=TRUNCATE")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("CREATE TABLE IF NOT EXISTS dirs (id INTEGER PRIMARY KEY, path BLOB UNIQUE NOT NULL)")
+        cur.execute("CREATE TABLE IF NOT EXISTS sync (dir INTEGER NOT NULL, name BLOB NOT NULL, "
+                    "time REAL NOT NULL, op INTEGER NOT NULL, PRIMARY KEY (dir, name)) WITHOUT ROWID")
+        self._dir_ids: dict[bytes, int] = {}
+        self._pending = 0
+        self._last_commit = time.monotonic()
+        cur.execute("BEGIN")
+
+    def _dir_id(self, directory: bytes, create: bool) -> int | None:
+        found = self._dir_ids.get(directory)
+        if found is not None:
+            return found
+        row = self.connection.execute("SELECT id FROM dirs WHERE path = ?", (directory,)).fetchone()
+        if row is None:
+            if not create:
+                return None
+            row = (self.connection.execute("INSERT INTO dirs (path) VALUES (?)", (directory,)).lastrowid,)
+        self._dir_ids[directory] = row[0]
+        return row[0]
+
+    def lookup(self, directory: bytes, names: list[bytes]) -> dict[bytes, SyncRecord]:
+        dir_id = self._dir_id(directory, create=False)
+        if dir_id is None:
+            return {}
+        found: dict[bytes, SyncRecord] = {}
+        for start in range(0, len(names), 500):
+            chunk = names[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self.connection.execute(
+                f"SELECT name, time, op FROM sync WHERE dir = ? AND name IN ({marks})", (dir_id, *chunk))
+            found.update((name, SyncRecord(t, op)) for name, t, op in rows)
+        return found
+
+    def record(self, directory: bytes, rows: Iterable[tuple[bytes, float, int]]) -> None:
+        dir_id = self._dir_id(directory, create=True)
+        rows = list(rows)
+        self.connection.executemany("INSERT OR REPLACE INTO sync (dir, name, time, op) VALUES (?, ?, ?, ?)",
+                                    ((dir_id, name, t, op) for name, t, op in rows))
+        self._pending += len(rows)
+        if self._pending >= _COMMIT_EVERY_ROWS or time.monotonic() - self._last_commit > _COMMIT_EVERY_S:
+            self.commit()
+
+    def commit(self) -> None:
+        self.connection.execute("COMMIT")
+        self.connection.execute("BEGIN")
+        self._pending = 0
+        self._last_commit = time.monotonic()
+
+    def close(self) -> None:
+        self.connection.execute("COMMIT")
+        self.connection.close()
+
+
+def _encode_rows(directory: bytes, rows: list[tuple[bytes, float, int]]) -> bytes:
+    return pack_items([directory] + [name + _ROW.pack(t, op) for name, t, op in rows])
+
+
+def _decode_rows(payload: bytes) -> tuple[bytes, list[tuple[bytes, float, int]]]:
+    items = unpack_items(payload)
+    rows = []
+    for item in items[1:]:
+        t, op = _ROW.unpack_from(item, len(item) - _ROW.size)
+        rows.append((item[:-_ROW.size], t, op))
+    return items[0], rows
+
+
+class SyncState:
+    """The per-path state as every rank sees it during one walk."""
+
+    def __init__(self, state_dir: str, rank: int, size: int, ignore_cache: bool = False) -> None:
+        self.state_dir = state_dir
+        self.rank = rank
+        self.size = size
+        self.ignore_cache = ignore_cache
+        self.shards = shard_count(state_dir)
+        self._owned: dict[int, ShardFile] = {}
+        self._replies: dict[int, dict[bytes, SyncRecord]] = {}
+        self._next_request = 0
+        self.lookups_sent = 0
+
+    def services(self) -> dict:
+        return {TAG_LOOKUP: self._serve_lookup, TAG_LOOKUP_REPLY: self._take_reply, TAG_RECORD: self._serve_record}
+
+    def owner(self, directory: bytes) -> tuple[int, int]:
+        shard = shard_of(directory, self.shards)
+        return shard, shard % self.size
+
+    def _shard(self, shard: int) -> ShardFile:
+        found = self._owned.get(shard)
+        if found is None:
+            found = ShardFile(os.path.join(self.state_dir, f"shard-{shard:04d}.sqlite"))
+            self._owned[shard] = found
+        return found
+
+    # -- what the ingest sink calls ------------------------------------------------------
+    def lookup(self, ctx: WorkContext, directory: bytes, names: list[bytes]) -> dict[bytes, SyncRecord]:
+        """Previous records of these names (empty with --ignore_cache, which skips reads only)."""
+        if self.ignore_cache:
+            return {}
+        shard, owner = self.owner(directory)
+        if owner == self.rank:
+            return self._shard(shard).lookup(directory, names)
+        request = self._next_request
+        self._next_request += 1
+        self.lookups_sent += 1
+        ctx.send(_REQUEST_ID.pack(request) + pack_items([directory, *names]), owner, TAG_LOOKUP)
+        ctx.wait_until(lambda: request in self._replies)
+        return self._replies.pop(request)
+
+    def record(self, ctx: WorkContext, directory: bytes, rows: list[tuple[bytes, float, int]]) -> None:
+        if not rows:
+            return
+        shard, owner = self.owner(directory)
+        if owner == self.rank:
+            self._shard(shard).record(directory, rows)
+        else:
+            ctx.send(_encode_rows(directory, rows), owner, TAG_RECORD)
+
+    def close(self) -> None:
+        for shard in self._owned.values():
+            shard.close()
+        self._owned.clear()
+
+    # -- services --------------------------------------------------------------------------
+    def _serve_lookup(self, payload: bytes, source: int, engine) -> None:
+        (request,) = _REQUEST_ID.unpack_from(payload)
+        directory, *names = unpack_items(payload[_REQUEST_ID.size:])
+        shard, _ = self.owner(directory)
+        found = self._shard(shard).lookup(directory, names)
+        reply = _REQUEST_ID.pack(request) + _encode_rows(
+            directory, [(n, r.sync_time, r.operation) for n, r in found.items()])
+        engine.send(reply, source, TAG_LOOKUP_REPLY)
+
+    def _take_reply(self, payload: bytes, source: int, engine) -> None:
+        (request,) = _REQUEST_ID.unpack_from(payload)
+        _, rows = _decode_rows(payload[_REQUEST_ID.size:])
+        self._replies[request] = {name: SyncRecord(t, op) for name, t, op in rows}
+
+    def _serve_record(self, payload: bytes, source: int, engine) -> None:
+        directory, rows = _decode_rows(payload)
+        self._shard(self.owner(directory)[0]).record(directory, rows)

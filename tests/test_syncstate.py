@@ -1,0 +1,49 @@
+"""Sync state shards: found by whichever rank asks, whatever the rank count."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import pytest
+
+from hpcingest.syncstate import ShardFile, SyncState, shard_count
+from tests.launchers import Launcher, run
+
+
+def roundtrip(ranks: int, state_dir, mode: str) -> list:
+    result = run(Launcher("mpiexec", ranks), [sys.executable, "-m", "tests.mpi_scripts.syncstate_roundtrip",
+                                              str(state_dir), mode, "300", "40"])
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    return json.loads(result.stdout.decode().splitlines()[-1])["problems"]
+
+
+@pytest.mark.parametrize("write_ranks, read_ranks", [(3, 2), (4, 4), (1, 5)])
+def test_records_are_found_with_another_rank_count(tmp_path, write_ranks, read_ranks):
+    state_dir = tmp_path / "state"
+    assert roundtrip(write_ranks, state_dir, "write") == []
+    assert roundtrip(read_ranks, state_dir, "check") == []
+    files = os.listdir(state_dir)
+    assert "shards" in files and all(f.startswith("shard-") or f == "shards" for f in files)
+    for name in files:
+        assert os.stat(state_dir / name).st_mode & 0o077 == 0, f"{name} is readable by others"
+
+
+def test_single_rank_lookup_and_ignore_cache(tmp_path):
+    state = SyncState(str(tmp_path), rank=0, size=1)
+    state.record(None, b"d", [(b"a", 5.0, 1), (b"b\xff", 6.0, 2)])
+    found = state.lookup(None, b"d", [b"a", b"b\xff", b"c"])
+    assert {k: (v.sync_time, v.operation) for k, v in found.items()} == {b"a": (5.0, 1), b"b\xff": (6.0, 2)}
+    state.close()
+    assert SyncState(str(tmp_path), 0, 1, ignore_cache=True).lookup(None, b"d", [b"a"]) == {}
+    assert shard_count(str(tmp_path)) == 64
+
+
+def test_bytes_per_file_on_disk(tmp_path):
+    shard = ShardFile(str(tmp_path / "s.sqlite"))
+    for d in range(100):
+        shard.record(b"project/run%04d/output" % d, [(b"data%06d.bin" % i, 1.7e9 + i, 0) for i in range(1000)])
+    shard.close()
+    size = os.path.getsize(tmp_path / "s.sqlite")
+    assert size / 100_000 < 200, f"{size / 100_000:.0f} bytes per file"
