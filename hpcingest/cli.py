@@ -32,6 +32,57 @@ def add_walk_options(parser: argparse.ArgumentParser) -> None:
                         help="skip directories (and their subtrees) whose absolute path re.match()es any REGEX")
 
 
+def add_log_options(parser: argparse.ArgumentParser) -> None:
+    """Logging and profiling options, old framework names (the old tool took them on every command)."""
+    parser.add_argument("--log_filename", help="JSON-lines log file (default: stderr); one file per rank: FILE.rankN")
+    parser.add_argument("--log_level", default="WARNING", help="DEBUG, INFO, WARNING (default), ERROR")
+    parser.add_argument("--log_when", help="rotate like TimedRotatingFileHandler: S, M, H, D, midnight, W0-W6")
+    parser.add_argument("--log_interval", type=int, default=None, help="rotation interval (default 1)")
+    parser.add_argument("--profile", action="store_true", help="record a per-rank activity timeline")
+    for legacy in ("--profile_filename", "--profile_when", "--profile_interval", "--profile_level"):
+        parser.add_argument(legacy, help="accepted for old scripts; the timeline goes to the job directory")
+    for legacy in ("--redis_host", "--redis_port", "--redis_db"):
+        parser.add_argument(legacy, help="accepted and ignored with a warning (hpcingest needs no Redis)")
+
+
+def add_start_parser(commands) -> None:
+    start = commands.add_parser(
+        "start", help="ingest SRC into the iRODS collection TARGET",
+        description="Ingest (register or put) every entry of SRC into TARGET with all ranks. "
+                    "Options keep the iRODS Automated Ingest Framework's names and defaults.")
+    start.add_argument("src", metavar="SRC", help="source directory (or /bucket/prefix with --s3_keypair)")
+    start.add_argument("target", metavar="TARGET_COLLECTION", help="absolute iRODS collection path")
+    start.add_argument("--job_name", help="name of the job (default: a new UUID); rerun a name to resume it")
+    start.add_argument("--job_dir", help="where job directories live, on a filesystem all nodes see "
+                       "(default $HPCINGEST_HOME/jobs, else ~/.hpcingest/jobs)")
+    start.add_argument("-i", "--interval", type=int, help="periodic job: start a pass every N seconds")
+    start.add_argument("--event_handler", metavar="FILE", help="an automated-ingest event-handler .py file")
+    start.add_argument("--synchronous", action="store_true",
+                       help="exit non-zero when anything failed, and print where the failure report is")
+    start.add_argument("--progress", action="store_true", help="show a live progress display")
+    start.add_argument("--ignore_cache", action="store_true", help="ignore last-sync times (they are still written)")
+    start.add_argument("--initial_ingest", action="store_true",
+                       help="skip catalog existence checks: every entry is treated as new")
+    start.add_argument("--irods_idle_disconnect_seconds", type=int, default=60, metavar="N",
+                       help="disconnect from iRODS after N idle seconds, reconnect when needed (default 60)")
+    start.add_argument("--irods_connections", type=int, metavar="K",
+                       help="at most K ranks hold iRODS connections (default: every rank)")
+    start.add_argument("--checksum", action="store_true", help="have the server compute and store checksums")
+    start.add_argument("--verify_checksum", action="store_true",
+                       help="verify each PUT end to end; a mismatch is a failure")
+    add_walk_options(start)
+    add_log_options(start)
+    for legacy in ("--file_queue", "--path_queue", "--restart_queue"):
+        start.add_argument(legacy, help="accepted and ignored with a warning (no Celery queues)")
+    s3 = start.add_argument_group("S3 source")
+    s3.add_argument("--s3_keypair", metavar="FILE", help="file with the access key (line 1) and secret (line 2)")
+    s3.add_argument("--s3_endpoint_domain", default="s3.amazonaws.com", metavar="HOST[:PORT]")
+    s3.add_argument("--s3_region_name", default="us-east-1")
+    s3.add_argument("--s3_proxy_url")
+    s3.add_argument("--s3_insecure_connection", action="store_true")
+    s3.add_argument("--s3_multipart_chunksize_in_mib", type=int, default=8)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="hpcingest", description=(
         "MPI-parallel ingest of parallel-filesystem trees and S3 buckets into iRODS. "
@@ -49,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
                       "(keys include files, directories, symlinks, other, bytes = total size of "
                       "regular files, errors, elapsed_s, ranks)")
     scan.add_argument("--quiet", action="store_true", help="print no summary")
+
+    add_start_parser(commands)
 
     demo = commands.add_parser("demo", help="quick start: generate a sample tree and run the parallel job on it")
     demo.add_argument("--workdir", default="hpcingest-demo", help="where the sample tree and results go")
@@ -78,6 +131,11 @@ def main(argv: list[str] | None = None) -> int:
         from hpcingest.launch import run_collectively
 
         return run_collectively(lambda comm: scan.run(comm, args))
+    if args.command == "start":
+        from hpcingest.ingest import job
+        from hpcingest.launch import run_collectively
+
+        return run_collectively(lambda comm: job.run(comm, args))
     if args.command == "demo":
         from hpcingest import demo
 

@@ -1,0 +1,1 @@
+"""`hpcingest start`: the ingest sink, its decisions and the job that runs it."""

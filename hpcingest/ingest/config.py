@@ -1,0 +1,112 @@
+"""Everything `start` checks before any rank does work, and the validated job configuration.
+
+Rank 0 builds an IngestConfig (or a one-line error) and broadcasts it; every other rank
+only ever sees a valid configuration.  Nothing here holds a password or an S3 secret.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import uuid
+from dataclasses import dataclass, field
+
+from hpcingest.exclusions import Exclusions
+from hpcingest.jobdir import check_job_name, default_job_root
+from hpcingest.sources.posix import check_root
+
+LEGACY_IGNORED = ("file_queue", "path_queue", "restart_queue", "redis_host", "redis_port", "redis_db")
+
+
+class ConfigError(ValueError):
+    """A usage error: printed as one line, exit status 2."""
+
+
+@dataclass
+class IngestConfig:
+    root: bytes
+    target: str
+    job_name: str
+    job_root: str
+    files_per_task: int
+    exclusions: Exclusions
+    handler_text: str | None
+    handler_filename: str | None
+    ignore_cache: bool = False
+    initial_ingest: bool = False
+    synchronous: bool = False
+    progress: bool = False
+    interval: int | None = None
+    idle_disconnect_s: int = 60
+    irods_connections: int | None = None
+    checksum: bool = False
+    verify_checksum: bool = False
+    log: dict = field(default_factory=dict)
+    profile: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+    def options_for_record(self) -> dict:
+        """What the job record keeps (no secrets, JSON-friendly)."""
+        return {"files_per_task": self.files_per_task, "ignore_cache": self.ignore_cache,
+                "initial_ingest": self.initial_ingest, "synchronous": self.synchronous,
+                "interval": self.interval, "irods_idle_disconnect_seconds": self.idle_disconnect_s,
+                "irods_connections": self.irods_connections, "checksum": self.checksum,
+                "verify_checksum": self.verify_checksum, "log": self.log, "profile": self.profile}
+
+
+def check_target(target: str) -> str:
+    """An absolute, normalised collection path under a zone (never "/")."""
+    if not target.startswith("/"):
+        raise ConfigError(f"target collection {target!r} must be an absolute path (/zone/home/user/...)")
+    normalised = posixpath.normpath(target)
+    if normalised.startswith("//"):
+        normalised = "/" + normalised.lstrip("/")
+    if normalised == "/":
+        raise ConfigError("target collection '/': Root may only contain collections which represent zones")
+    return normalised
+
+
+def read_handler(path: str | None) -> tuple[str | None, str | None]:
+    if path is None:
+        return None, None
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read(), os.path.abspath(path)
+    except OSError as err:
+        raise ConfigError(f"--event_handler {path!r}: {err.strerror}") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"--event_handler {path!r} is not UTF-8 text: {err}") from None
+
+
+def build_config(args) -> IngestConfig:
+    if args.files_per_task < 1:
+        raise ConfigError("--files_per_task must be at least 1")
+    if args.interval is not None and args.interval < 1:
+        raise ConfigError("--interval must be a positive number of seconds")
+    if args.irods_connections is not None and args.irods_connections < 1:
+        raise ConfigError("--irods_connections must be at least 1")
+    if args.irods_idle_disconnect_seconds < 1:
+        raise ConfigError("--irods_idle_disconnect_seconds must be at least 1")
+    if args.log_when is not None and args.log_interval is None:
+        args.log_interval = 1  # the old tool crashed here; TimedRotatingFileHandler's own default
+    target = check_target(args.target)
+    exclusions = Exclusions.parse(args.exclude_file_type, args.exclude_file_name, args.exclude_directory_name)
+    if args.s3_keypair:
+        raise ConfigError("S3 sources are not available yet in this version (issue #6)")
+    root = check_root(args.src)
+    handler_text, handler_filename = read_handler(args.event_handler)
+    job_name = check_job_name(args.job_name) if args.job_name else str(uuid.uuid1())
+    warnings = [f"--{name} is an old Celery/Redis option and is ignored" for name in LEGACY_IGNORED
+                if getattr(args, name, None) is not None]
+    return IngestConfig(
+        root=os.path.realpath(root), target=target, job_name=job_name,
+        job_root=os.path.abspath(args.job_dir or default_job_root()),
+        files_per_task=args.files_per_task, exclusions=exclusions,
+        handler_text=handler_text, handler_filename=handler_filename,
+        ignore_cache=args.ignore_cache, initial_ingest=args.initial_ingest, synchronous=args.synchronous,
+        progress=args.progress, interval=args.interval, idle_disconnect_s=args.irods_idle_disconnect_seconds,
+        irods_connections=args.irods_connections, checksum=args.checksum, verify_checksum=args.verify_checksum,
+        log={"filename": args.log_filename, "level": args.log_level, "when": args.log_when,
+             "interval": args.log_interval},
+        profile=args.profile, warnings=warnings,
+    )

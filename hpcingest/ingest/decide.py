@@ -1,0 +1,34 @@
+"""Change detection: the old framework's sync_time rules, decided per entry.
+
+Kept pure (no I/O) so the rules are tested on their own.  ``previous`` is what the sync
+state recorded (None with --ignore_cache or on a first pass); ``exists`` is what the batched
+catalog query found (None when --initial_ingest skipped it).
+"""
+
+from __future__ import annotations
+
+import enum
+
+from hpcingest.syncstate import SyncRecord
+
+
+class Change(enum.Enum):
+    UNCHANGED = "unchanged"  # mtime and ctime before the last sync: nothing to do, no hooks
+    NEW = "new"  # not in the catalog
+    CONTENT = "content"  # mtime at or after the last sync (or never synced)
+    METADATA = "metadata"  # only ctime moved (chmod, chown): modify hooks around a no-op
+
+
+def needs_catalog(mtime: float, ctime: float, previous: SyncRecord | None) -> bool:
+    """Whether the entry must be looked up in the catalog at all."""
+    return not (previous is not None and mtime < previous.sync_time and ctime < previous.sync_time)
+
+
+def classify(mtime: float, ctime: float, previous: SyncRecord | None, exists: bool | None) -> Change:
+    if not needs_catalog(mtime, ctime, previous):
+        return Change.UNCHANGED
+    if not exists:
+        return Change.NEW
+    if previous is None or mtime >= previous.sync_time:
+        return Change.CONTENT
+    return Change.METADATA

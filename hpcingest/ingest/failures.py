@@ -1,0 +1,87 @@
+"""The failure report: one JSON line per failed or skipped entry, one file per rank.
+
+Per file, never per batch: a line says which path, what was attempted, the iRODS error name
+and code (or errno), and how many attempts were made.  Rank files are merged when the pass ends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class Failure:
+    path: str  # source path, decoded with surrogateescape so nothing is lost
+    logical_path: str | None
+    operation: str
+    kind: str  # "failed" or "skipped"
+    error: str  # iRODS error name, errno name, or exception class
+    code: int | None
+    message: str
+    attempts: int
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))  # \udcXX escapes keep undecodable bytes, and stay ASCII
+
+
+class FailureLog:
+    """Appends this rank's failures to its own file (created only when needed)."""
+
+    def __init__(self, directory: str, rank: int) -> None:
+        self.path = os.path.join(directory, f"failures.rank{rank:05d}.jsonl")
+        self._file = None
+        self.failed = 0
+        self.skipped = 0
+
+    def add(self, failure: Failure) -> None:
+        if self._file is None:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            self._file = open(fd, "a", encoding="utf-8", errors="surrogateescape")
+        self._file.write(failure.to_json() + "\n")
+        self._file.flush()
+        if failure.kind == "skipped":
+            self.skipped += 1
+        else:
+            self.failed += 1
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def merge_reports(directory: str, output: str) -> int:
+    """Concatenate the rank files into one report; returns the number of lines."""
+    parts = sorted(f for f in os.listdir(directory) if f.startswith("failures.rank") and f.endswith(".jsonl"))
+    count = 0
+    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(fd, "w", encoding="utf-8", errors="surrogateescape") as out:
+        for part in parts:
+            path = os.path.join(directory, part)
+            with open(path, encoding="utf-8", errors="surrogateescape") as f:
+                for line in f:
+                    out.write(line)
+                    count += 1
+            os.unlink(path)
+    return count
+
+
+def read_report(path: str) -> list[Failure]:
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8", errors="surrogateescape") as f:
+        return [Failure(**json.loads(line)) for line in f if line.strip()]
+
+
+def describe_error(err: BaseException) -> tuple[str, int | None]:
+    """The name and code a failure report line carries: the iRODS error, the errno, or the type."""
+    name = getattr(err, "name", None)
+    if isinstance(name, str):
+        return name, getattr(err, "code", None)
+    if isinstance(err, OSError) and err.errno:
+        import errno
+
+        return errno.errorcode.get(err.errno, "OSError"), err.errno
+    return type(err).__name__, None

@@ -1,0 +1,177 @@
+"""`hpcingest start`: validate on rank 0, prepare the target, walk with every rank, summarize.
+
+Rank 0 does everything that can fail for the whole job before any rank works (options,
+source, handler file, iRODS credentials, the job directory, the root target collection and
+``pre_job``) and broadcasts either the job setup or one error line.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import socket
+import sys
+import time
+from dataclasses import dataclass, fields
+from typing import Any
+
+from hpcingest import collectives
+from hpcingest.compat.sync_logging import get_sync_logger
+from hpcingest.compat.utils import Operation
+from hpcingest.exclusions import ExclusionError
+from hpcingest.handler import EventHandler, HandlerError, load_handler, validate_handler
+from hpcingest.ingest.config import ConfigError, IngestConfig, build_config
+from hpcingest.ingest.failures import FailureLog, merge_reports
+from hpcingest.ingest.sink import IngestCounters, IngestSink, _noop
+from hpcingest.ingest.summary import IngestSummary, summarize
+from hpcingest.irods import operations as ops
+from hpcingest.irods.connection import IrodsConnection
+from hpcingest.irods.errors import IrodsError
+from hpcingest.irods.settings import IrodsSettings, IrodsSettingsError, resolve_settings
+from hpcingest.jobdir import JobDirectory, JobError, JobRecord
+from hpcingest.sources.posix import PosixSource, SourceRootError
+from hpcingest.syncstate import SyncState
+from hpcingest.walk import run_walk
+
+_USAGE_ERRORS = (ConfigError, ExclusionError, SourceRootError, HandlerError, IrodsSettingsError, IrodsError,
+                 JobError)
+
+
+@dataclass
+class JobSetup:
+    config: IngestConfig
+    settings: IrodsSettings
+    base_meta: dict[str, Any]
+
+
+def base_meta(config: IngestConfig) -> dict[str, Any]:
+    """The job-level ``meta`` keys old handlers rely on (peer.md §2.4)."""
+    root = os.fsdecode(config.root)
+    return {
+        "job_name": config.job_name, "root": root, "path": root, "target": config.target,
+        "root_target_collection": config.target, "src_path": root,
+        "restart_queue": "restart", "path_queue": "path", "file_queue": "file", "queue_name": "file",
+        "interval": config.interval, "ignore_cache": config.ignore_cache, "initial_ingest": config.initial_ingest,
+        "synchronous": config.synchronous, "progress": config.progress, "profile": config.profile,
+        "files_per_task": config.files_per_task, "idle_disconnect_seconds": config.idle_disconnect_s,
+        "exclude_file_type": sorted(t.value for t in config.exclusions.types),
+        "exclude_file_name": [p.pattern for p in config.exclusions.file_patterns],
+        "exclude_directory_name": [p.pattern for p in config.exclusions.directory_patterns],
+        "event_handler": config.handler_filename, "event_handler_key": config.job_name,
+        "config": {"log": dict(config.log), "profile": {}, "redis": {}},
+        "s3_keypair": None, "s3_prefix": None,
+    }
+
+
+def prepare(args) -> JobSetup:
+    """Everything that must hold before any rank starts; raises one of _USAGE_ERRORS."""
+    config = build_config(args)
+    handler = validate_handler(config.handler_text, config.handler_filename)
+    settings = resolve_settings()
+    jobdir = JobDirectory(config.job_root, config.job_name)
+    if jobdir.exists() and jobdir.load().status == "running":
+        raise JobError(f"job {config.job_name!r} is already running (see `hpcingest list`)")
+    jobdir.create()
+    meta = base_meta(config)
+    logger = get_sync_logger(config.log)
+    with IrodsConnection(settings, idle_disconnect_seconds=None) as connection:
+        connection.call(lambda session: session.server_version)  # credentials fail here, once, clearly
+        prepare_target(connection, handler, config, meta, logger)
+        handler.pre_job(logger, meta)
+    jobdir.save(JobRecord(job_name=config.job_name, source=os.fsdecode(config.root), target=config.target,
+                          options=config.options_for_record(), handler_text=config.handler_text,
+                          handler_filename=config.handler_filename, status="running",
+                          periodic=config.interval is not None, pass_number=1, start_time=time.time(),
+                          launch={"host": socket.gethostname(), "pid": os.getpid()}))
+    return JobSetup(config, settings, meta)
+
+
+def prepare_target(connection: IrodsConnection, handler: EventHandler, config: IngestConfig,
+                   meta: dict[str, Any], logger) -> None:
+    """The root target collection, with missing ancestors, and its coll hooks once per pass."""
+    root_meta = dict(meta, task="sync_dir", entry_type="dir", is_link=False, is_socket=False)
+
+    def action(session) -> None:
+        operation = handler.operation(session, root_meta)
+        options = {} if operation is Operation.NO_OP else {"allow_redirect": False}
+        missing = []
+        path = config.target
+        while path != "/" and not session.collections.exists(path):
+            missing.append(path)
+            path = posixpath.dirname(path)
+        if not missing:
+            handler.run_event("coll_modify", _noop, logger, session, root_meta, **options)
+            return
+        if path == "/":
+            raise ConfigError(f"target collection {config.target!r}: zone {missing[-1].strip('/')!r} does not exist")
+        for collection in reversed(missing):
+            create = _noop if operation is Operation.NO_OP else (
+                lambda *a, c=collection, **k: ops.ensure_collection(session, c))
+            handler.run_event("coll_create", create, logger, session, dict(root_meta, target=collection), **options)
+
+    try:
+        connection.call(action)
+    except IrodsError as err:
+        raise ConfigError(f"cannot prepare target collection {config.target!r}: {err}") from None
+
+
+def run(comm, args) -> int:
+    rank = comm.Get_rank()
+    setup = error = None
+    if rank == 0:
+        try:
+            setup = prepare(args)
+        except _USAGE_ERRORS as err:
+            error = str(err)
+    setup, error = collectives.bcast_object(comm, (setup, error))
+    if error is not None:
+        if rank == 0:
+            print(f"hpcingest start: error: {error}", file=sys.stderr)
+        return 2
+    config = setup.config
+    if rank == 0:
+        for warning in config.warnings:
+            print(f"hpcingest start: warning: {warning}", file=sys.stderr)
+    jobdir = JobDirectory(config.job_root, config.job_name)
+    counters, stats, started = run_pass(comm, setup, jobdir)
+    summary = summarize(comm, config, counters, stats, started)
+    if rank != 0:
+        return 0
+    return finish(setup, jobdir, summary)
+
+
+def run_pass(comm, setup: JobSetup, jobdir: JobDirectory):
+    config = setup.config
+    handler = load_handler(config.handler_text, config.handler_filename)
+    logger = get_sync_logger(config.log)
+    state = SyncState(jobdir.state_dir, comm.Get_rank(), comm.Get_size(), ignore_cache=config.ignore_cache)
+    failures = FailureLog(jobdir.path, comm.Get_rank())
+    collectives.barrier(comm)
+    started = time.time()
+    with IrodsConnection(setup.settings, idle_disconnect_seconds=config.idle_disconnect_s) as connection:
+        sink = IngestSink(config, handler, connection, state, failures, logger, setup.base_meta)
+        source = PosixSource(config.root, config.files_per_task, config.exclusions)
+        try:
+            stats = run_walk(comm, source, sink, services=state.services())
+        finally:
+            state.close()
+            failures.close()
+    return sink.counters, stats, started
+
+
+def finish(setup: JobSetup, jobdir: JobDirectory, summary: IngestSummary) -> int:
+    config = setup.config
+    reported = merge_reports(jobdir.path, jobdir.failures_path)
+    handler = load_handler(config.handler_text, config.handler_filename)
+    handler.post_job(get_sync_logger(config.log), setup.base_meta)
+    from hpcingest.jobdir import write_private
+
+    write_private(jobdir.summary_path, summary.to_json() + "\n")
+    status = "finished" if summary.failed == 0 else "failed"
+    jobdir.update(status=status, end_time=time.time(), counters=summary.counters_for_record())
+    print(summary.to_text())
+    if reported:
+        print(f"failure report: {jobdir.failures_path} ({reported} entries; `hpcingest report {config.job_name}`)")
+    if config.synchronous and summary.failed:
+        return 1
+    return 0

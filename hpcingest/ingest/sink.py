@@ -1,0 +1,362 @@
+"""The ingest sink: each batch of one directory's entries becomes collections and data objects.
+
+Per batch, before any per-file work: one sync-state lookup (whichever rank owns the shard)
+and, for the entries the state cannot vouch for, one catalog query for the whole batch
+(``DATA_NAME in (...)``, and one for subcollections).  Then each entry is decided
+(hpcingest.ingest.decide) and acted on through the event handler's hooks, with the
+handler's retries, delay and timeout applied per entry: one bad file never costs the rest
+of its batch.  Successful entries get their sync time (taken before the work) recorded.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from hpcingest.compat.utils import Operation
+from hpcingest.engine import WorkContext
+from hpcingest.handler import EventHandler
+from hpcingest.ingest.config import IngestConfig
+from hpcingest.ingest.decide import Change, classify, needs_catalog
+from hpcingest.ingest.catalog import CatalogView, catalog_view
+from hpcingest.ingest.failures import Failure, FailureLog, describe_error
+from hpcingest.irods import operations as ops
+from hpcingest.irods.connection import IrodsConnection
+from hpcingest.irods.errors import IrodsOperationError
+from hpcingest.naming import LogicalName, catalog_physical_path, logical_path, special_file_avu
+from hpcingest.records import Entry, EntryBatch, EntryType, WalkError
+from hpcingest.syncstate import SyncState
+
+_PUT_FAMILY = (Operation.PUT, Operation.PUT_SYNC, Operation.PUT_APPEND)
+_NEVER_UPLOADED = (EntryType.PIPE, EntryType.CHARACTER, EntryType.BLOCK, EntryType.SOCKET, EntryType.LINK)
+
+
+class EntryTimeout(Exception):
+    """The handler's timeout() ran out for one entry."""
+
+
+@contextmanager
+def time_limit(seconds: float):
+    """Interrupt the entry's work after ``seconds`` (SIGALRM), like the old soft time limit."""
+    if not seconds or seconds <= 0:
+        yield
+        return
+
+    def expire(signum, frame):
+        raise EntryTimeout(f"timed out after {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@dataclass
+class IngestCounters:
+    """What this rank did; summed over ranks for the pass summary."""
+
+    entries: int = 0
+    unchanged: int = 0
+    created: Counter = field(default_factory=Counter)  # by operation name
+    updated: Counter = field(default_factory=Counter)
+    metadata_only: int = 0
+    ignored_existing: int = 0  # PUT leaves existing objects alone
+    collections_created: int = 0
+    collections_existing: int = 0
+    failed: int = 0
+    skipped: int = 0
+    retries: int = 0
+    bytes_put: int = 0
+    catalog_queries: int = 0
+    state_lookups: int = 0
+
+
+def _noop(*args: Any, **options: Any) -> None:
+    """The operation of a hook-only event (NO_OP, ctime-only changes, existing collections)."""
+
+
+class IngestSink:
+    def __init__(self, config: IngestConfig, handler: EventHandler, connection: IrodsConnection,
+                 state: SyncState, failures: FailureLog, logger: Any, base_meta: dict[str, Any]) -> None:
+        self.config = config
+        self.handler = handler
+        self.connection = connection
+        self.state = state
+        self.failures = failures
+        self.logger = logger
+        self.base_meta = base_meta
+        self.char_map = handler.character_map()
+        self.counters = IngestCounters()
+
+    # -- the sink protocol ---------------------------------------------------------------
+    def consume(self, batch: EntryBatch, ctx: WorkContext) -> None:
+        started = time.time()
+        entries = batch.entries()
+        self.counters.entries += len(entries)
+        previous = self.state.lookup(ctx, batch.directory, batch.names)
+        self.counters.state_lookups += 1
+        names = {e.relpath: logical_path(self.config.target, self.config.root, e.relpath, self.char_map)
+                 for e in entries}
+        pending = []
+        for entry in entries:
+            if needs_catalog(entry.mtime, entry.ctime, previous.get(entry.name)):
+                pending.append(entry)
+            else:
+                self.counters.unchanged += 1
+                self.logger.debug("succeeded_file_has_not_changed", path=self._source(entry))
+        catalog = self._catalog(batch.directory, pending, names)
+        done = []
+        for entry in pending:
+            if self._sync_entry(entry, names[entry.relpath], previous.get(entry.name), catalog, ctx):
+                done.append((entry.name, started, 0))
+        self.state.record(ctx, batch.directory, done)
+
+    def error(self, error: WalkError) -> None:
+        path = os.fsdecode(os.path.join(self.config.root, error.relpath))
+        self.failures.add(Failure(path, None, error.operation, "skipped", _errno_name(error.errno),
+                                  error.errno, error.message, 1))
+        self.counters.skipped += 1
+        self.logger.error("skipped_unreadable", path=path, operation=error.operation, errno=error.errno,
+                          error=error.message)
+
+    # -- catalog --------------------------------------------------------------------------
+    def _catalog(self, directory: bytes, pending: list[Entry], names: dict[bytes, LogicalName]) -> CatalogView:
+        if self.config.initial_ingest or not pending:
+            return CatalogView.empty()
+        collection = logical_path(self.config.target, self.config.root, directory, self.char_map).path
+        files = [os.path.basename(names[e.relpath].path) for e in pending if e.type is not EntryType.DIRECTORY]
+        dirs = [os.path.basename(names[e.relpath].path) for e in pending if e.type is EntryType.DIRECTORY]
+        try:
+            view = self.connection.call(catalog_view, collection, files, dirs)
+        except Exception as err:  # the batch's entries are decided one by one instead
+            self.logger.warning("catalog_query_failed", collection=collection, error=str(err))
+            return CatalogView.unknown()
+        self.counters.catalog_queries += view.queries
+        return view
+
+    # -- per entry ------------------------------------------------------------------------
+    def _meta(self, entry: Entry, name: LogicalName) -> dict[str, Any]:
+        is_dir = entry.type is EntryType.DIRECTORY
+        meta = dict(self.base_meta)
+        meta.update(
+            path=self._source(entry), target=name.path, task="sync_dir" if is_dir else "sync_file",
+            entry_type="dir" if is_dir else "file", is_link=entry.type is EntryType.LINK,
+            is_socket=entry.type is EntryType.SOCKET, is_empty_dir=None,
+            mtime=entry.mtime, ctime=entry.ctime, size=entry.size,
+        )
+        meta.update(name.meta_fields())
+        return meta
+
+    def _source(self, entry: Entry) -> str:
+        return os.fsdecode(os.path.join(self.config.root, entry.relpath))
+
+    def _sync_entry(self, entry: Entry, name: LogicalName, previous, catalog: CatalogView,
+                    ctx: WorkContext) -> bool:
+        meta = self._meta(entry, name)
+        if entry.type is EntryType.DIRECTORY:
+            action = self._collection_action(entry, name, meta, catalog)
+        else:
+            action = self._data_object_action(entry, name, meta, previous, catalog)
+        return self._attempt(entry, name, meta, action, ctx)
+
+    def _attempt(self, entry: Entry, name: LogicalName, meta: dict, action: Callable, ctx: WorkContext) -> bool:
+        """Run one entry's action with the handler's retries, delay and timeout."""
+        handler, logger = self.handler, self.logger
+        max_retries = int(handler.max_retries(logger, meta) or 0)
+        timeout = handler.timeout(logger, meta)
+        identity = handler.as_user(meta)
+        as_zone, as_user = identity if identity else (None, None)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                with time_limit(timeout):
+                    outcome = self.connection.call(action, as_user=as_user, as_zone=as_zone)
+                self._count(outcome)
+                logger.info("succeeded", path=meta["path"], target=name.path, outcome=outcome)
+                return True
+            except Exception as err:  # noqa: BLE001 - every entry error is reported, never fatal
+                if isinstance(err, EntryTimeout):
+                    self.connection.cleanup()  # the protocol may have been cut mid-message
+                if attempt > max_retries:
+                    self._fail(entry, name, meta, err, attempt)
+                    return False
+                self.counters.retries += 1
+                logger.warning("retry_task", path=meta["path"], target=name.path, attempt=attempt, error=str(err))
+                delay = float(handler.delay(logger, meta, attempt) or 0)
+                if delay > 0:
+                    deadline = time.monotonic() + delay
+                    ctx.wait_until(lambda: time.monotonic() >= deadline)
+
+    def _fail(self, entry: Entry, name: LogicalName, meta: dict, err: Exception, attempts: int) -> None:
+        error_name, code = describe_error(err)
+        self.counters.failed += 1
+        self.failures.add(Failure(meta["path"], name.path, meta.get("operation", "?"), "failed", error_name,
+                                  code, str(err), attempts))
+        self.logger.error("failed_task", path=meta["path"], target=name.path, error=error_name, code=code,
+                          message=str(err), attempts=attempts)
+
+    def _skip(self, entry: Entry, name: LogicalName, meta: dict, why: str) -> str:
+        self.failures.add(Failure(meta["path"], name.path, meta.get("operation", "?"), "skipped", why, None,
+                                  f"{entry.type.value} entries are never opened for upload", 1))
+        self.counters.skipped += 1
+        return "skipped"
+
+    def _count(self, outcome: str) -> None:
+        kind, _, operation = outcome.partition(":")
+        if kind == "created":
+            self.counters.created[operation] += 1
+        elif kind == "updated":
+            self.counters.updated[operation] += 1
+        elif kind == "metadata":
+            self.counters.metadata_only += 1
+        elif kind == "ignored":
+            self.counters.ignored_existing += 1
+        elif kind == "collection-created":
+            self.counters.collections_created += 1
+        elif kind == "collection-existing":
+            self.counters.collections_existing += 1
+
+    # -- collections ----------------------------------------------------------------------
+    def _collection_action(self, entry: Entry, name: LogicalName, meta: dict, catalog: CatalogView):
+        handler, logger = self.handler, self.logger
+
+        def action(session) -> str:
+            operation = handler.operation(session, meta)
+            meta["operation"] = operation.name
+            exists = catalog.has_collection(name.path, session)
+            options = {} if operation is Operation.NO_OP else {"allow_redirect": False}
+            if exists:
+                handler.run_event("coll_modify", _noop, logger, session, meta, **options)
+                return "collection-existing"
+            if operation is Operation.NO_OP:
+                handler.run_event("coll_create", _noop, logger, session, meta, **options)
+                return "collection-existing"
+            handler.run_event("coll_create", lambda *a, **k: ops.ensure_collection(session, name.path),
+                              logger, session, meta, **options)
+            return "collection-created"
+
+        return action
+
+    # -- data objects ---------------------------------------------------------------------
+    def _data_object_action(self, entry: Entry, name: LogicalName, meta: dict, previous,
+                            catalog: CatalogView):
+        handler, logger, config = self.handler, self.logger, self.config
+
+        def action(session) -> str:
+            operation = handler.operation(session, meta)
+            meta["operation"] = operation.name
+            found = catalog.data_object(name.path, session)
+            change = classify(entry.mtime, entry.ctime, previous, found is not None)
+            options = {} if operation is Operation.NO_OP else {"allow_redirect": False}
+            if operation is Operation.NO_OP:
+                event = "data_obj_create" if found is None else "data_obj_modify"
+                handler.run_event(event, _noop, logger, session, meta, **options)
+                return "metadata:NO_OP"
+            if operation in _PUT_FAMILY and entry.type in _NEVER_UPLOADED:
+                return self._skip(entry, name, meta, f"not_uploaded_{entry.type.value}")
+            resource = handler.to_resource(session, meta, **options)
+            if change is Change.METADATA:
+                handler.run_event("data_obj_modify", _noop, logger, session, meta, **options)
+                return "metadata:" + operation.name
+            if operation in (Operation.REGISTER_SYNC, Operation.REGISTER_AS_REPLICA_SYNC):
+                physical = handler.target_path(session, meta, **options) or catalog_physical_path(
+                    os.path.join(config.root, entry.relpath))
+                return self._register(session, operation, entry, name, meta, options, found, resource, physical)
+            return self._put(session, operation, entry, name, meta, options, found, resource)
+
+        return action
+
+    def _register(self, session, operation: Operation, entry: Entry, name: LogicalName, meta: dict,
+                  options: dict, found, resource: str | None, physical: str) -> str:
+        handler, logger, config = self.handler, self.logger, self.config
+        size, mtime = entry.size, int(entry.mtime)
+        if operation is Operation.REGISTER_AS_REPLICA_SYNC and not resource:
+            raise IrodsOperationError("USER_INPUT_OPTION_ERR", -130000,
+                                      "REGISTER_AS_REPLICA_SYNC needs to_resource() in the event handler")
+        if found is None:
+            def create(*args, **kwargs):
+                ops.register(session, physical, name.path, size, mtime, resource=resource, checksum=config.checksum)
+                self._annotate(session, entry, name)
+            handler.run_event("data_obj_create", create, logger, session, meta, **options)
+            return f"created:{operation.name}"
+        if operation is Operation.REGISTER_AS_REPLICA_SYNC:
+            replica = found.replica_under(resource)
+            if replica is None:
+                def add_replica(*args, **kwargs):
+                    ops.register(session, physical, name.path, size, mtime, resource=resource, as_replica=True,
+                                 checksum=config.checksum)
+                handler.run_event("data_obj_create", add_replica, logger, session, meta, **options)
+                return f"created:{operation.name}"
+            if replica.physical_path != physical:
+                raise IrodsOperationError(
+                    "wrong_resource_or_path", None,
+                    f"a replica of {name.path} under resource {resource} has path {replica.physical_path}, "
+                    f"not {physical}")
+            numbers = [replica.number]
+        else:
+            numbers = None
+        if found.matches(size, mtime, numbers):
+            handler.run_event("data_obj_modify", _noop, logger, session, meta, **options)
+            return "metadata:" + operation.name
+
+        def update(*args, **kwargs):
+            ops.update_replica_metadata(session, name.path, size, mtime,
+                                        replica_number=numbers[0] if numbers else None)
+        handler.run_event("data_obj_modify", update, logger, session, meta, **options)
+        return f"updated:{operation.name}"
+
+    def _put(self, session, operation: Operation, entry: Entry, name: LogicalName, meta: dict, options: dict,
+             found, resource: str | None) -> str:
+        handler, logger, config = self.handler, self.logger, self.config
+        source = os.path.join(config.root, entry.relpath)
+        if found is None:
+            def create(*args, **kwargs):
+                ops.put_file(session, source, name.path, resource=resource, checksum=config.checksum)
+                self._annotate(session, entry, name)
+            handler.run_event("data_obj_create", create, logger, session, meta, operation, **options)
+            self.counters.bytes_put += entry.size
+            return f"created:{operation.name}"
+        if operation is Operation.PUT:
+            logger.debug("put_ignored_existing", path=meta["path"], target=name.path)
+            return "ignored:PUT"
+        if operation is Operation.PUT_APPEND and entry.size >= found.size and found.size > 0:
+            def append(*args, **kwargs):
+                ops.append_file(session, source, name.path, found.size)
+            handler.run_event("data_obj_modify", append, logger, session, meta, operation, **options)
+            self.counters.bytes_put += entry.size - found.size
+            return f"updated:{operation.name}"
+        if operation is Operation.PUT_APPEND:
+            logger.warning("append_source_shrank", path=meta["path"], target=name.path,
+                           catalog_size=found.size, size=entry.size)
+
+        def overwrite(*args, **kwargs):
+            ops.put_file(session, source, name.path, resource=resource, checksum=config.checksum,
+                         overwrite=True)
+        handler.run_event("data_obj_modify", overwrite, logger, session, meta, operation, **options)
+        self.counters.bytes_put += entry.size
+        return f"updated:{operation.name}"
+
+    def _annotate(self, session, entry: Entry, name: LogicalName) -> None:
+        """The AVUs of remapped names and of links and sockets, added when absent."""
+        avus = list(name.avus)
+        link_text = os.readlink(name.source_path) if entry.type is EntryType.LINK else None
+        special = special_file_avu(entry.type.value, name.source_path, link_text)
+        if special is not None:
+            avus.append(special)
+        for avu in avus:
+            ops.add_avu_if_absent(session, name.path, avu.attribute, avu.value, avu.units)
+
+
+def _errno_name(code: int) -> str:
+    import errno
+
+    return errno.errorcode.get(code, f"errno {code}")

@@ -1,0 +1,119 @@
+"""Job directories: everything a job keeps, in files every node sees, with no server.
+
+Layout of ``<job_root>/<job_name>/`` (0700; files 0600):
+
+* ``job.json``  -- the job record: options (never a password or S3 secret), the handler
+  file's text, status, pass number, start/end times, counters;
+* ``state/``    -- the sync-state shards (hpcingest.syncstate);
+* ``failures.jsonl`` -- the failure report of the last pass (rank files while it runs);
+* ``summary.json`` -- the last pass's summary.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
+
+
+class JobError(ValueError):
+    """A job cannot be created, found or changed; the message says why."""
+
+
+def default_job_root() -> str:
+    home = os.environ.get("HPCINGEST_HOME")
+    return os.path.join(home, "jobs") if home else os.path.join(os.path.expanduser("~"), ".hpcingest", "jobs")
+
+
+def check_job_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise JobError(f"invalid job name {name!r}: use letters, digits and . _ @ + - (max 128), "
+                       "starting with a letter or digit")
+    return name
+
+
+@dataclass
+class JobRecord:
+    job_name: str
+    source: str
+    target: str
+    options: dict[str, Any]
+    handler_text: str | None = None
+    handler_filename: str | None = None
+    status: str = "created"  # created, running, finished, failed, stopped
+    periodic: bool = False
+    pass_number: int = 0
+    start_time: float | None = None
+    end_time: float | None = None
+    counters: dict[str, Any] = field(default_factory=dict)
+    launch: dict[str, Any] = field(default_factory=dict)  # host, pid, ranks of the running pass
+
+
+def write_private(path: str, text: str) -> None:
+    """Atomically replace ``path`` with ``text``, mode 0600 (a reader never sees half a file)."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class JobDirectory:
+    def __init__(self, root: str, name: str) -> None:
+        self.root = os.path.abspath(root)
+        self.name = check_job_name(name)
+        self.path = os.path.join(self.root, self.name)
+
+    @property
+    def record_path(self) -> str:
+        return os.path.join(self.path, "job.json")
+
+    @property
+    def state_dir(self) -> str:
+        return os.path.join(self.path, "state")
+
+    @property
+    def failures_path(self) -> str:
+        return os.path.join(self.path, "failures.jsonl")
+
+    @property
+    def summary_path(self) -> str:
+        return os.path.join(self.path, "summary.json")
+
+    def exists(self) -> bool:
+        return os.path.exists(self.record_path)
+
+    def create(self) -> None:
+        os.makedirs(self.root, mode=0o700, exist_ok=True)
+        os.makedirs(self.path, mode=0o700, exist_ok=True)
+        os.chmod(self.path, 0o700)
+        os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
+
+    def load(self) -> JobRecord:
+        try:
+            with open(self.record_path) as f:
+                return JobRecord(**json.load(f))
+        except FileNotFoundError:
+            raise JobError(f"job {self.name!r} does not exist in {self.root}") from None
+        except (ValueError, TypeError) as err:
+            raise JobError(f"job record {self.record_path} is unreadable: {err}") from None
+
+    def save(self, record: JobRecord) -> None:
+        write_private(self.record_path, json.dumps(asdict(record), indent=2) + "\n")
+
+    def update(self, **changes: Any) -> JobRecord:
+        record = self.load()
+        for key, value in changes.items():
+            setattr(record, key, value)
+        self.save(record)
+        return record
+
+
+def now() -> float:
+    return time.time()
