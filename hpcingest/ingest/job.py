@@ -77,7 +77,10 @@ def prepare(args) -> JobSetup:
     with IrodsConnection(settings, idle_disconnect_seconds=None) as connection:
         connection.call(lambda session: session.server_version)  # credentials fail here, once, clearly
         prepare_target(connection, handler, config, meta, logger)
-        handler.pre_job(logger, meta)
+        try:
+            handler.pre_job(logger, meta)
+        except Exception as err:  # noqa: BLE001 - the user's hook: report it, do not crash
+            raise HandlerError(f"pre_job of {config.handler_filename} failed: {type(err).__name__}: {err}") from None
     jobdir.save(JobRecord(job_name=config.job_name, source=os.fsdecode(config.root), target=config.target,
                           options=config.options_for_record(), handler_text=config.handler_text,
                           handler_filename=config.handler_filename, status="running",
@@ -163,7 +166,12 @@ def finish(setup: JobSetup, jobdir: JobDirectory, summary: IngestSummary) -> int
     config = setup.config
     reported = merge_reports(jobdir.path, jobdir.failures_path)
     handler = load_handler(config.handler_text, config.handler_filename)
-    handler.post_job(get_sync_logger(config.log), setup.base_meta)
+    try:
+        handler.post_job(get_sync_logger(config.log), setup.base_meta)
+    except Exception as err:  # noqa: BLE001 - the user's hook: report it, do not crash
+        print(f"hpcingest start: error: post_job of {config.handler_filename} failed: "
+              f"{type(err).__name__}: {err}", file=sys.stderr)
+        summary.failed += 1
     from hpcingest.jobdir import write_private
 
     write_private(jobdir.summary_path, summary.to_json() + "\n")

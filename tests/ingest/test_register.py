@@ -1,0 +1,146 @@
+"""REGISTER_SYNC end to end: real ranks, the unmodified PRC, a real zone over TCP."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+
+import pytest
+
+from hpcingest import sample
+from tests.ingest.conftest import HANDLERS, catalog, hooks, source_view, start
+from tests.launchers import Launcher
+
+
+@pytest.fixture
+def tree(tmp_path):
+    root = tmp_path / "src"
+    sample.generate(root, files=400, seed=3, max_file_size=2000)
+    os.makedirs(root / "empty" / "nested-empty")
+    return root
+
+
+READ_ONLY_APIS = {"GEN_QUERY_AN", "AUTHENTICATION_APN", "AUTH_REQUEST_AN", "AUTH_RESPONSE_AN",
+                  "GET_MISC_SVR_INFO_AN", "RODS_CONNECT", "RODS_DISCONNECT"}
+
+
+def ok(result):
+    assert result.returncode == 0, result.stderr.decode(errors="replace") + result.stdout.decode(errors="replace")
+    return result.stdout.decode()
+
+
+@pytest.mark.parametrize("ranks", [1, 2, 8])
+def test_catalog_equals_tree_whatever_the_rank_count(zone, target, tree, tmp_path, ranks):
+    ok(start(zone, tree, target, launcher=Launcher("mpiexec", ranks), job_dir=tmp_path / "jobs"))
+    expected, got = source_view(str(tree)), catalog(zone, target)
+    assert got.collections == expected.collections  # empty directories included
+    assert got.objects == expected.objects  # size, int(mtime), physical path, one replica
+
+
+def test_second_pass_over_unchanged_tree_writes_nothing(zone, target, tree, tmp_path):
+    jobs = tmp_path / "jobs"
+    ok(start(zone, tree, target, "--job_name", "again", job_dir=jobs))
+    before = zone.api_stats() if zone.builtin else None
+    out = ok(start(zone, tree, target, "--job_name", "again", job_dir=jobs))
+    assert "created 0; updated 0;" in out
+    if before is not None:
+        after = zone.api_stats()
+        changed = {after[api]["name"] for api in after
+                   if after[api]["count"] != before.get(api, {}).get("count", 0)}
+        assert changed <= READ_ONLY_APIS, changed - READ_ONLY_APIS
+
+
+def test_append_rewrite_and_chmod_between_passes(zone, target, tree, tmp_path):
+    jobs, log = tmp_path / "jobs", tmp_path / "hooks.log"
+    env = {"HOOK_LOG": str(log)}
+    handler = os.path.join(HANDLERS, "counting.py")
+    ok(start(zone, tree, target, "--job_name", "j", "--event_handler", handler, job_dir=jobs, env=env))
+    files = sorted(p for p in tree.rglob("*.bin") if not p.is_symlink())
+    appended, rewritten, chmodded = files[0], files[1], files[2]
+    time.sleep(1.1)  # mtimes are compared in whole seconds by iRODS
+    with open(appended, "ab") as f:
+        f.write(b"more data")
+    rewritten.write_bytes(b"new content entirely")
+    os.chmod(chmodded, 0o600)
+    log.unlink()
+    ok(start(zone, tree, target, "--job_name", "j", "--event_handler", handler, job_dir=jobs, env=env))
+    events = Counter(hooks(log))
+    rel = lambda p: f"{target}/{os.path.relpath(p, tree)}"  # noqa: E731
+    for path in (appended, rewritten, chmodded):
+        assert events[("pre_data_obj_modify", rel(path))] == 1
+        assert events[("post_data_obj_modify", rel(path))] == 1
+    assert not [e for e in events if e[0].endswith("data_obj_create")]
+    assert catalog(zone, target).objects == source_view(str(tree)).objects
+
+
+def test_hooks_fire_once_per_object_and_collection(zone, target, tree, tmp_path):
+    log = tmp_path / "hooks.log"
+    ok(start(zone, tree, target, "--event_handler", os.path.join(HANDLERS, "counting.py"),
+             job_dir=tmp_path / "jobs", env={"HOOK_LOG": str(log)}))
+    events = Counter(hooks(log))
+    expected = source_view(str(tree))
+    for rel in expected.objects:
+        assert events[("pre_data_obj_create", f"{target}/{rel}")] == 1
+        assert events[("post_data_obj_create", f"{target}/{rel}")] == 1
+    for rel in expected.collections - {""}:
+        assert events[("pre_coll_create", f"{target}/{rel}")] == 1, rel
+        assert events[("post_coll_create", f"{target}/{rel}")] == 1, rel
+    assert sum(1 for e in events.elements() if e[0] == "pre_job") == 1
+    assert sum(1 for e in events.elements() if e[0] == "post_job") == 1
+    assert not [e for e in events if "modify" in e[0] and e[1] != target]
+
+
+def test_retries_per_file_and_failures_without_retries(zone, target, tree, tmp_path):
+    flaky = tmp_path / "flaky"
+    flaky.mkdir()
+    handler = os.path.join(HANDLERS, "flaky.py")
+    result = start(zone, tree, target, "--event_handler", handler, job_dir=tmp_path / "jobs",
+                   env={"FLAKY_DIR": str(flaky), "MAX_RETRIES": "3"})
+    out = ok(result)
+    n = len(source_view(str(tree)).objects)
+    assert f"failed 0  skipped 0  retries {n:,}" in out
+    assert catalog(zone, target).objects == source_view(str(tree)).objects
+
+
+def test_no_retries_means_one_failure_per_file_and_nonzero_exit(zone, target, tree, tmp_path):
+    flaky = tmp_path / "flaky"
+    flaky.mkdir()
+    jobs = tmp_path / "jobs"
+    result = start(zone, tree, target, "--event_handler", os.path.join(HANDLERS, "flaky.py"), "--job_name", "nr",
+                   job_dir=jobs, env={"FLAKY_DIR": str(flaky), "MAX_RETRIES": "0"})
+    n = len(source_view(str(tree)).objects)
+    assert result.returncode != 0
+    out = result.stdout.decode()
+    assert f"failed {n:,}" in out and "failure report:" in out
+    report = (jobs / "nr" / "failures.jsonl").read_text().splitlines()
+    assert len(report) == n
+
+
+def test_timeout_fails_each_file(zone, target, tmp_path):
+    src = tmp_path / "few"
+    src.mkdir()
+    for i in range(3):
+        (src / f"f{i}").write_bytes(b"x" * i)
+    result = start(zone, src, target, "--event_handler", os.path.join(HANDLERS, "slow.py"),
+                   launcher=Launcher("mpiexec", 2), job_dir=tmp_path / "jobs")
+    assert result.returncode != 0
+    assert "failed 3" in result.stdout.decode()
+
+
+@pytest.mark.parametrize("bad_target, message", [
+    ("/", "Root may only contain collections which represent zones"),
+    ("relative/path", "must be an absolute path"),
+    ("/noSuchZone/home/rods/x", "zone 'noSuchZone' does not exist"),
+])
+def test_bad_targets_are_refused_before_work(zone, tree, tmp_path, bad_target, message):
+    result = start(zone, tree, bad_target, launcher=Launcher("mpiexec", 2), job_dir=tmp_path / "jobs")
+    assert result.returncode == 2
+    stderr = result.stderr.decode()
+    assert message in stderr and "Traceback" not in stderr
+
+
+def test_deep_nonexistent_target_is_created(zone, tree, tmp_path):
+    deep = f"{zone.home}/deep{os.getpid()}/a/b/c/d/e"
+    ok(start(zone, tree, deep, launcher=Launcher("mpiexec", 2), job_dir=tmp_path / "jobs"))
+    assert catalog(zone, deep).objects == source_view(str(tree)).objects
