@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import time
 from collections import Counter
 from contextlib import contextmanager
@@ -95,6 +96,8 @@ class IngestSink:
         self.base_meta = base_meta
         self.char_map = handler.character_map()
         self.counters = IngestCounters()
+        self._euid = os.geteuid()
+        self._groups = set(os.getgroups()) | {os.getegid()}
 
     # -- the sink protocol ---------------------------------------------------------------
     def consume(self, batch: EntryBatch, ctx: WorkContext) -> None:
@@ -107,7 +110,10 @@ class IngestSink:
                  for e in entries}
         pending = []
         for entry in entries:
-            if needs_catalog(entry.mtime, entry.ctime, previous.get(entry.name)):
+            if entry.type is EntryType.REGULAR and not self._readable(entry):
+                self._skip(entry, names[entry.relpath], "unreadable", "EACCES",
+                           "the file is not readable by the ingesting user")
+            elif needs_catalog(entry.mtime, entry.ctime, previous.get(entry.name)):
                 pending.append(entry)
             else:
                 self.counters.unchanged += 1
@@ -204,11 +210,21 @@ class IngestSink:
         self.logger.error("failed_task", path=meta["path"], target=name.path, error=error_name, code=code,
                           message=str(err), attempts=attempts)
 
-    def _skip(self, entry: Entry, name: LogicalName, meta: dict, why: str) -> str:
-        self.failures.add(Failure(meta["path"], name.path, meta.get("operation", "?"), "skipped", why, None,
-                                  f"{entry.type.value} entries are never opened for upload", 1))
+    def _skip(self, entry: Entry, name: LogicalName, operation: str, why: str, message: str) -> str:
+        self.failures.add(Failure(self._source(entry), name.path, operation, "skipped", why, None, message, 1))
         self.counters.skipped += 1
+        self.logger.error("skipped", path=self._source(entry), target=name.path, reason=why)
         return "skipped"
+
+    def _readable(self, entry: Entry) -> bool:
+        """Whether this process may read the file; the cheap answer from the mode bits first,
+        then access(2) to be sure (it knows ACLs and capabilities).  The old tool tested the
+        group-read bit only and skipped files their owner could read."""
+        mode = entry.mode
+        if mode & stat.S_IROTH or (entry.uid == self._euid and mode & stat.S_IRUSR) or \
+                (entry.gid in self._groups and mode & stat.S_IRGRP):
+            return True
+        return os.access(os.path.join(self.config.root, entry.relpath), os.R_OK)
 
     def _count(self, outcome: str) -> None:
         kind, _, operation = outcome.partition(":")
@@ -262,7 +278,8 @@ class IngestSink:
                 handler.run_event(event, _noop, logger, session, meta, **options)
                 return "metadata:NO_OP"
             if operation in _PUT_FAMILY and entry.type in _NEVER_UPLOADED:
-                return self._skip(entry, name, meta, f"not_uploaded_{entry.type.value}")
+                return self._skip(entry, name, operation.name, f"not_uploaded_{entry.type.value}",
+                                  f"{entry.type.value} entries are never opened for upload")
             resource = handler.to_resource(session, meta, **options)
             if change is Change.METADATA:
                 handler.run_event("data_obj_modify", _noop, logger, session, meta, **options)
