@@ -11,6 +11,7 @@ of its batch.  Successful entries get their sync time (taken before the work) re
 from __future__ import annotations
 
 import os
+import posixpath
 import signal
 import stat
 import time
@@ -29,6 +30,7 @@ from hpcingest.ingest.failures import Failure, FailureLog, describe_error
 from hpcingest.irods import operations as ops
 from hpcingest.irods.connection import IrodsConnection
 from hpcingest.irods.errors import IrodsOperationError
+from hpcingest.irods.listing import list_collection_objects
 from hpcingest.naming import LogicalName, catalog_physical_path, logical_path, special_file_avu
 from hpcingest.records import Entry, EntryBatch, EntryType, WalkError
 from hpcingest.syncstate import SyncState
@@ -266,8 +268,11 @@ class IngestSink:
     def _data_object_action(self, entry: Entry, name: LogicalName, meta: dict, previous,
                             catalog: CatalogView):
         handler, logger, config = self.handler, self.logger, self.config
+        runs = 0
 
         def action(session) -> str:
+            nonlocal runs
+            runs += 1  # a second run follows a reconnect or a retry: earlier writes may have landed
             operation = handler.operation(session, meta)
             meta["operation"] = operation.name
             found = catalog.data_object(name.path, session)
@@ -287,13 +292,14 @@ class IngestSink:
             if operation in (Operation.REGISTER_SYNC, Operation.REGISTER_AS_REPLICA_SYNC):
                 physical = handler.target_path(session, meta, **options) or catalog_physical_path(
                     os.path.join(config.root, entry.relpath))
-                return self._register(session, operation, entry, name, meta, options, found, resource, physical)
-            return self._put(session, operation, entry, name, meta, options, found, resource)
+                return self._register(session, operation, entry, name, meta, options, found, resource, physical,
+                                      runs > 1)
+            return self._put(session, operation, entry, name, meta, options, found, resource, runs > 1)
 
         return action
 
     def _register(self, session, operation: Operation, entry: Entry, name: LogicalName, meta: dict,
-                  options: dict, found, resource: str | None, physical: str) -> str:
+                  options: dict, found, resource: str | None, physical: str, replay: bool) -> str:
         handler, logger, config = self.handler, self.logger, self.config
         size, mtime = entry.size, int(entry.mtime)
         if operation is Operation.REGISTER_AS_REPLICA_SYNC and not resource:
@@ -301,7 +307,9 @@ class IngestSink:
                                       "REGISTER_AS_REPLICA_SYNC needs to_resource() in the event handler")
         if found is None:
             def create(*args, **kwargs):
-                ops.register(session, physical, name.path, size, mtime, resource=resource, checksum=config.checksum)
+                _replayable(lambda: ops.register(session, physical, name.path, size, mtime, resource=resource,
+                                                 checksum=config.checksum),
+                            lambda: _landed(session, name.path, size, physical), replay)
                 self._annotate(session, entry, name)
             handler.run_event("data_obj_create", create, logger, session, meta, **options)
             return f"created:{operation.name}"
@@ -332,12 +340,14 @@ class IngestSink:
         return f"updated:{operation.name}"
 
     def _put(self, session, operation: Operation, entry: Entry, name: LogicalName, meta: dict, options: dict,
-             found, resource: str | None) -> str:
+             found, resource: str | None, replay: bool) -> str:
         handler, logger, config = self.handler, self.logger, self.config
         source = os.path.join(config.root, entry.relpath)
         if found is None:
             def create(*args, **kwargs):
-                ops.put_file(session, source, name.path, resource=resource, checksum=config.checksum)
+                _replayable(lambda: ops.put_file(session, source, name.path, resource=resource,
+                                                 checksum=config.checksum),
+                            lambda: _landed(session, name.path, entry.size, None), replay)
                 self._annotate(session, entry, name)
             handler.run_event("data_obj_create", create, logger, session, meta, operation, **options)
             self.counters.bytes_put += entry.size
@@ -371,6 +381,29 @@ class IngestSink:
             avus.append(special)
         for avu in avus:
             ops.add_avu_if_absent(session, name.path, avu.attribute, avu.value, avu.units)
+
+
+_REPLAYED = {"CATALOG_ALREADY_HAS_ITEM_BY_THAT_NAME", "OVERWRITE_WITHOUT_FORCE_FLAG"}
+
+
+def _replayable(call: Callable[[], Any], landed: Callable[[], bool], replay: bool) -> None:
+    """Run a create that may have been re-sent after a dropped connection.
+
+    If the first attempt reached the server but its reply was lost, the re-sent request
+    finds the object already there; that is success when the object is what we meant to make.
+    """
+    try:
+        call()
+    except IrodsOperationError as err:
+        if not ((replay or err.after_retry) and err.name in _REPLAYED and landed()):
+            raise
+
+
+def _landed(session, logical: str, size: int, physical: str | None) -> bool:
+    parent, base = posixpath.split(logical)
+    info = list_collection_objects(session, parent, [base]).get(base)
+    return info is not None and any(r.size == size and (physical is None or r.physical_path == physical)
+                                    for r in info.replicas)
 
 
 def _errno_name(code: int) -> str:

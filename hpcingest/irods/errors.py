@@ -1,0 +1,140 @@
+"""The three ways an iRODS call can fail, told apart so the caller knows what to do next.
+
+* a dropped connection (server restart, network blip): transient, the connection layer
+  reconnects and re-runs the call;
+* an authentication failure: permanent for the whole job, reported at once;
+* an iRODS error code: a per-file failure, never retried, reported by the caller with the
+  server's own error name and code.
+"""
+
+from __future__ import annotations
+
+import errno
+import ssl
+
+from irods import exception as prc_errors
+
+# Codes real servers send that PRC 3.3.0 has no class for: PRC raises KeyError(code) for them
+# after reading the whole reply, so the connection itself is fine.
+_CODES_UNKNOWN_TO_PRC = {
+    -154000: "SYS_INTERNAL_ERR",
+    -165000: "SYS_UNKNOWN_ERROR",
+    -166000: "SYS_NO_GOOD_REPLICA",
+    -172000: "JSON_VALIDATION_ERROR",
+    -361000: "USER_INVALID_RESC_INPUT",
+    -404000: "USER_INCOMPATIBLE_OPEN_FLAGS",
+    -405000: "INTERMEDIATE_REPLICA_ACCESS",
+    -1811000: "INVALID_OPERATION",
+}
+_AUTH_FAILURES = (prc_errors.CAT_INVALID_AUTHENTICATION, prc_errors.CAT_INVALID_USER,
+                  prc_errors.CAT_PASSWORD_EXPIRED, prc_errors.SYS_PROXYUSER_NO_PRIV,
+                  prc_errors.PAM_AUTH_PASSWORD_FAILED, prc_errors.CAT_INVALID_CLIENT_USER)
+_NETWORK_ERRNOS = {errno.ECONNRESET, errno.ECONNREFUSED, errno.ECONNABORTED, errno.EPIPE, errno.ENOTCONN,
+                   errno.ETIMEDOUT, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ENETDOWN, errno.EHOSTDOWN}
+_NEGOTIATION_FAILURE = "Client-Server negotiation failure"
+
+
+class IrodsError(Exception):
+    """Base of everything this package raises about iRODS."""
+
+
+class IrodsAuthError(IrodsError):
+    """The zone refused our credentials or TLS setup; retrying cannot help."""
+
+
+class IrodsConnectionError(IrodsError):
+    """The zone stayed unreachable for the whole reconnect budget."""
+
+
+class IrodsOperationError(IrodsError):
+    """The server answered with an iRODS error code: a per-object failure for the caller to report.
+
+    ``after_retry`` is True when the call had been re-sent after a dropped connection, so the first
+    attempt may have taken effect (a re-sent register then reports the object as existing).
+    """
+
+    def __init__(self, name: str, code: int, message: str = "", after_retry: bool = False) -> None:
+        super().__init__(f"{name} ({code}){': ' + message if message else ''}")
+        self.name = name
+        self.code = code
+        self.message = message
+        self.after_retry = after_retry
+
+    def __reduce__(self):
+        return (IrodsOperationError, (self.name, self.code, self.message, self.after_retry))
+
+
+def _chain(exc: BaseException):
+    """The exception and what caused it (PRC's parallel put wraps network errors in RuntimeError)."""
+    seen = 0
+    while exc is not None and seen < 8:
+        yield exc
+        seen += 1
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+
+
+def is_connection_lost(exc: BaseException) -> bool:
+    """True when the failure is the transport's, not the server's verdict on the request."""
+    if is_auth_failure(exc):
+        return False
+    for link in _chain(exc):
+        if isinstance(link, prc_errors.iRODSException):
+            return False
+        if isinstance(link, prc_errors.NetworkException):
+            return True
+        if isinstance(link, (ConnectionError, TimeoutError, EOFError)):
+            return True
+        if isinstance(link, ssl.SSLError) and not isinstance(link, ssl.SSLCertVerificationError):
+            return True
+        if isinstance(link, OSError) and link.errno in _NETWORK_ERRNOS:
+            return True
+    return False
+
+
+def is_auth_failure(exc: BaseException) -> bool:
+    if isinstance(exc, _AUTH_FAILURES + (ssl.SSLCertVerificationError,)):
+        return True
+    if type(exc).__name__ == "NonAnonymousLoginWithoutPassword":
+        return True
+    return isinstance(exc, prc_errors.NetworkException) and str(exc).startswith(_NEGOTIATION_FAILURE)
+
+
+def auth_error(exc: BaseException, where: str) -> IrodsAuthError:
+    """A message naming the cause in words, without any secret."""
+    if isinstance(exc, prc_errors.CAT_INVALID_AUTHENTICATION):
+        reason = "wrong password (CAT_INVALID_AUTHENTICATION)"
+    elif isinstance(exc, prc_errors.CAT_INVALID_USER):
+        reason = "unknown user (CAT_INVALID_USER)"
+    elif isinstance(exc, prc_errors.CAT_PASSWORD_EXPIRED):
+        reason = "password expired (CAT_PASSWORD_EXPIRED), run iinit again"
+    elif isinstance(exc, prc_errors.SYS_PROXYUSER_NO_PRIV):
+        reason = "this user may not act for another user (SYS_PROXYUSER_NO_PRIV); as_user needs a rodsadmin"
+    elif isinstance(exc, ssl.SSLCertVerificationError):
+        reason = f"TLS certificate verification failed: {exc.verify_message}"
+    elif isinstance(exc, prc_errors.NetworkException):
+        reason = f"TLS negotiation failed: {exc}"
+    elif isinstance(exc, prc_errors.iRODSException):
+        reason = f"{type(exc).__name__} ({getattr(exc, 'code', '?')})"
+    else:
+        reason = "no password available"
+    return IrodsAuthError(f"iRODS authentication failed for {where}: {reason}")
+
+
+def operation_error(exc: BaseException, after_retry: bool = False) -> IrodsOperationError | None:
+    """The iRODS error name and code behind a PRC exception, or None if it carries no code."""
+    if isinstance(exc, IrodsOperationError):
+        return exc
+    if isinstance(exc, prc_errors.iRODSException):
+        code = int(getattr(exc, "code", 0) or 0)
+        name = prc_errors.get_exception_class_by_code(code, name_only=True) if code else type(exc).__name__
+        return IrodsOperationError(name, code, _server_text(exc), after_retry)
+    if isinstance(exc, KeyError) and len(exc.args) == 1 and isinstance(exc.args[0], int) and exc.args[0] <= -1000:
+        code = exc.args[0]
+        nominal = prc_errors.rounded_code(code)
+        return IrodsOperationError(_CODES_UNKNOWN_TO_PRC.get(nominal, "UNKNOWN_IRODS_ERROR"), code, "", after_retry)
+    return None
+
+
+def _server_text(exc: BaseException) -> str:
+    text = " ".join(str(arg) for arg in exc.args if arg not in (None, ""))
+    return text.strip()

@@ -1,0 +1,159 @@
+"""The iRODS calls an ingest makes, each the cheapest correct request sequence over a PRC session.
+
+Every function takes the session as its first argument so it can run through
+:meth:`IrodsConnection.call`, returns plain values and raises :class:`IrodsOperationError` (the
+server's error name and code) for a per-object failure.  Keywords are those the server reads
+(rodsKeyWdDef.h); the request counts noted below are measured against the built-in zone.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Callable, TypeVar
+
+from irods.api_number import api_number
+from irods.exception import CATALOG_ALREADY_HAS_ITEM_BY_THAT_NAME, iRODSException
+from irods.message import CollectionRequest, StringStringMap, iRODSMessage
+from irods.meta import iRODSMeta
+from irods.models import Collection, DataObject
+from irods.session import iRODSSession
+
+from .errors import operation_error
+from .listing import ObjectInfo, ReplicaInfo, list_collection_objects  # noqa: F401  (part of this API)
+from .single_put import SINGLE_BUFFER_LIMIT, put_bytes
+
+APPEND_CHUNK = 8 * 1024 * 1024
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class PutResult:
+    size: int
+    method: str  # "single-buffer" (one DATA_OBJ_PUT) or "parallel" (PRC's multi-connection put)
+
+
+def irods_time(mtime: float) -> str:
+    """Seconds since the epoch as iRODS stores them: 11 digits, so string comparisons in GenQuery hold."""
+    return "%011d" % max(0, int(mtime))
+
+
+def ensure_collection(session: iRODSSession, path: str) -> bool:
+    """Create ``path`` and missing ancestors; True if it was absent (1 query, +1 create when absent)."""
+    path = "/" + path.strip("/")
+    exists = _guarded(lambda: len(session.query(Collection.id).filter(Collection.name == path).execute()) > 0)
+    if exists:
+        return False
+    request = CollectionRequest(collName=path, KeyValPair_PI=StringStringMap({"recursiveOpr": ""}))
+    _send(session, iRODSMessage("RODS_API_REQ", msg=request, int_info=api_number["COLL_CREATE_AN"]))
+    return True
+
+
+def register(session: iRODSSession, physical_path: str, logical_path: str, size: int, mtime: float,
+             resource: str | None = None, as_replica: bool = False, checksum: bool = False) -> None:
+    """PHY_PATH_REG in one request; the server does not stat the file because the size is given."""
+    options = {"dataSize": str(size), "dataModify": irods_time(mtime)}
+    if resource:
+        options["destRescName"] = resource
+    if as_replica:
+        options["regRepl"] = ""
+    if checksum:
+        options["regChksum"] = ""
+    _guarded(lambda: session.data_objects.register(physical_path, logical_path, **options))
+
+
+def update_replica_metadata(session: iRODSSession, logical_path: str, size: int, mtime: float,
+                            replica_number: int | None = None, clear_checksum: bool = False) -> None:
+    """Record a changed source file: size and modify time, this replica (or all) good, the rest stale.
+
+    The old framework leaves the catalog checksum alone, so it goes on describing the old content;
+    ``clear_checksum`` empties it instead (a later checksum run then recomputes it).
+    """
+    target: dict[str, object] = {"objPath": logical_path}
+    if replica_number is not None:
+        target["replNum"] = replica_number
+    changes = {"dataSize": str(size), "dataModify": irods_time(mtime), "allReplStatus": "1"}
+    if clear_checksum:
+        changes["chksum"] = ""
+    _guarded(lambda: session.data_objects.modDataObjMeta(target, changes))
+
+
+def put_file(session: iRODSSession, local_path: str, logical_path: str, resource: str | None = None,
+             checksum: bool = False, overwrite: bool = False) -> PutResult:
+    """Upload a file: one DATA_OBJ_PUT up to 32 MiB, PRC's parallel put above."""
+    options: dict[str, str] = {}
+    if resource:
+        options["destRescName"] = resource
+    if checksum:
+        options["regChksum"] = ""
+    with open(local_path, "rb") as source:
+        stat = os.fstat(source.fileno())
+        if stat.st_size <= SINGLE_BUFFER_LIMIT:
+            data = source.read(SINGLE_BUFFER_LIMIT + 1)
+    if stat.st_size <= SINGLE_BUFFER_LIMIT and len(data) <= SINGLE_BUFFER_LIMIT:
+        if overwrite:
+            options["forceFlag"] = ""
+        _guarded(lambda: put_bytes(session, data, logical_path, stat.st_mode & 0o777, options))
+        return PutResult(len(data), "single-buffer")
+    _guarded(lambda: session.data_objects.put(local_path, logical_path, forceFlag=overwrite, **options))
+    return PutResult(stat.st_size, "parallel")
+
+
+def append_file(session: iRODSSession, local_path: str, logical_path: str, from_offset: int) -> int:
+    """Copy the local file from ``from_offset`` on to the same offset of the object; bytes written."""
+    with open(local_path, "rb") as source:
+        size = os.fstat(source.fileno()).st_size
+        if size < from_offset:
+            raise ValueError(f"{local_path} has {size} bytes, fewer than the offset {from_offset} to append from")
+        source.seek(from_offset)
+        return _guarded(lambda: _copy_tail(session, source, logical_path, from_offset))
+
+
+def add_avu_if_absent(session: iRODSSession, path: str, attribute: str, value: str, units: str | None = None,
+                      collection: bool = False) -> bool:
+    """Attach an AVU; False if it was already attached (one request either way)."""
+    model = Collection if collection else DataObject
+    try:
+        session.metadata.add(model, path, iRODSMeta(attribute, value, units))
+    except CATALOG_ALREADY_HAS_ITEM_BY_THAT_NAME:
+        return False
+    except iRODSException as exc:
+        raise operation_error(exc) from exc
+    return True
+
+
+def set_avu(session: iRODSSession, path: str, attribute: str, value: str, units: str | None = None,
+            collection: bool = False) -> None:
+    """Make ``attribute`` single-valued with this value (imeta set semantics, one request)."""
+    model = Collection if collection else DataObject
+    _guarded(lambda: session.metadata.set(model, path, iRODSMeta(attribute, value, units)))
+
+
+def _copy_tail(session: iRODSSession, source, logical_path: str, offset: int) -> int:
+    written = 0
+    with session.data_objects.open(logical_path, "a") as target:
+        target.seek(offset)
+        while chunk := source.read(APPEND_CHUNK):
+            target.write(chunk)
+            written += len(chunk)
+    return written
+
+
+def _send(session: iRODSSession, message: iRODSMessage) -> None:
+    def exchange() -> None:
+        with session.pool.get_connection() as conn:
+            conn.send(message)
+            conn.recv()
+
+    _guarded(exchange)
+
+
+def _guarded(action: Callable[[], T]) -> T:
+    """Run a PRC call, turning a server error code into IrodsOperationError (network errors pass)."""
+    try:
+        return action()
+    except (iRODSException, KeyError) as exc:  # PRC raises KeyError(code) for codes it has no class for
+        failure = operation_error(exc)
+        if failure is None:
+            raise
+        raise failure from exc

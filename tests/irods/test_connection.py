@@ -1,0 +1,203 @@
+"""The per-rank connection: login errors, idle disconnect, one socket per session, reconnects."""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import socket
+import threading
+import time
+import uuid
+
+import pytest
+from irods.models import Collection
+
+from hpcingest.irods import (IrodsAuthError, IrodsConnection, IrodsConnectionError, IrodsOperationError, RetryPolicy,
+                             resolve_settings)
+from hpcingest.irods import operations as ops
+from hpcingest.zone.testing import start_zone
+
+from .conftest import client_sockets_to, counted_requests, require_builtin, zone_environ
+
+WRONG = "not-the-Password-42"
+
+
+def variable_settings(zone, monkeypatch, user=None, password=None, port=None):
+    monkeypatch.setenv("IRODS_PASSWORD", password or zone.password)
+    return resolve_settings({"IRODS_HOST": zone.host, "IRODS_PORT": str(port or zone.port),
+                             "IRODS_USER_NAME": user or zone.user, "IRODS_ZONE_NAME": zone.zone,
+                             "IRODS_PASSWORD": "set"})
+
+
+def home_exists(session):
+    return len(session.query(Collection.id).filter(Collection.name == f"/{session.zone}/home/{session.username}").execute()) == 1
+
+
+def test_a_wrong_password_is_an_auth_error_at_once(zone, monkeypatch):
+    settings = variable_settings(zone, monkeypatch, password=WRONG)
+    with IrodsConnection(settings) as conn:
+        started = time.monotonic()
+        with pytest.raises(IrodsAuthError) as info:
+            conn.call(home_exists)
+        assert time.monotonic() - started < 5
+        assert conn.stats.retries == 0 and conn.open_connections() == 0
+    text = str(info.value)
+    assert "wrong password (CAT_INVALID_AUTHENTICATION)" in text and f"{zone.user}#{zone.zone}" in text
+    assert WRONG not in text and WRONG not in repr(info.value) and info.value.__cause__ is None
+
+
+def test_an_unknown_user_is_an_auth_error(zone, monkeypatch):
+    settings = variable_settings(zone, monkeypatch, user=f"nobody_{uuid.uuid4().hex[:6]}")
+    with IrodsConnection(settings) as conn, pytest.raises(IrodsAuthError, match="unknown user|wrong password"):
+        conn.call(home_exists)
+
+
+def test_the_session_is_opened_lazily_and_reused(zone, settings):
+    baseline = client_sockets_to(zone.port)
+    with IrodsConnection(settings) as conn:
+        assert conn.open_connections() == 0 and client_sockets_to(zone.port) == baseline
+        for _ in range(5):
+            assert conn.call(home_exists)
+        assert conn.stats.sessions_opened == 1 and conn.open_connections() == 1
+        assert client_sockets_to(zone.port) == baseline + 1
+        # connected with the short connect timeout, then waits long for slow replies
+        assert conn.call(lambda s: [c.socket.gettimeout() for c in s.pool.idle]) == [conn.connection_timeout]
+    assert client_sockets_to(zone.port) == baseline
+
+
+def test_idle_disconnect_then_transparent_reconnect(zone, settings):
+    baseline = client_sockets_to(zone.port)
+    with IrodsConnection(settings, idle_disconnect_seconds=0.4) as conn:
+        assert conn.call(home_exists)
+        assert client_sockets_to(zone.port) == baseline + 1
+        deadline = time.monotonic() + 5
+        while conn.open_connections() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert conn.open_connections() == 0 and conn.stats.idle_disconnects == 1
+        assert client_sockets_to(zone.port) == baseline  # the socket is really closed, not just dropped
+        assert conn.call(home_exists)
+        stats = conn.stats
+        assert stats.sessions_opened == 2 and stats.reconnects == 0 and conn.open_connections() == 1
+
+
+def test_one_tcp_connection_after_failures_and_parallel_puts(zone, settings, workdir, tmp_path):
+    baseline = client_sockets_to(zone.port)
+    small = tmp_path / "small"
+    small.write_bytes(b"s" * 100)
+    with IrodsConnection(settings) as conn:
+        with pytest.raises(IrodsOperationError):
+            conn.call(ops.put_file, str(small), f"{workdir}/missing/coll/small")
+        with pytest.raises(IrodsOperationError):  # a failed open: PRC leaves its connection marked busy
+            conn.call(ops.append_file, str(small), f"{workdir}/missing/coll/small", 0)
+        assert conn.call(home_exists)
+        assert conn.open_connections() == 1 and client_sockets_to(zone.port) == baseline + 1
+        big = tmp_path / "big"
+        with open(big, "wb") as out:
+            out.truncate(33 * 1024 * 1024)
+        assert conn.call(ops.put_file, str(big), f"{workdir}/big").method == "parallel"
+        assert conn.open_connections() <= 1 and client_sockets_to(zone.port) <= baseline + 1
+        assert conn.call(home_exists)
+        assert conn.open_connections() == 1 and client_sockets_to(zone.port) == baseline + 1
+        conn.cleanup()
+        assert conn.open_connections() == 0 and client_sockets_to(zone.port) == baseline
+
+
+def test_an_irods_error_is_never_retried(zone, connection, workdir, tmp_path):
+    source = tmp_path / "f"
+    source.write_bytes(b"data")
+    expect_counts = zone.builtin
+    with counted_requests(zone) if expect_counts else _nothing() as counts:
+        with pytest.raises(IrodsOperationError) as info:
+            connection.call(ops.register, str(source), f"{workdir}/no/such/f", 4, 0)
+    error = info.value
+    assert (error.name, error.code, error.after_retry) == ("CAT_UNKNOWN_COLLECTION", -814000, False)
+    assert connection.stats.retries == 0
+    if expect_counts:
+        assert counts.get("PHY_PATH_REG_AN") == 1
+
+
+class _nothing:
+    def __enter__(self):
+        return {}
+
+    def __exit__(self, *_):
+        return False
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_an_unreachable_zone_gives_up_after_the_budget(zone, monkeypatch):
+    settings = variable_settings(zone, monkeypatch, port=_free_port())
+    settings = type(settings)(**{**settings.__dict__, "host": "127.0.0.1"})
+    policy = RetryPolicy(budget_seconds=1.0, first_delay=0.1, max_delay=0.4)
+    with IrodsConnection(settings, retry=policy) as conn:
+        started = time.monotonic()
+        with pytest.raises(IrodsConnectionError, match="could not get it back within 1 s"):
+            conn.call(home_exists)
+        assert time.monotonic() - started < 3
+        stats = conn.stats
+        assert stats.connection_losses >= 2 and stats.reconnects == 0 and stats.retries == 0
+
+
+def test_reconnect_across_a_zone_restart(zone, tmp_path):
+    require_builtin(zone, "restarting the zone")
+    root = tmp_path / "restartable"
+    first = start_zone(root)
+    port = first.port
+    restarted = []
+    try:
+        settings = resolve_settings(zone_environ(first))
+        with IrodsConnection(settings, retry=RetryPolicy(budget_seconds=30, first_delay=0.1)) as conn:
+            coll = f"{first.home}/survives"
+            assert conn.call(ops.ensure_collection, coll)
+            first.stop()
+
+            def restart():
+                time.sleep(0.5)
+                restarted.append(start_zone(root, port=port))
+
+            helper = threading.Thread(target=restart)
+            helper.start()
+            assert conn.call(ops.ensure_collection, coll) is False  # same catalog, after a reconnect
+            helper.join()
+            stats = conn.stats
+            assert stats.connection_losses >= 1 and stats.reconnects == 1 and stats.retries == 1
+            assert stats.sessions_opened == 2
+            assert conn.open_connections() == 1
+    finally:
+        first.stop()
+        for again in restarted:
+            again.stop()
+
+
+def test_proxied_sessions_act_as_the_user(zone, plain, settings):
+    name = f"carol_{uuid.uuid4().hex[:8]}"
+    plain.users.create(name, "rodsuser")
+    home = f"/{zone.zone}/home/{name}"
+    try:
+        with IrodsConnection(settings) as conn:
+            assert conn.call(ops.ensure_collection, f"{home}/from_ingest", as_user=name)
+            assert conn.call(home_exists) and conn.open_connections() == 2  # one session per identity
+        owner = plain.query(Collection.owner_name).filter(Collection.name == f"{home}/from_ingest").one()
+        assert owner[Collection.owner_name] == name
+    finally:
+        if plain.collections.exists(home):
+            plain.collections.remove(home, recurse=True, force=True)
+        plain.users.remove(name)
+
+
+def test_no_secret_in_reprs_pickles_or_logs(zone, settings, caplog):
+    secret = zone.password
+    caplog.set_level(logging.DEBUG)
+    with IrodsConnection(settings, idle_disconnect_seconds=0.2) as conn:
+        conn.call(home_exists)
+        time.sleep(0.5)
+        conn.call(home_exists)
+        texts = [repr(conn), repr(settings), str(settings), settings.describe(), repr(conn.stats)]
+        assert not any(secret in text for text in texts)
+        assert secret.encode() not in pickle.dumps(settings)
+    assert caplog.records and secret not in caplog.text

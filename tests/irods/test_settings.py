@@ -1,0 +1,214 @@
+"""Settings resolution from each source, and the password never leaving the rank that reads it."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import ssl
+
+import pytest
+from irods.password_obfuscation import encode
+
+from hpcingest.irods import IrodsSettingsError, resolve_settings
+from hpcingest.irods.settings import VARIABLES
+
+SECRET = "s3cr3t-Pa55"
+VARIABLE_ENV = {"IRODS_HOST": "irods.example.org", "IRODS_PORT": "1247", "IRODS_USER_NAME": "alice",
+                "IRODS_ZONE_NAME": "exampleZone", "IRODS_PASSWORD": SECRET}
+
+
+def write_env(directory, name="irods_environment.json", **extra) -> str:
+    data = {"irods_host": "envhost", "irods_port": 2247, "irods_user_name": "bob", "irods_zone_name": "envZone",
+            "irods_default_resource": "fastResc", **extra}
+    path = os.path.join(directory, name)
+    with open(path, "w", encoding="utf-8") as out:
+        json.dump(data, out)
+    return path
+
+
+def write_auth(directory, password=SECRET, name=".irodsA") -> str:
+    path = os.path.join(directory, name)
+    with open(path, "w", encoding="utf-8") as out:
+        out.write(encode(password))
+    return path
+
+
+def assert_no_secret(settings) -> None:
+    assert SECRET not in repr(settings)
+    assert SECRET not in str(settings)
+    assert SECRET.encode() not in pickle.dumps(settings)
+    assert SECRET not in settings.describe()
+
+
+def test_all_five_variables_win(tmp_path, monkeypatch):
+    env = dict(VARIABLE_ENV, IRODS_ENVIRONMENT_FILE=write_env(tmp_path), HOME=str(tmp_path))
+    settings = resolve_settings(env)
+    assert (settings.host, settings.port, settings.user, settings.zone) == ("irods.example.org", 1247, "alice",
+                                                                             "exampleZone")
+    assert settings.source == "variables" and settings.auth_file is None and settings.tls is None
+    assert_no_secret(settings)
+    monkeypatch.setenv("IRODS_PASSWORD", SECRET)
+    assert pickle.loads(pickle.dumps(settings)).read_password() == SECRET
+
+
+def test_partial_variables_fall_back_to_the_env_file(tmp_path):
+    env = {name: VARIABLE_ENV[name] for name in VARIABLES if name != "IRODS_PASSWORD"}
+    env.update(IRODS_ENVIRONMENT_FILE=write_env(tmp_path), IRODS_AUTHENTICATION_FILE=write_auth(tmp_path))
+    settings = resolve_settings(env)
+    assert (settings.host, settings.port, settings.user, settings.zone) == ("envhost", 2247, "bob", "envZone")
+    assert settings.source == "env_file" and settings.default_resource == "fastResc"
+
+
+def test_env_file_and_auth_file_from_variables(tmp_path):
+    env = {"IRODS_ENVIRONMENT_FILE": write_env(tmp_path, "custom.json"),
+           "IRODS_AUTHENTICATION_FILE": write_auth(tmp_path, name="auth")}
+    settings = resolve_settings(env)
+    assert settings.env_file == env["IRODS_ENVIRONMENT_FILE"] and settings.auth_file == env["IRODS_AUTHENTICATION_FILE"]
+    assert_no_secret(settings)
+    assert pickle.loads(pickle.dumps(settings)).read_password() == SECRET
+
+
+def test_default_files_under_home(tmp_path):
+    irods_dir = tmp_path / ".irods"
+    irods_dir.mkdir()
+    write_env(irods_dir)
+    write_auth(irods_dir)
+    settings = resolve_settings({"HOME": str(tmp_path)})
+    assert settings.env_file == str(irods_dir / "irods_environment.json")
+    assert settings.auth_file == str(irods_dir / ".irodsA")
+    assert settings.read_password() == SECRET
+    assert_no_secret(settings)
+
+
+def test_the_password_is_reread_each_time(tmp_path):
+    env = {"IRODS_ENVIRONMENT_FILE": write_env(tmp_path), "IRODS_AUTHENTICATION_FILE": write_auth(tmp_path)}
+    settings = resolve_settings(env)
+    write_auth(tmp_path, "changed-by-iinit")
+    assert settings.read_password() == "changed-by-iinit"
+
+
+def test_nothing_configured(tmp_path):
+    with pytest.raises(IrodsSettingsError, match="no iRODS connection settings") as info:
+        resolve_settings({"HOME": str(tmp_path), "IRODS_HOST": "h"})
+    assert "missing: IRODS_PORT" in str(info.value) and "irods_environment.json" in str(info.value)
+
+
+def test_invalid_json(tmp_path):
+    path = tmp_path / "env.json"
+    path.write_text("{not json")
+    with pytest.raises(IrodsSettingsError, match="not valid JSON"):
+        resolve_settings({"IRODS_ENVIRONMENT_FILE": str(path)})
+    path.write_text("[1, 2]")
+    with pytest.raises(IrodsSettingsError, match="JSON object"):
+        resolve_settings({"IRODS_ENVIRONMENT_FILE": str(path)})
+
+
+def test_unreadable_env_file(tmp_path):
+    path = tmp_path / "env.json"
+    path.mkdir()  # exists but cannot be read as a file, even by root
+    with pytest.raises(IrodsSettingsError, match="cannot read the iRODS environment file"):
+        resolve_settings({"IRODS_ENVIRONMENT_FILE": str(path)})
+
+
+def test_missing_keys(tmp_path):
+    path = tmp_path / "env.json"
+    path.write_text(json.dumps({"irods_host": "h", "irods_port": 1247}))
+    with pytest.raises(IrodsSettingsError, match="lacks irods_user_name, irods_zone_name"):
+        resolve_settings({"IRODS_ENVIRONMENT_FILE": str(path), "IRODS_AUTHENTICATION_FILE": write_auth(tmp_path)})
+
+
+def test_bad_port(tmp_path):
+    env = dict(VARIABLE_ENV, IRODS_PORT="twelve")
+    with pytest.raises(IrodsSettingsError, match="IRODS_PORT.*not an integer"):
+        resolve_settings(env)
+
+
+def test_missing_or_garbled_auth_file(tmp_path):
+    env = {"IRODS_ENVIRONMENT_FILE": write_env(tmp_path), "IRODS_AUTHENTICATION_FILE": str(tmp_path / "none")}
+    with pytest.raises(IrodsSettingsError, match="authentication file .*none.*iinit"):
+        resolve_settings(env)
+    env["IRODS_AUTHENTICATION_FILE"] = write_auth(tmp_path)
+    settings = resolve_settings(env)
+    (tmp_path / ".irodsA").write_text("x")
+    with pytest.raises(IrodsSettingsError, match="not a valid .irodsA"):
+        settings.read_password()
+
+
+def test_missing_password_variable_in_a_rank(monkeypatch):
+    settings = resolve_settings(VARIABLE_ENV)
+    monkeypatch.delenv("IRODS_PASSWORD", raising=False)
+    with pytest.raises(IrodsSettingsError, match=r"\$IRODS_PASSWORD is not set"):
+        settings.read_password()
+
+
+def test_unsupported_scheme(tmp_path):
+    env = {"IRODS_ENVIRONMENT_FILE": write_env(tmp_path, irods_authentication_scheme="GSI"),
+           "IRODS_AUTHENTICATION_FILE": write_auth(tmp_path)}
+    with pytest.raises(IrodsSettingsError, match="scheme 'gsi' is not supported"):
+        resolve_settings(env)
+
+
+def test_pam_password_logs_in_natively_with_the_irodsa_password(tmp_path):
+    env = {"IRODS_ENVIRONMENT_FILE": write_env(tmp_path, irods_authentication_scheme="pam_password"),
+           "IRODS_AUTHENTICATION_FILE": write_auth(tmp_path)}
+    assert resolve_settings(env).authentication_scheme == "native"
+
+
+def _self_signed_ca(directory) -> str:
+    crypto = pytest.importorskip("cryptography")
+    del crypto
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test-ca")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(key, hashes.SHA256()))
+    path = os.path.join(directory, "ca.pem")
+    with open(path, "wb") as out:
+        out.write(cert.public_bytes(serialization.Encoding.PEM))
+    return path
+
+
+def test_tls_settings_and_ssl_context(tmp_path):
+    ca = _self_signed_ca(tmp_path)
+    env = {"IRODS_ENVIRONMENT_FILE": write_env(
+        tmp_path, irods_client_server_negotiation="request_server_negotiation",
+        irods_client_server_policy="CS_NEG_REQUIRE", irods_ssl_verify_server="cert",
+        irods_ssl_ca_certificate_file=ca, irods_encryption_algorithm="AES-256-CBC", irods_encryption_key_size=32,
+        irods_encryption_salt_size=8, irods_encryption_num_hash_rounds=16),
+        "IRODS_AUTHENTICATION_FILE": write_auth(tmp_path)}
+    settings = pickle.loads(pickle.dumps(resolve_settings(env)))
+    tls = settings.tls
+    assert tls is not None and tls.client_server_policy == "CS_NEG_REQUIRE" and tls.ca_certificate_file == ca
+    options = settings.session_options()
+    context = options["ssl_context"]
+    assert isinstance(context, ssl.SSLContext)
+    assert context.verify_mode == ssl.CERT_REQUIRED and not context.check_hostname
+    assert any(cert["subject"] == ((("commonName", "test-ca"),),) for cert in context.get_ca_certs())
+    assert options["irods_client_server_negotiation"] == "request_server_negotiation"
+    assert options["irods_encryption_num_hash_rounds"] == 16 and "password" not in options
+
+
+def test_tls_without_verification_leaves_the_context_to_prc(tmp_path):
+    env = {"IRODS_ENVIRONMENT_FILE": write_env(
+        tmp_path, irods_client_server_negotiation="request_server_negotiation",
+        irods_client_server_policy="CS_NEG_REQUIRE", irods_ssl_verify_server="none"),
+        "IRODS_AUTHENTICATION_FILE": write_auth(tmp_path)}
+    options = resolve_settings(env).session_options()
+    assert "ssl_context" not in options and options["irods_ssl_verify_server"] == "none"
+
+
+def test_dont_care_policy_is_refused_clearly(tmp_path):
+    env = {"IRODS_ENVIRONMENT_FILE": write_env(
+        tmp_path, irods_client_server_negotiation="request_server_negotiation",
+        irods_client_server_policy="CS_NEG_DONT_CARE"), "IRODS_AUTHENTICATION_FILE": write_auth(tmp_path)}
+    with pytest.raises(IrodsSettingsError, match="CS_NEG_DONT_CARE.*CS_NEG_REQUIRE, CS_NEG_REFUSE"):
+        resolve_settings(env)
