@@ -79,6 +79,8 @@ class WorkContext(Protocol):
 
     def push(self, item: bytes) -> None: ...
 
+    def push_local(self, item: bytes) -> None: ...
+
     def poll(self) -> None: ...
 
     def send(self, payload: bytes, dest: int, tag: int) -> None: ...
@@ -140,6 +142,7 @@ class WorkStealingEngine:
         self._near_attempts = near_attempts
         self._low_water = low_water
         self._queue: deque[bytes] = deque()
+        self._pinned: deque[bytes] = deque()
         self._rng = random.Random(0x5EED + 7919 * self.rank)
         self._near = self._node_peers()
         self._pending_sends: list = []
@@ -179,8 +182,13 @@ class WorkStealingEngine:
             self._last_poll = now
             self._handle_messages()
 
+    def push_local(self, item: bytes) -> None:
+        """Work that must run on this rank (it is never stolen), e.g. a batch sent here
+        because this rank holds an iRODS connection.  Runs before stealable work."""
+        self._pinned.append(item)
+
     def queued(self) -> int:
-        return len(self._queue)
+        return len(self._queue) + len(self._pinned)
 
     def send(self, payload: bytes, dest: int, tag: int) -> None:
         """A message to a service on ``dest``; counted like work, so the job cannot end
@@ -212,11 +220,14 @@ class WorkStealingEngine:
             if self.size > 1:
                 self._handle_messages()
                 self._complete_sends()
-            if self._queue:
+            if self._queue or self._pinned:
                 if idle_since is not None:
                     self.stats.idle_s += time.monotonic() - idle_since
                     idle_since = None
                 backoff.reset()
+                if self._pinned:
+                    self._run_one(self._pinned.popleft())
+                    continue
                 if self.size > 1 and self._victim is None and len(self._queue) <= self._low_water:
                     self._request_work()  # ask before running dry: the reply arrives while we work
                 self._run_one(self._queue.pop())
@@ -398,5 +409,5 @@ class WorkStealingEngine:
         for req, _payload in self._pending_sends:
             req.Wait()
         self._pending_sends = []
-        if self._queue:
+        if self._queue or self._pinned:
             raise RuntimeError("work-stealing engine terminated with work still queued")

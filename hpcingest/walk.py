@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Callable, Protocol
 
 from hpcingest.engine import EngineStats, WorkContext, WorkStealingEngine
 from hpcingest.sources.posix import Sink
@@ -16,9 +16,20 @@ class Source(Protocol):
     def process(self, item: bytes, ctx: WorkContext, sink: Sink) -> None: ...
 
 
-def run_walk(comm, source: Source, sink: Sink, services: dict | None = None) -> EngineStats:
+def run_walk(comm, source: Source, sink: Sink, services: dict | None = None,
+             sink_items: dict[int, Callable[[bytes, WorkContext], None]] | None = None) -> EngineStats:
     """Walk collectively: every rank of ``comm`` must call this; returns this rank's stats.
 
-    ``services`` are message handlers the sink relies on (e.g. the sync-state shards)."""
-    engine = WorkStealingEngine(comm, lambda item, ctx: source.process(item, ctx, sink), services=services)
+    ``services`` are message handlers the sink relies on (e.g. the sync-state shards);
+    ``sink_items`` process work items the sink itself creates, keyed by their first byte."""
+    handlers = dict(sink_items or {})
+
+    def process(item: bytes, ctx: WorkContext) -> None:
+        handler = handlers.get(item[0])
+        if handler is not None:
+            handler(item, ctx)
+        else:
+            source.process(item, ctx, sink)
+
+    engine = WorkStealingEngine(comm, process, services=services)
     return engine.run(source.initial_items() if comm.Get_rank() == 0 else [])

@@ -22,6 +22,7 @@ from hpcingest.exclusions import ExclusionError
 from hpcingest.handler import EventHandler, HandlerError, load_handler, validate_handler
 from hpcingest.ingest.config import ConfigError, IngestConfig, build_config
 from hpcingest.ingest.failures import FailureLog, merge_reports
+from hpcingest.ingest.funnel import FORWARDED, Funnel, connected_ranks
 from hpcingest.ingest.sink import IngestCounters, IngestSink, _noop
 from hpcingest.ingest.summary import IngestSummary, summarize
 from hpcingest.irods import operations as ops
@@ -153,12 +154,16 @@ def run_pass(comm, setup: JobSetup, jobdir: JobDirectory):
     started = time.time()
     with IrodsConnection(setup.settings, idle_disconnect_seconds=config.idle_disconnect_s) as connection:
         sink = IngestSink(config, handler, connection, state, failures, logger, setup.base_meta)
+        funnel = Funnel(sink, comm.Get_rank(), comm.Get_size(),
+                        connected_ranks(comm.Get_size(), config.irods_connections))
         source = PosixSource(config.root, config.files_per_task, config.exclusions)
         try:
-            stats = run_walk(comm, source, sink, services=state.services())
+            stats = run_walk(comm, source, funnel, services={**state.services(), **funnel.services()},
+                             sink_items={FORWARDED: funnel.process_forwarded})
         finally:
             state.close()
             failures.close()
+    sink.counters.connections_opened = connection.stats.sessions_opened
     return sink.counters, stats, started
 
 

@@ -80,6 +80,7 @@ class IngestCounters:
     bytes_put: int = 0
     catalog_queries: int = 0
     state_lookups: int = 0
+    connections_opened: int = 0
 
 
 def _noop(*args: Any, **options: Any) -> None:

@@ -34,6 +34,7 @@ class IngestSummary:
     bytes_put: int
     catalog_queries: int
     entries_per_s: float
+    ranks_with_connections: int = 0
     entries_per_rank: list[int] = field(default_factory=list)
     balance_max_over_mean: float = 1.0
 
@@ -57,7 +58,8 @@ class IngestSummary:
             f"existing left alone (PUT) {self.ignored_existing:,}",
             f"collections created {self.collections_created:,}, existing {self.collections_existing:,}",
             f"failed {self.failed:,}  skipped {self.skipped:,}  retries {self.retries:,}  "
-            f"bytes uploaded {self.bytes_put:,}  catalog queries {self.catalog_queries:,}",
+            f"bytes uploaded {self.bytes_put:,}  catalog queries {self.catalog_queries:,}  "
+            f"ranks with iRODS connections {self.ranks_with_connections}",
         ])
 
 
@@ -80,5 +82,6 @@ def summarize(comm, config: IngestConfig, counters, stats: EngineStats, started:
         collections_existing=total["collections_existing"], failed=total["failed"], skipped=total["skipped"],
         retries=total["retries"], bytes_put=total["bytes_put"], catalog_queries=total["catalog_queries"],
         entries_per_s=round(total["entries"] / elapsed, 1) if elapsed > 0 else 0.0,
+        ranks_with_connections=sum(1 for p in parts if p.connections_opened),
         entries_per_rank=per_rank, balance_max_over_mean=round(max(per_rank) / mean, 4) if mean else 1.0,
     )

@@ -144,3 +144,10 @@ def test_deep_nonexistent_target_is_created(zone, tree, tmp_path):
     deep = f"{zone.home}/deep{os.getpid()}/a/b/c/d/e"
     ok(start(zone, tree, deep, launcher=Launcher("mpiexec", 2), job_dir=tmp_path / "jobs"))
     assert catalog(zone, deep).objects == source_view(str(tree)).objects
+
+
+def test_irods_connections_caps_the_ranks_that_connect(zone, target, tree, tmp_path):
+    out = ok(start(zone, tree, target, "--irods_connections", "1", launcher=Launcher("mpiexec", 4),
+                   job_dir=tmp_path / "jobs"))
+    assert "ranks with iRODS connections 1" in out
+    assert catalog(zone, target).objects == source_view(str(tree)).objects
