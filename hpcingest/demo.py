@@ -1,7 +1,9 @@
 """`hpcingest demo`: the quick start, end to end on the embedded defaults.
 
-It generates a sample tree (once) and runs the parallel job on it under the mpiexec that
-sits beside this interpreter, so a fresh machine needs nothing but `.ci/setup.sh`.
+It generates a sample tree (once), starts the built-in iRODS test zone, and runs the main job
+on it under the mpiexec that sits beside this interpreter: a parallel scan, then an ingest
+(REGISTER_SYNC) and a second, unchanged pass, so a fresh machine needs nothing but
+`.ci/setup.sh`.  The zone keeps running only for the demo and stops afterwards.
 """
 
 from __future__ import annotations
@@ -19,7 +21,14 @@ def mpiexec() -> str | None:
     return beside if os.path.exists(beside) else shutil.which("mpiexec")
 
 
+def _run(command: list[str], env: dict | None = None) -> int:
+    print("demo: $ " + " ".join(command), flush=True)
+    return subprocess.call(command, env=env)
+
+
 def run(args) -> int:
+    from hpcingest.zone.testing import start_zone
+
     workdir = os.path.abspath(args.workdir)
     tree = os.path.join(workdir, "sample-tree")
     marker = os.path.join(workdir, ".sample-complete")
@@ -32,7 +41,26 @@ def run(args) -> int:
     if launcher is None:
         print("demo: error: mpiexec not found; install hpcingest[mpich] (see README)", file=sys.stderr)
         return 2
-    command = [launcher, "-n", str(args.ranks), sys.executable, "-m", "hpcingest", "scan", tree,
-               "--json", os.path.join(workdir, "scan-summary.json")]
-    print("demo: " + " ".join(command), flush=True)
-    return subprocess.call(command)
+    ranks = ["-n", str(args.ranks)]
+    me = [sys.executable, "-m", "hpcingest"]
+    status = _run([launcher, *ranks, *me, "scan", tree])
+    if status:
+        return status
+    print(f"demo: starting the built-in iRODS zone in {workdir}/zone")
+    zone = start_zone(os.path.join(workdir, "zone"), subprocess_mode=True)
+    try:
+        env = {**os.environ, **zone.environ()}
+        print(f"demo: zone {zone.zone} on {zone.host}:{zone.port}; clients use "
+              f"IRODS_ENVIRONMENT_FILE={zone.env_file}")
+        job = ["start", tree, f"{zone.home}/demo", "--job_name", "demo", "--synchronous",
+               "--job_dir", os.path.join(workdir, "jobs")]
+        for _pass in ("first pass: everything is new", "second pass: nothing changed"):
+            print(f"demo: {_pass}")
+            status = _run([launcher, *ranks, *me, *job], env=env)
+            if status:
+                return status
+    finally:
+        zone.stop()
+    print(f"demo: done. The job directory is {workdir}/jobs/demo; the zone's catalog and vault are in "
+          f"{workdir}/zone (restart it with `hpcingest zone --root {workdir}/zone --port 0`).")
+    return 0

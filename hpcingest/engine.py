@@ -203,8 +203,9 @@ class WorkStealingEngine:
 
     def wait_until(self, done: Callable[[], bool]) -> None:
         """Keep serving steals and services until ``done()``: how a callback waits for a
-        reply without deadlocking against a rank that is waiting for it."""
-        backoff = Backoff()
+        reply without deadlocking against a rank that is waiting for it.  Polls at least
+        every 100 us: a reply is expected soon, and this rank may own what others wait for."""
+        backoff = Backoff(cap_s=1e-4)
         while not done():
             if self.size > 1:
                 self._handle_messages()
@@ -214,7 +215,8 @@ class WorkStealingEngine:
     # -- main loop ----------------------------------------------------------------------
     def run(self, initial_items: Iterable[bytes] = ()) -> EngineStats:
         self._queue.extend(initial_items)
-        backoff = Backoff()
+        # an idle rank that serves others (services) must wake up often enough to answer them
+        backoff = Backoff(cap_s=1e-3) if self._services else Backoff()
         idle_since: float | None = None
         while True:
             if self.size > 1:

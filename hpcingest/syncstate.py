@@ -8,7 +8,8 @@ sqlite on Lustre/GPFS/NFS wants one writer per file and no shared-memory WAL.  S
   state directory is created, recorded in it, independent of the rank count);
 * shard k is opened only by rank ``k % P``, in exclusive locking mode with a rollback journal;
 * other ranks read and write it through engine service messages: one lookup per stat batch
-  (request and reply) and fire-and-forget updates, which the owner commits in batches.
+  (request and reply, asynchronous so the asker keeps working meanwhile) and fire-and-forget
+  updates, which the owner commits in batches.
 
 Directories are stored once in a ``dirs`` table and rows reference them, which keeps a row to
 the name plus a few integers (issue #5 targets < 200 bytes per file).
@@ -22,7 +23,7 @@ import struct
 import time
 import zlib
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable
 
 from hpcingest.engine import FIRST_SERVICE_TAG, WorkContext, pack_items, unpack_items
 
@@ -151,6 +152,7 @@ class SyncState:
         self.shards = shard_count(state_dir)
         self._owned: dict[int, ShardFile] = {}
         self._replies: dict[int, dict[bytes, SyncRecord]] = {}
+        self._callbacks: dict[int, Callable[[dict[bytes, SyncRecord]], None]] = {}
         self._next_request = 0
         self.lookups_sent = 0
 
@@ -183,6 +185,22 @@ class SyncState:
         ctx.wait_until(lambda: request in self._replies)
         return self._replies.pop(request)
 
+    def lookup_async(self, ctx: WorkContext, directory: bytes, names: list[bytes],
+                     on_reply: Callable[[dict[bytes, SyncRecord]], None]) -> bool:
+        """Like lookup, without waiting: ``on_reply`` runs when the records arrive (at once,
+        and True is returned, when this rank owns the shard or the cache is ignored).  It
+        runs inside message handling, so it must only queue work."""
+        shard, owner = self.owner(directory)
+        if self.ignore_cache or owner == self.rank:
+            on_reply(self.lookup(ctx, directory, names))
+            return True
+        request = self._next_request
+        self._next_request += 1
+        self.lookups_sent += 1
+        self._callbacks[request] = on_reply
+        ctx.send(_REQUEST_ID.pack(request) + pack_items([directory, *names]), owner, TAG_LOOKUP)
+        return False
+
     def record(self, ctx: WorkContext, directory: bytes, rows: list[tuple[bytes, float, int]]) -> None:
         if not rows:
             return
@@ -210,7 +228,12 @@ class SyncState:
     def _take_reply(self, payload: bytes, source: int, engine) -> None:
         (request,) = _REQUEST_ID.unpack_from(payload)
         _, rows = _decode_rows(payload[_REQUEST_ID.size:])
-        self._replies[request] = {name: SyncRecord(t, op) for name, t, op in rows}
+        records = {name: SyncRecord(t, op) for name, t, op in rows}
+        callback = self._callbacks.pop(request, None)
+        if callback is None:
+            self._replies[request] = records
+        else:
+            callback(records)
 
     def _serve_record(self, payload: bytes, source: int, engine) -> None:
         directory, rows = _decode_rows(payload)

@@ -23,7 +23,7 @@ from hpcingest.handler import EventHandler, HandlerError, load_handler, validate
 from hpcingest.ingest.config import ConfigError, IngestConfig, build_config
 from hpcingest.ingest.failures import FailureLog, merge_reports
 from hpcingest.ingest.funnel import FORWARDED, Funnel, connected_ranks
-from hpcingest.ingest.sink import IngestCounters, IngestSink, _noop
+from hpcingest.ingest.sink import RESUME, IngestCounters, IngestSink, _noop
 from hpcingest.ingest.summary import IngestSummary, summarize
 from hpcingest.irods import operations as ops
 from hpcingest.irods.connection import IrodsConnection
@@ -113,8 +113,10 @@ def prepare_target(connection: IrodsConnection, handler: EventHandler, config: I
                 lambda *a, c=collection, **k: ops.ensure_collection(session, c))
             handler.run_event("coll_create", create, logger, session, dict(root_meta, target=collection), **options)
 
+    identity = handler.as_user(root_meta)
+    as_zone, as_user = identity if identity else (None, None)
     try:
-        connection.call(action)
+        connection.call(action, as_user=as_user, as_zone=as_zone)
     except IrodsError as err:
         raise ConfigError(f"cannot prepare target collection {config.target!r}: {err}") from None
 
@@ -159,7 +161,7 @@ def run_pass(comm, setup: JobSetup, jobdir: JobDirectory):
         source = PosixSource(config.root, config.files_per_task, config.exclusions)
         try:
             stats = run_walk(comm, source, funnel, services={**state.services(), **funnel.services()},
-                             sink_items={FORWARDED: funnel.process_forwarded})
+                             sink_items={FORWARDED: funnel.process_forwarded, RESUME[0]: sink.resume})
         finally:
             state.close()
             failures.close()

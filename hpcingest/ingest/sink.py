@@ -10,10 +10,12 @@ of its batch.  Successful entries get their sync time (taken before the work) re
 
 from __future__ import annotations
 
+import itertools
 import os
 import posixpath
 import signal
 import stat
+import struct
 import time
 from collections import Counter
 from contextlib import contextmanager
@@ -35,6 +37,9 @@ from hpcingest.naming import LogicalName, catalog_physical_path, logical_path, s
 from hpcingest.records import Entry, EntryBatch, EntryType, WalkError
 from hpcingest.syncstate import SyncState
 
+RESUME = b"R"  # first byte of a local work item that resumes a parked batch
+_PARK_KEY = struct.Struct("<Q")
+_MAX_PARKED = 64
 _PUT_FAMILY = (Operation.PUT, Operation.PUT_SYNC, Operation.PUT_APPEND)
 _NEVER_UPLOADED = (EntryType.PIPE, EntryType.CHARACTER, EntryType.BLOCK, EntryType.SOCKET, EntryType.LINK)
 
@@ -99,33 +104,62 @@ class IngestSink:
         self.base_meta = base_meta
         self.char_map = handler.character_map()
         self.counters = IngestCounters()
+        self._parked: dict[int, tuple] = {}
+        self._park_keys = itertools.count()
         self._euid = os.geteuid()
         self._groups = set(os.getgroups()) | {os.getegid()}
 
     # -- the sink protocol ---------------------------------------------------------------
     def consume(self, batch: EntryBatch, ctx: WorkContext) -> None:
+        """Ask for the batch's sync state and carry on: a remote shard answers later, and the
+        batch is resumed then as local work (with more ranks than cores a reply can take
+        milliseconds, which would otherwise be lost per batch)."""
         started = time.time()
+        self.counters.state_lookups += 1
+        if any(stat.S_ISDIR(st.st_mode) for st in batch.stats):
+            # its subdirectories are listed as soon as this returns: their collections must exist
+            self._ingest(batch, started, self.state.lookup(ctx, batch.directory, batch.names), ctx)
+            return
+        ctx.wait_until(lambda: len(self._parked) < _MAX_PARKED)
+        key = next(self._park_keys)
+        self._parked[key] = (batch, started, None)
+
+        def resume(previous) -> None:
+            self._parked[key] = (batch, started, previous)
+            ctx.push_local(RESUME + _PARK_KEY.pack(key))
+
+        self.state.lookup_async(ctx, batch.directory, batch.names, resume)
+
+    def resume(self, item: bytes, ctx: WorkContext) -> None:
+        """A parked batch whose sync state has arrived."""
+        (key,) = _PARK_KEY.unpack_from(item, 1)
+        batch, started, previous = self._parked.pop(key)
+        self._ingest(batch, started, previous, ctx)
+
+    def _ingest(self, batch: EntryBatch, started: float, previous, ctx: WorkContext) -> None:
         entries = batch.entries()
         self.counters.entries += len(entries)
-        previous = self.state.lookup(ctx, batch.directory, batch.names)
-        self.counters.state_lookups += 1
-        names = {e.relpath: logical_path(self.config.target, self.config.root, e.relpath, self.char_map)
-                 for e in entries}
         pending = []
         for entry in entries:
-            if entry.type is EntryType.REGULAR and not self._readable(entry):
-                self._skip(entry, names[entry.relpath], "unreadable", "EACCES",
-                           "the file is not readable by the ingesting user")
-            elif needs_catalog(entry.mtime, entry.ctime, previous.get(entry.name)):
+            if needs_catalog(entry.mtime, entry.ctime, previous.get(entry.name)):
                 pending.append(entry)
             else:
                 self.counters.unchanged += 1
-                self.logger.debug("succeeded_file_has_not_changed", path=self._source(entry))
+        names = {e.relpath: logical_path(self.config.target, self.config.root, e.relpath, self.char_map)
+                 for e in pending}
+        unreadable = [e for e in pending if e.type is EntryType.REGULAR and not self._readable(e)]
+        for entry in unreadable:
+            self._skip(entry, names[entry.relpath], "unreadable", "EACCES",
+                       "the file is not readable by the ingesting user")
+        if unreadable:
+            pending = [e for e in pending if e not in unreadable]
         catalog = self._catalog(batch.directory, pending, names)
         done = []
         for entry in pending:
-            if self._sync_entry(entry, names[entry.relpath], previous.get(entry.name), catalog, ctx):
-                done.append((entry.name, started, 0))
+            ctx.poll()  # a batch of uploads takes long: keep answering steal and state requests
+            operation = self._sync_entry(entry, names[entry.relpath], previous.get(entry.name), catalog, ctx)
+            if operation is not None:
+                done.append((entry.name, started, operation))
         self.state.record(ctx, batch.directory, done)
 
     def error(self, error: WalkError) -> None:
@@ -168,13 +202,16 @@ class IngestSink:
         return os.fsdecode(os.path.join(self.config.root, entry.relpath))
 
     def _sync_entry(self, entry: Entry, name: LogicalName, previous, catalog: CatalogView,
-                    ctx: WorkContext) -> bool:
+                    ctx: WorkContext) -> int | None:
+        """The Operation value that was applied (for the sync state), or None on failure."""
         meta = self._meta(entry, name)
         if entry.type is EntryType.DIRECTORY:
             action = self._collection_action(entry, name, meta, catalog)
         else:
             action = self._data_object_action(entry, name, meta, previous, catalog)
-        return self._attempt(entry, name, meta, action, ctx)
+        if not self._attempt(entry, name, meta, action, ctx):
+            return None
+        return Operation[meta["operation"]].value
 
     def _attempt(self, entry: Entry, name: LogicalName, meta: dict, action: Callable, ctx: WorkContext) -> bool:
         """Run one entry's action with the handler's retries, delay and timeout."""
@@ -344,11 +381,12 @@ class IngestSink:
              found, resource: str | None, replay: bool) -> str:
         handler, logger, config = self.handler, self.logger, self.config
         source = os.path.join(config.root, entry.relpath)
+        checksum = config.checksum or config.verify_checksum
         if found is None:
             def create(*args, **kwargs):
-                _replayable(lambda: ops.put_file(session, source, name.path, resource=resource,
-                                                 checksum=config.checksum),
+                _replayable(lambda: ops.put_file(session, source, name.path, resource=resource, checksum=checksum),
                             lambda: _landed(session, name.path, entry.size, None), replay)
+                self._verify(session, source, name.path)
                 self._annotate(session, entry, name)
             handler.run_event("data_obj_create", create, logger, session, meta, operation, **options)
             self.counters.bytes_put += entry.size
@@ -367,11 +405,25 @@ class IngestSink:
                            catalog_size=found.size, size=entry.size)
 
         def overwrite(*args, **kwargs):
-            ops.put_file(session, source, name.path, resource=resource, checksum=config.checksum,
-                         overwrite=True)
+            ops.put_file(session, source, name.path, resource=resource, checksum=checksum, overwrite=True)
+            self._verify(session, source, name.path)
         handler.run_event("data_obj_modify", overwrite, logger, session, meta, operation, **options)
         self.counters.bytes_put += entry.size
         return f"updated:{operation.name}"
+
+    def _verify(self, session, source: bytes, logical: str) -> None:
+        """--verify_checksum: the server's checksum of what it stored must match the source."""
+        if not self.config.verify_checksum:
+            return
+        parent, base = posixpath.split(logical)
+        info = list_collection_objects(session, parent, [base]).get(base)
+        stored = info.current.checksum if info is not None else None
+        if not stored:
+            raise IrodsOperationError("CHECKSUM_MISSING", None, f"the server stored no checksum for {logical}")
+        local = local_checksum(source, stored)
+        if local != stored:
+            raise IrodsOperationError("USER_CHKSUM_MISMATCH", -314000,
+                                      f"checksum of {logical} is {stored}, the source's is {local}")
 
     def _annotate(self, session, entry: Entry, name: LogicalName) -> None:
         """The AVUs of remapped names and of links and sockets, added when absent."""
@@ -405,6 +457,20 @@ def _landed(session, logical: str, size: int, physical: str | None) -> bool:
     info = list_collection_objects(session, parent, [base]).get(base)
     return info is not None and any(r.size == size and (physical is None or r.physical_path == physical)
                                     for r in info.replicas)
+
+
+def local_checksum(path: bytes, like: str) -> str:
+    """The source's checksum in the server's notation: ``sha2:<base64>`` or hex MD5."""
+    import base64
+    import hashlib
+
+    digest = hashlib.sha256() if like.startswith("sha2:") else hashlib.md5()
+    with open(path, "rb") as f:
+        while chunk := f.read(8 << 20):
+            digest.update(chunk)
+    if like.startswith("sha2:"):
+        return "sha2:" + base64.b64encode(digest.digest()).decode()
+    return digest.hexdigest()
 
 
 def _errno_name(code: int) -> str:

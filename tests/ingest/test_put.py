@@ -98,3 +98,11 @@ def test_fifos_and_sockets_are_never_opened_by_put(zone, target, small_tree, tmp
     report = (tmp_path / "jobs" / "fifo" / "failures.jsonl").read_text()
     assert "a-fifo" in report and "a-socket" in report and '"kind": "skipped"' in report
     assert "a-fifo" not in catalog(zone, target).objects
+
+
+def test_verify_checksum_checks_every_put(zone, target, small_tree, tmp_path):
+    out = ok(put(zone, small_tree, target, "PUT", tmp_path, "--verify_checksum", job="ck"))
+    assert "failed 0" in out
+    with zone.session() as session:
+        for rel in expected_contents(small_tree):
+            assert session.data_objects.get(f"{target}/{rel}").checksum

@@ -1,0 +1,66 @@
+"""Old example handlers against a real zone: NO_OP, metadata.py after a chmod, as_user proxying."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+from irods.models import Collection, DataObject
+
+from tests.ingest.conftest import HANDLERS, catalog, source_view, start
+from tests.ingest.test_names_and_special import OLD_HANDLERS, avus
+from tests.ingest.test_register import ok
+from tests.launchers import Launcher
+
+
+@pytest.fixture
+def tree(tmp_path):
+    root = tmp_path / "src"
+    (root / "a" / "b").mkdir(parents=True)
+    for rel in ("x", "a/y", "a/b/z"):
+        (root / rel).write_bytes(b"content of " + rel.encode())
+    return root
+
+
+def test_no_op_writes_nothing_and_fires_hooks(zone, target, tree, tmp_path):
+    log = tmp_path / "hooks"
+    out = ok(start(zone, tree, target, "--event_handler", os.path.join(HANDLERS, "counting.py"),
+                   launcher=Launcher("mpiexec", 2), job_dir=tmp_path / "jobs",
+                   env={"OPERATION": "NO_OP", "HOOK_LOG": str(log)}))
+    assert "failed 0" in out
+    assert catalog(zone, target).objects == {}
+    assert log.read_text().count("pre_data_obj_create") == 3
+
+
+def test_metadata_example_tracks_chmod(zone, target, tree, tmp_path):
+    handler = os.path.join(OLD_HANDLERS, "metadata.py")
+    jobs = tmp_path / "jobs"
+    ok(start(zone, tree, target, "--event_handler", handler, "--job_name", "m", launcher=Launcher("mpiexec", 2),
+             job_dir=jobs))
+    assert avus(zone, f"{target}/a/y")["filesystem::mode"][0] == str(os.stat(tree / "a" / "y").st_mode)
+    time.sleep(1.1)
+    os.chmod(tree / "a" / "y", 0o640)
+    ok(start(zone, tree, target, "--event_handler", handler, "--job_name", "m", launcher=Launcher("mpiexec", 2),
+             job_dir=jobs))
+    assert avus(zone, f"{target}/a/y")["filesystem::mode"][0] == str(os.stat(tree / "a" / "y").st_mode)
+    assert catalog(zone, target).objects == source_view(tree).objects
+
+
+def test_as_user_registers_as_the_proxied_user(zone, target, tree, tmp_path):
+    if not zone.builtin:
+        pytest.skip("creates a user; run against the built-in zone")
+    user = f"proxied{os.getpid()}"
+    with zone.session() as session:
+        session.users.create(user, "rodsuser")
+        home = f"/{zone.zone}/home/{user}"
+        if not session.collections.exists(home):
+            session.collections.create(home)
+        session.acls.set(__import__("irods.access", fromlist=["iRODSAccess"]).iRODSAccess("own", home, user))
+    proxied_target = f"/{zone.zone}/home/{user}/ingest"
+    ok(start(zone, tree, proxied_target, "--event_handler", os.path.join(HANDLERS, "proxy.py"),
+             launcher=Launcher("mpiexec", 2), job_dir=tmp_path / "jobs", env={"AS_USER": user, "AS_ZONE": zone.zone}))
+    with zone.session() as session:
+        owners = {row[DataObject.owner_name] for row in session.query(DataObject.owner_name)
+                  .filter(Collection.name == proxied_target)}
+    assert owners == {user}
