@@ -33,7 +33,7 @@ from hpcingest.irods import operations as ops
 from hpcingest.irods.connection import IrodsConnection
 from hpcingest.irods.errors import IrodsOperationError
 from hpcingest.irods.listing import list_collection_objects
-from hpcingest.naming import LogicalName, catalog_physical_path, logical_path, special_file_avu
+from hpcingest.naming import REASON_UNICODE, LogicalName, catalog_physical_path, logical_path, special_file_avu
 from hpcingest.records import Entry, EntryBatch, EntryType, WalkError
 from hpcingest.syncstate import SyncState
 
@@ -340,13 +340,16 @@ class IngestSink:
                   options: dict, found, resource: str | None, physical: str, replay: bool) -> str:
         handler, logger, config = self.handler, self.logger, self.config
         size, mtime = entry.size, int(entry.mtime)
+        # a checksum needs a readable regular file at the registered path: not a link (it may
+        # point at a directory or nowhere), not a remapped undecodable name (no such file)
+        checksum = config.checksum and entry.type is EntryType.REGULAR and name.reason != REASON_UNICODE
         if operation is Operation.REGISTER_AS_REPLICA_SYNC and not resource:
             raise IrodsOperationError("USER_INPUT_OPTION_ERR", -130000,
                                       "REGISTER_AS_REPLICA_SYNC needs to_resource() in the event handler")
         if found is None:
             def create(*args, **kwargs):
                 _replayable(lambda: ops.register(session, physical, name.path, size, mtime, resource=resource,
-                                                 checksum=config.checksum),
+                                                 checksum=checksum),
                             lambda: _landed(session, name.path, size, physical), replay)
                 self._annotate(session, entry, name)
             handler.run_event("data_obj_create", create, logger, session, meta, **options)
@@ -356,7 +359,7 @@ class IngestSink:
             if replica is None:
                 def add_replica(*args, **kwargs):
                     ops.register(session, physical, name.path, size, mtime, resource=resource, as_replica=True,
-                                 checksum=config.checksum)
+                                 checksum=checksum)
                 handler.run_event("data_obj_create", add_replica, logger, session, meta, **options)
                 return f"created:{operation.name}"
             if replica.physical_path != physical:

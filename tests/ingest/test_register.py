@@ -151,3 +151,16 @@ def test_irods_connections_caps_the_ranks_that_connect(zone, target, tree, tmp_p
                    job_dir=tmp_path / "jobs"))
     assert "ranks with iRODS connections 1" in out
     assert catalog(zone, target).objects == source_view(str(tree)).objects
+
+
+def test_target_with_a_backtick_and_checksums_on_register(zone, tree, tmp_path):
+    grave = f"{zone.home}/grave`name{os.getpid()}"
+    ok(start(zone, tree, grave, "--checksum", "--event_handler",
+             os.path.join(os.path.dirname(HANDLERS), "..", "handlers", "metadata.py"),
+             launcher=Launcher("mpiexec", 2), job_dir=tmp_path / "jobs"))
+    assert catalog(zone, grave).objects == source_view(str(tree)).objects
+    with zone.session() as session:
+        obj = session.data_objects.get(f"{grave}/empty" if False else next(
+            f"{grave}/{rel}" for rel in source_view(str(tree)).objects if rel.endswith(".bin")))
+        assert obj.checksum
+        assert obj.metadata.get_one("filesystem::mode").value.isdigit()
