@@ -108,6 +108,7 @@ class EngineStats:
     idle_s: float = 0.0
     last_item_end: float = 0.0  # wall clock (time.time) when this rank finished its last item
     stop_seen: float = 0.0  # wall clock when this rank learnt that all work is done
+    items_abandoned: int = 0  # dropped after request_stop()
 
 
 class WorkStealingEngine:
@@ -143,6 +144,7 @@ class WorkStealingEngine:
         self._low_water = low_water
         self._queue: deque[bytes] = deque()
         self._pinned: deque[bytes] = deque()
+        self._abandon = False
         self._rng = random.Random(0x5EED + 7919 * self.rank)
         self._near = self._node_peers()
         self._pending_sends: list = []
@@ -187,6 +189,12 @@ class WorkStealingEngine:
         because this rank holds an iRODS connection.  Runs before stealable work."""
         self._pinned.append(item)
 
+    def request_stop(self) -> None:
+        """Abandon the remaining work (e.g. `hpcingest stop`): the item being processed
+        finishes, queued and arriving work is dropped, and the usual termination detection
+        ends the run once every rank has done the same.  Safe to call from another thread."""
+        self._abandon = True
+
     def queued(self) -> int:
         return len(self._queue) + len(self._pinned)
 
@@ -222,6 +230,10 @@ class WorkStealingEngine:
             if self.size > 1:
                 self._handle_messages()
                 self._complete_sends()
+            if self._abandon and (self._queue or self._pinned):
+                self.stats.items_abandoned += len(self._queue) + len(self._pinned)
+                self._queue.clear()
+                self._pinned.clear()
             if self._queue or self._pinned:
                 if idle_since is not None:
                     self.stats.idle_s += time.monotonic() - idle_since

@@ -22,8 +22,8 @@ import sqlite3
 import struct
 import time
 import zlib
-from dataclasses import dataclass
-from typing import Callable, Iterable
+from collections import OrderedDict
+from typing import Callable, Iterable, NamedTuple
 
 from hpcingest.engine import FIRST_SERVICE_TAG, WorkContext, pack_items, unpack_items
 
@@ -36,11 +36,14 @@ _ROW = struct.Struct("<dB")  # sync time, operation code
 _REQUEST_ID = struct.Struct("<Q")
 _COMMIT_EVERY_ROWS = 5000
 _COMMIT_EVERY_S = 2.0
+_CACHE_ROWS = 1_000_000  # per shard file; ~100 MB at worst, usually far less
 
 
-@dataclass(frozen=True, slots=True)
-class SyncRecord:
-    """When a path was last synced (wall clock, taken before the work) and what was done."""
+class SyncRecord(NamedTuple):
+    """When a path was last synced (wall clock, taken before the work) and what was done.
+
+    A NamedTuple rather than a frozen dataclass: one is built per cached row, and a frozen
+    dataclass's __init__ cost four times as much."""
 
     sync_time: float
     operation: int
@@ -79,6 +82,8 @@ class ShardFile:
         cur.execute("CREATE TABLE IF NOT EXISTS sync (dir INTEGER NOT NULL, name BLOB NOT NULL, "
                     "time REAL NOT NULL, op INTEGER NOT NULL, PRIMARY KEY (dir, name)) WITHOUT ROWID")
         self._dir_ids: dict[bytes, int] = {}
+        self._cache: OrderedDict[bytes, dict[bytes, SyncRecord]] = OrderedDict()
+        self._cached_rows = 0
         self._pending = 0
         self._last_commit = time.monotonic()
         cur.execute("BEGIN")
@@ -96,21 +101,42 @@ class ShardFile:
         return row[0]
 
     def lookup(self, directory: bytes, names: list[bytes]) -> dict[bytes, SyncRecord]:
-        dir_id = self._dir_id(directory, create=False)
-        if dir_id is None:
-            return {}
-        found: dict[bytes, SyncRecord] = {}
-        for start in range(0, len(names), 500):
-            chunk = names[start:start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = self.connection.execute(
-                f"SELECT name, time, op FROM sync WHERE dir = ? AND name IN ({marks})", (dir_id, *chunk))
-            found.update((name, SyncRecord(t, op)) for name, t, op in rows)
+        """Records of these names.  A directory is read whole (one range scan of the primary
+        key) and cached, since its other batches usually follow: an IN query per batch cost
+        several microseconds per name."""
+        rows = self._directory_rows(directory)
+        found = {}
+        for name in names:
+            row = rows.get(name)
+            if row is not None:
+                found[name] = row
         return found
+
+    def _directory_rows(self, directory: bytes) -> dict[bytes, SyncRecord]:
+        cached = self._cache.get(directory)
+        if cached is not None:
+            self._cache.move_to_end(directory)
+            return cached
+        dir_id = self._dir_id(directory, create=False)
+        rows = {} if dir_id is None else {
+            row[0]: SyncRecord(row[1], row[2])
+            for row in self.connection.execute("SELECT name, time, op FROM sync WHERE dir = ?", (dir_id,))}
+        self._cache[directory] = rows
+        self._cached_rows += len(rows)
+        while self._cached_rows > _CACHE_ROWS and len(self._cache) > 1:
+            _, evicted = self._cache.popitem(last=False)
+            self._cached_rows -= len(evicted)
+        return rows
 
     def record(self, directory: bytes, rows: Iterable[tuple[bytes, float, int]]) -> None:
         dir_id = self._dir_id(directory, create=True)
         rows = list(rows)
+        cached = self._cache.get(directory)
+        if cached is not None:
+            for name, t, op in rows:
+                if name not in cached:
+                    self._cached_rows += 1
+                cached[name] = SyncRecord(t, op)
         self.connection.executemany("INSERT OR REPLACE INTO sync (dir, name, time, op) VALUES (?, ?, ?, ?)",
                                     ((dir_id, name, t, op) for name, t, op in rows))
         self._pending += len(rows)

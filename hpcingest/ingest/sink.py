@@ -10,14 +10,12 @@ of its batch.  Successful entries get their sync time (taken before the work) re
 
 from __future__ import annotations
 
-import itertools
 import os
 import posixpath
 import signal
 import stat
-import struct
 import time
-from collections import Counter
+from collections import Counter, deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -37,9 +35,8 @@ from hpcingest.naming import REASON_UNICODE, LogicalName, catalog_physical_path,
 from hpcingest.records import Entry, EntryBatch, EntryType, WalkError
 from hpcingest.syncstate import SyncState
 
-RESUME = b"R"  # first byte of a local work item that resumes a parked batch
-_PARK_KEY = struct.Struct("<Q")
-_MAX_PARKED = 64
+RESUME = b"R"  # a local work item: ingest the batches whose sync state has arrived
+_MAX_WAITING = 64
 _PUT_FAMILY = (Operation.PUT, Operation.PUT_SYNC, Operation.PUT_APPEND)
 _NEVER_UPLOADED = (EntryType.PIPE, EntryType.CHARACTER, EntryType.BLOCK, EntryType.SOCKET, EntryType.LINK)
 
@@ -104,8 +101,8 @@ class IngestSink:
         self.base_meta = base_meta
         self.char_map = handler.character_map()
         self.counters = IngestCounters()
-        self._parked: dict[int, tuple] = {}
-        self._park_keys = itertools.count()
+        self._ready: deque = deque()  # (batch, started, previous state) ready to ingest
+        self._waiting = 0  # batches whose state lookup is still travelling
         self._euid = os.geteuid()
         self._groups = set(os.getgroups()) | {os.getegid()}
 
@@ -120,31 +117,34 @@ class IngestSink:
             # its subdirectories are listed as soon as this returns: their collections must exist
             self._ingest(batch, started, self.state.lookup(ctx, batch.directory, batch.names), ctx)
             return
-        ctx.wait_until(lambda: len(self._parked) < _MAX_PARKED)
-        key = next(self._park_keys)
-        self._parked[key] = (batch, started, None)
+        while self._waiting >= _MAX_WAITING:  # bound the batches held while their state travels
+            ctx.wait_until(lambda: bool(self._ready) or self._waiting < _MAX_WAITING)
+            self._drain_ready(ctx)
+        self._waiting += 1
 
         def resume(previous) -> None:
-            self._parked[key] = (batch, started, previous)
-            ctx.push_local(RESUME + _PARK_KEY.pack(key))
+            self._waiting -= 1
+            self._ready.append((batch, started, previous))
+            ctx.push_local(RESUME)
 
         self.state.lookup_async(ctx, batch.directory, batch.names, resume)
 
     def resume(self, item: bytes, ctx: WorkContext) -> None:
-        """A parked batch whose sync state has arrived."""
-        (key,) = _PARK_KEY.unpack_from(item, 1)
-        batch, started, previous = self._parked.pop(key)
-        self._ingest(batch, started, previous, ctx)
+        """Local work item: ingest the batches whose sync state has arrived."""
+        self._drain_ready(ctx)
+
+    def _drain_ready(self, ctx: WorkContext) -> None:
+        while self._ready:
+            self._ingest(*self._ready.popleft(), ctx)
 
     def _ingest(self, batch: EntryBatch, started: float, previous, ctx: WorkContext) -> None:
-        entries = batch.entries()
-        self.counters.entries += len(entries)
-        pending = []
-        for entry in entries:
-            if needs_catalog(entry.mtime, entry.ctime, previous.get(entry.name)):
-                pending.append(entry)
-            else:
-                self.counters.unchanged += 1
+        self.counters.entries += len(batch)
+        if previous:  # the unchanged majority never becomes Entry objects
+            keep = [i for i, (name, st) in enumerate(zip(batch.names, batch.stats))
+                    if needs_catalog(st.st_mtime, st.st_ctime, previous.get(name))]
+            self.counters.unchanged += len(batch) - len(keep)
+            batch = EntryBatch(batch.directory, [batch.names[i] for i in keep], [batch.stats[i] for i in keep])
+        pending = batch.entries()
         names = {e.relpath: logical_path(self.config.target, self.config.root, e.relpath, self.char_map)
                  for e in pending}
         unreadable = [e for e in pending if e.type is EntryType.REGULAR and not self._readable(e)]
