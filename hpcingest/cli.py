@@ -83,6 +83,26 @@ def add_start_parser(commands) -> None:
     s3.add_argument("--s3_multipart_chunksize_in_mib", type=int, default=8)
 
 
+def add_job_control_parsers(commands) -> None:
+    def job_parser(name: str, help_text: str, with_job: bool = True) -> argparse.ArgumentParser:
+        parser = commands.add_parser(name, help=help_text, description=help_text)
+        if with_job:
+            parser.add_argument("job", metavar="JOB", help="job name")
+        parser.add_argument("--job_dir", help="where job directories live (default $HPCINGEST_HOME/jobs, "
+                            "else ~/.hpcingest/jobs)")
+        add_log_options(parser)
+        return parser
+
+    job_parser("list", "list jobs as JSON: {periodic, singlepass, stopped}", with_job=False)
+    stop = job_parser("stop", "stop a running job: ranks finish their current item, checkpoint and exit")
+    stop.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the ranks (default 60)")
+    watch = job_parser("watch", "show a job's live progress until it ends")
+    watch.add_argument("--interval", type=float, default=None, help="seconds between updates")
+    report = job_parser("report", "show the failure report of a job's last pass")
+    report.add_argument("--json", action="store_true", help="as JSON")
+    job_parser("resume", "run a job again (same options) to finish a pass that died or was stopped")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="hpcingest", description=(
         "MPI-parallel ingest of parallel-filesystem trees and S3 buckets into iRODS. "
@@ -102,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--quiet", action="store_true", help="print no summary")
 
     add_start_parser(commands)
+    add_job_control_parsers(commands)
 
     demo = commands.add_parser("demo", help="quick start: generate a sample tree and run the parallel job on it")
     demo.add_argument("--workdir", default="hpcingest-demo", help="where the sample tree and results go")
@@ -131,11 +152,33 @@ def main(argv: list[str] | None = None) -> int:
         from hpcingest.launch import run_collectively
 
         return run_collectively(lambda comm: scan.run(comm, args))
-    if args.command == "start":
+    if args.command in ("start", "resume"):
         from hpcingest.ingest import job
         from hpcingest.launch import run_collectively
 
-        return run_collectively(lambda comm: job.run(comm, args))
+        if args.command == "resume":
+            from hpcingest import jobctl
+            from hpcingest.jobdir import JobError
+
+            try:
+                argv = jobctl.resume_argv(args)
+            except JobError as err:
+                if launcher_rank() == 0:
+                    print(f"hpcingest resume: error: {err}", file=sys.stderr)
+                return 2
+            args = parser.parse_args(["start", *argv])
+        else:
+            argv = argv[1:]
+        return run_collectively(lambda comm: job.run(comm, args, argv))
+    if args.command in ("list", "stop", "watch", "report"):
+        from hpcingest import jobctl
+        from hpcingest.jobdir import JobError
+
+        try:
+            return getattr(jobctl, f"cmd_{args.command}")(args)
+        except JobError as err:
+            print(f"hpcingest {args.command}: error: {err}", file=sys.stderr)
+            return 2
     if args.command == "demo":
         from hpcingest import demo
 

@@ -30,6 +30,7 @@ Design choices, and why:
 from __future__ import annotations
 
 import random
+import threading
 import struct
 import time
 from collections import deque
@@ -126,6 +127,7 @@ class WorkStealingEngine:
         tree_width: int = 8,
         low_water: int = 4,
         services: dict[int, ServiceFn] | None = None,
+        stop: "threading.Event | None" = None,
     ) -> None:
         from mpi4py import MPI
 
@@ -145,6 +147,7 @@ class WorkStealingEngine:
         self._queue: deque[bytes] = deque()
         self._pinned: deque[bytes] = deque()
         self._abandon = False
+        self._stop_event = stop  # set from another thread: abandon the remaining work
         self._rng = random.Random(0x5EED + 7919 * self.rank)
         self._near = self._node_peers()
         self._pending_sends: list = []
@@ -230,6 +233,8 @@ class WorkStealingEngine:
             if self.size > 1:
                 self._handle_messages()
                 self._complete_sends()
+            if self._stop_event is not None and self._stop_event.is_set():
+                self._abandon = True
             if self._abandon and (self._queue or self._pinned):
                 self.stats.items_abandoned += len(self._queue) + len(self._pinned)
                 self._queue.clear()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -52,15 +51,19 @@ class JobRecord:
     end_time: float | None = None
     counters: dict[str, Any] = field(default_factory=dict)
     launch: dict[str, Any] = field(default_factory=dict)  # host, pid, ranks of the running pass
+    argv: list[str] = field(default_factory=list)  # the start command's arguments, for `resume`
+    last_pass_entries: int | None = None  # entries of the last complete pass (for an ETA)
 
 
-def write_private(path: str, text: str) -> None:
-    """Atomically replace ``path`` with ``text``, mode 0600 (a reader never sees half a file)."""
+def write_private(path: str, text: str, durable: bool = True) -> None:
+    """Atomically replace ``path`` with ``text``, mode 0600 (a reader never sees half a file);
+    ``durable`` also fsyncs it (records yes, progress reports every few seconds no)."""
     tmp = f"{path}.tmp{os.getpid()}"
     with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
         f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
+        if durable:
+            f.flush()
+            os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
@@ -115,5 +118,15 @@ class JobDirectory:
         return record
 
 
-def now() -> float:
-    return time.time()
+def list_jobs(root: str) -> list[JobDirectory]:
+    try:
+        names = sorted(os.listdir(root))
+    except FileNotFoundError:
+        return []
+    jobs = []
+    for name in names:
+        if _NAME.match(name):
+            job = JobDirectory(root, name)
+            if job.exists():
+                jobs.append(job)
+    return jobs

@@ -7,10 +7,12 @@ source, handler file, iRODS credentials, the job directory, the root target coll
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import socket
 import sys
+import threading
 import time
 from dataclasses import dataclass, fields
 from typing import Any
@@ -23,13 +25,15 @@ from hpcingest.handler import EventHandler, HandlerError, load_handler, validate
 from hpcingest.ingest.config import ConfigError, IngestConfig, build_config
 from hpcingest.ingest.failures import FailureLog, merge_reports
 from hpcingest.ingest.funnel import FORWARDED, Funnel, connected_ranks
+from hpcingest.ingest.monitor import STALE_AFTER_S, PassMonitor, Progress, read_progress, stop_path
+from hpcingest.ingest.display import ProgressDisplay
 from hpcingest.ingest.sink import RESUME, IngestCounters, IngestSink, _noop
 from hpcingest.ingest.summary import IngestSummary, summarize
 from hpcingest.irods import operations as ops
 from hpcingest.irods.connection import IrodsConnection
 from hpcingest.irods.errors import IrodsError
 from hpcingest.irods.settings import IrodsSettings, IrodsSettingsError, resolve_settings
-from hpcingest.jobdir import JobDirectory, JobError, JobRecord
+from hpcingest.jobdir import JobDirectory, JobError, JobRecord, write_private
 from hpcingest.sources.posix import PosixSource, SourceRootError
 from hpcingest.syncstate import SyncState
 from hpcingest.walk import run_walk
@@ -64,16 +68,40 @@ def base_meta(config: IngestConfig) -> dict[str, Any]:
     }
 
 
-def prepare(args) -> JobSetup:
+def prepare(args, argv: list[str]) -> JobSetup:
     """Everything that must hold before any rank starts; raises one of _USAGE_ERRORS."""
     config = build_config(args)
     handler = validate_handler(config.handler_text, config.handler_filename)
     settings = resolve_settings()
     jobdir = JobDirectory(config.job_root, config.job_name)
-    if jobdir.exists() and jobdir.load().status == "running":
-        raise JobError(f"job {config.job_name!r} is already running (see `hpcingest list`)")
+    previous = jobdir.load() if jobdir.exists() else None
+    if previous is not None and previous.status in ("running", "waiting"):
+        if job_is_alive(jobdir):
+            raise JobError(f"job {config.job_name!r} is already running (see `hpcingest list`; a job that "
+                           f"died on another node counts as running until its progress is "
+                           f"{STALE_AFTER_S:.0f} s old)")
+        config.warnings.append(f"job {config.job_name!r} died during pass {previous.pass_number}; resuming it")
     jobdir.create()
+    for stale in (stop_path(jobdir.path),):
+        if os.path.exists(stale):
+            os.unlink(stale)
     meta = base_meta(config)
+    begin_pass(settings, handler, config, meta)
+    record = JobRecord(job_name=config.job_name, source=os.fsdecode(config.root), target=config.target,
+                       options=config.options_for_record(), handler_text=config.handler_text,
+                       handler_filename=config.handler_filename, status="running",
+                       periodic=config.interval is not None, pass_number=1, start_time=time.time(),
+                       launch={"host": socket.gethostname(), "pid": os.getpid()}, argv=argv,
+                       last_pass_entries=previous.last_pass_entries if previous else None)
+    if previous is not None and previous.status in ("running", "waiting"):
+        record.pass_number = previous.pass_number
+        record.start_time = previous.start_time
+    jobdir.save(record)
+    return JobSetup(config, settings, meta)
+
+
+def begin_pass(settings: IrodsSettings, handler: EventHandler, config: IngestConfig, meta: dict) -> None:
+    """Per pass, on rank 0: the root target collection and its hooks, then pre_job."""
     logger = get_sync_logger(config.log)
     with IrodsConnection(settings, idle_disconnect_seconds=None) as connection:
         connection.call(lambda session: session.server_version)  # credentials fail here, once, clearly
@@ -82,12 +110,38 @@ def prepare(args) -> JobSetup:
             handler.pre_job(logger, meta)
         except Exception as err:  # noqa: BLE001 - the user's hook: report it, do not crash
             raise HandlerError(f"pre_job of {config.handler_filename} failed: {type(err).__name__}: {err}") from None
-    jobdir.save(JobRecord(job_name=config.job_name, source=os.fsdecode(config.root), target=config.target,
-                          options=config.options_for_record(), handler_text=config.handler_text,
-                          handler_filename=config.handler_filename, status="running",
-                          periodic=config.interval is not None, pass_number=1, start_time=time.time(),
-                          launch={"host": socket.gethostname(), "pid": os.getpid()}))
-    return JobSetup(config, settings, meta)
+
+
+def job_is_alive(jobdir: JobDirectory) -> bool:
+    """Whether a job recorded as running still runs: on the launching host the rank-0
+    process tells; elsewhere, whether its ranks wrote progress in the last STALE_AFTER_S."""
+    record = jobdir.load()
+    launch = record.launch or {}
+    if launch.get("host") == socket.gethostname() and launch.get("pid"):
+        alive = _process_alive(int(launch["pid"]))
+        if alive is not None:
+            return alive
+    _, ranks, age = read_progress(jobdir.path)
+    if ranks:
+        return age < STALE_AFTER_S
+    return record.start_time is not None and time.time() - record.start_time < STALE_AFTER_S
+
+
+def _process_alive(pid: int) -> bool | None:
+    """True/False for a local pid (a zombie is dead), None when it cannot be told."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+    except (OSError, IndexError):
+        try:
+            os.kill(pid, 0)
+            return True
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return None
 
 
 def prepare_target(connection: IrodsConnection, handler: EventHandler, config: IngestConfig,
@@ -121,12 +175,12 @@ def prepare_target(connection: IrodsConnection, handler: EventHandler, config: I
         raise ConfigError(f"cannot prepare target collection {config.target!r}: {err}") from None
 
 
-def run(comm, args) -> int:
+def run(comm, args, argv: list[str] | None = None) -> int:
     rank = comm.Get_rank()
     setup = error = None
     if rank == 0:
         try:
-            setup = prepare(args)
+            setup = prepare(args, argv or [])
         except _USAGE_ERRORS as err:
             error = str(err)
     setup, error = collectives.bcast_object(comm, (setup, error))
@@ -139,19 +193,52 @@ def run(comm, args) -> int:
         for warning in config.warnings:
             print(f"hpcingest start: warning: {warning}", file=sys.stderr)
     jobdir = JobDirectory(config.job_root, config.job_name)
-    counters, stats, started = run_pass(comm, setup, jobdir)
-    summary = summarize(comm, config, counters, stats, started)
-    if rank != 0:
-        return 0
-    return finish(setup, jobdir, summary)
+    status = 0
+    while True:
+        pass_number = jobdir.load().pass_number if rank == 0 else 0
+        pass_number = collectives.bcast_object(comm, pass_number)
+        counters, stats, started, stopped = run_pass(comm, setup, jobdir, pass_number)
+        summary = summarize(comm, config, counters, stats, started)
+        if rank == 0:
+            status = max(status, finish(setup, jobdir, summary, stopped))
+        again = rank == 0 and not stopped and config.interval is not None and next_pass(setup, jobdir, started)
+        if not collectives.bcast_object(comm, again):
+            return status if rank == 0 else 0
 
 
-def run_pass(comm, setup: JobSetup, jobdir: JobDirectory):
+def next_pass(setup: JobSetup, jobdir: JobDirectory, started: float) -> bool:
+    """Rank 0 between periodic passes: wait for the next start (start to start), then begin
+    it; False when the job was stopped meanwhile or the next pass cannot begin."""
+    config = setup.config
+    due = started + config.interval
+    if time.time() > due:
+        print(f"hpcingest start: pass took longer than --interval {config.interval} s; the next one starts now",
+              file=sys.stderr)
+    jobdir.update(status="waiting")
+    while time.time() < due:
+        if os.path.exists(stop_path(jobdir.path)):
+            jobdir.update(status="stopped", end_time=time.time())
+            return False
+        time.sleep(min(1.0, max(0.0, due - time.time())))
+    handler = load_handler(config.handler_text, config.handler_filename)
+    try:
+        begin_pass(setup.settings, handler, config, setup.base_meta)
+    except _USAGE_ERRORS as err:
+        print(f"hpcingest start: error: cannot begin the next pass: {err}", file=sys.stderr)
+        jobdir.update(status="failed", end_time=time.time())
+        return False
+    record = jobdir.load()
+    jobdir.update(status="running", pass_number=record.pass_number + 1)
+    return True
+
+
+def run_pass(comm, setup: JobSetup, jobdir: JobDirectory, pass_number: int):
     config = setup.config
     handler = load_handler(config.handler_text, config.handler_filename)
     logger = get_sync_logger(config.log)
     state = SyncState(jobdir.state_dir, comm.Get_rank(), comm.Get_size(), ignore_cache=config.ignore_cache)
     failures = FailureLog(jobdir.path, comm.Get_rank())
+    stop = threading.Event()
     collectives.barrier(comm)
     started = time.time()
     with IrodsConnection(setup.settings, idle_disconnect_seconds=config.idle_disconnect_s) as connection:
@@ -159,17 +246,29 @@ def run_pass(comm, setup: JobSetup, jobdir: JobDirectory):
         funnel = Funnel(sink, comm.Get_rank(), comm.Get_size(),
                         connected_ranks(comm.Get_size(), config.irods_connections))
         source = PosixSource(config.root, config.files_per_task, config.exclusions)
+        snapshot = lambda done: Progress.from_counters(sink.counters, pass_number, started, done)  # noqa: E731
         try:
-            stats = run_walk(comm, source, funnel, services={**state.services(), **funnel.services()},
-                             sink_items={FORWARDED: funnel.process_forwarded, RESUME[0]: sink.resume})
+            with PassMonitor(jobdir.path, comm.Get_rank(), snapshot, stop), \
+                    progress_display(config, jobdir, comm.Get_rank()):
+                stats = run_walk(comm, source, funnel, services={**state.services(), **funnel.services()},
+                                 sink_items={FORWARDED: funnel.process_forwarded, RESUME[0]: sink.resume},
+                                 stop=stop)
         finally:
             state.close()
             failures.close()
     sink.counters.connections_opened = connection.stats.sessions_opened
-    return sink.counters, stats, started
+    stopped = collectives.bcast_object(comm, os.path.exists(stop_path(jobdir.path)) if comm.Get_rank() == 0 else None)
+    return sink.counters, stats, started, stopped
 
 
-def finish(setup: JobSetup, jobdir: JobDirectory, summary: IngestSummary) -> int:
+def progress_display(config: IngestConfig, jobdir: JobDirectory, rank: int):
+    """`start --progress`: rank 0 shows the live display while the pass runs."""
+    if not config.progress or rank != 0:
+        return contextlib.nullcontext()
+    return ProgressDisplay(jobdir)
+
+
+def finish(setup: JobSetup, jobdir: JobDirectory, summary: IngestSummary, stopped: bool) -> int:
     config = setup.config
     reported = merge_reports(jobdir.path, jobdir.failures_path)
     handler = load_handler(config.handler_text, config.handler_filename)
@@ -179,14 +278,21 @@ def finish(setup: JobSetup, jobdir: JobDirectory, summary: IngestSummary) -> int
         print(f"hpcingest start: error: post_job of {config.handler_filename} failed: "
               f"{type(err).__name__}: {err}", file=sys.stderr)
         summary.failed += 1
-    from hpcingest.jobdir import write_private
-
     write_private(jobdir.summary_path, summary.to_json() + "\n")
-    status = "finished" if summary.failed == 0 else "failed"
-    jobdir.update(status=status, end_time=time.time(), counters=summary.counters_for_record())
+    if stopped:
+        status = "stopped"
+    else:
+        status = "finished" if summary.failed == 0 else "failed"
+    changes = {"status": status, "end_time": time.time(), "counters": summary.counters_for_record()}
+    if not stopped:
+        changes["last_pass_entries"] = summary.entries
+    jobdir.update(**changes)
     print(summary.to_text())
+    if stopped:
+        print(f"job {config.job_name} was stopped; rerun the same command (or `hpcingest resume "
+              f"{config.job_name}`) to finish the pass")
     if reported:
         print(f"failure report: {jobdir.failures_path} ({reported} entries; `hpcingest report {config.job_name}`)")
-    if config.synchronous and summary.failed:
+    if config.synchronous and summary.failed and not stopped:
         return 1
     return 0

@@ -1,0 +1,133 @@
+"""Job control from any node that sees the job directory: list, stop, watch, report, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+from hpcingest.ingest.display import ProgressDisplay
+from hpcingest.ingest.failures import read_report
+from hpcingest.ingest.monitor import read_progress, stop_path
+from hpcingest.jobdir import JobDirectory, JobError, default_job_root, list_jobs
+
+
+def _root(args) -> str:
+    return os.path.abspath(args.job_dir or default_job_root())
+
+
+def _job(args) -> JobDirectory:
+    job = JobDirectory(_root(args), args.job)
+    if not job.exists():
+        raise JobError(f"job {args.job!r} does not exist in {job.root}")
+    return job
+
+
+def describe(job: JobDirectory) -> dict:
+    from hpcingest.ingest.job import job_is_alive
+
+    record = job.load()
+    status = record.status
+    if status in ("running", "waiting") and not job_is_alive(job):
+        status = "died"
+    progress, ranks, _ = read_progress(job.path)
+    live = status in ("running", "waiting")
+    counters = record.counters or {}
+    elapsed = (time.time() if live else (record.end_time or time.time())) - (record.start_time or time.time())
+    pass_elapsed = max(1e-9, progress.time - progress.pass_start) if progress.pass_start else 0.0
+    return {
+        "job_name": record.job_name, "status": status, "pass": record.pass_number,
+        "source": record.source, "target": record.target,
+        "files": progress.entries if live else counters.get("files", 0),
+        "bytes": progress.bytes if live else counters.get("bytes", 0),
+        "failures": progress.failed if live else counters.get("failures", 0),
+        "retries": progress.retries if live else counters.get("retries", 0),
+        "elapsed_time": round(elapsed, 3), "start_time": record.start_time,
+        "rate": round(progress.entries / pass_elapsed, 1) if live and pass_elapsed else 0.0,
+        "ranks": ranks,
+    }
+
+
+def cmd_list(args) -> int:
+    listing = {"periodic": [], "singlepass": [], "stopped": []}
+    for job in list_jobs(_root(args)):
+        info = describe(job)
+        if info["status"] == "stopped":
+            listing["stopped"].append(info)
+        elif job.load().periodic:
+            listing["periodic"].append(info)
+        else:
+            listing["singlepass"].append(info)
+    print(json.dumps(listing, indent=2))
+    return 0
+
+
+def cmd_stop(args) -> int:
+    job = _job(args)
+    info = describe(job)
+    if info["status"] not in ("running", "waiting"):
+        job.update(status="stopped")
+        print(f"job {args.job} is not running ({info['status']}); recorded as stopped")
+        return 0
+    with open(os.open(stop_path(job.path), os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+        f.write(f"{time.time()}\n")
+    deadline = time.time() + args.timeout
+    while time.time() < deadline:
+        if job.load().status in ("stopped", "finished", "failed"):
+            job.update(status="stopped")
+            print(f"job {args.job} stopped")
+            return 0
+        time.sleep(0.5)
+    print(f"hpcingest stop: error: job {args.job} did not stop within {args.timeout} s "
+          "(the stop request stays in place)", file=sys.stderr)
+    return 1
+
+
+def cmd_watch(args) -> int:
+    job = _job(args)
+    display = ProgressDisplay(job, period_s=args.interval)
+    try:
+        while True:
+            display.show_once()
+            status = describe(job)["status"]
+            if status not in ("running", "waiting"):
+                if display.tty:
+                    print()
+                record = job.load()
+                print(f"job {args.job}: {status}; {json.dumps(record.counters)}")
+                return 1 if (record.counters or {}).get("failures") else 0
+            time.sleep(display.period_s)
+    except KeyboardInterrupt:
+        return 0
+
+
+def cmd_report(args) -> int:
+    job = _job(args)
+    failures = read_report(job.failures_path)
+    if args.json:
+        print(json.dumps([f.__dict__ for f in failures], indent=2))
+        return 0
+    if not failures:
+        print(f"job {args.job}: no failed or skipped entries in the last pass")
+        return 0
+    print(f"{'kind':8s} {'operation':26s} {'error':36s} {'tries':>5s}  path")
+    for f in failures:
+        print(f"{f.kind:8s} {f.operation[:26]:26s} {f.error[:36]:36s} {f.attempts:5d}  {f.path}")
+        print(f"{'':8s} {f.message}")
+    print(f"{len(failures)} entries ({sum(f.kind == 'failed' for f in failures)} failed, "
+          f"{sum(f.kind == 'skipped' for f in failures)} skipped)")
+    return 0
+
+
+def resume_argv(args) -> list[str]:
+    """The start command's arguments of a job, to run it again under this launcher."""
+    record = _job(args).load()
+    if not record.argv:
+        raise JobError(f"job {args.job!r} has no recorded command line to resume")
+    argv = list(record.argv)
+    if "--job_name" not in argv:
+        argv += ["--job_name", record.job_name]
+    if "--job_dir" not in argv:
+        argv += ["--job_dir", _root(args)]
+    return argv

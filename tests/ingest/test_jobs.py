@@ -1,0 +1,195 @@
+"""Jobs without Redis: stop, list, watch, resume after a kill -9, periodic passes, job names."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+
+from hpcingest import sample
+from hpcingest.zone.testing import start_zone
+from tests.ingest.conftest import HANDLERS, catalog, hooks, source_view
+from tests.launchers import Launcher, hpcingest_argv
+
+
+@pytest.fixture
+def slow_zone(tmp_path):
+    """A zone of its own with 8 ms per request, so jobs last long enough to be interrupted."""
+    zone = start_zone(tmp_path / "zone", subprocess_mode=True, latency_ms=8.0)
+    yield zone
+    zone.stop()
+
+
+@pytest.fixture
+def tree(tmp_path):
+    root = tmp_path / "src"
+    sample.generate(root, files=3000, seed=9, max_file_size=64)
+    return root
+
+
+def hpcingest(zone, *args, launcher=None, check=False, timeout=300):
+    command = launcher.command(hpcingest_argv(*args)) if launcher else hpcingest_argv(*args)
+    result = subprocess.run(command, capture_output=True, env={**os.environ, **zone.environ()}, timeout=timeout)
+    if check:
+        assert result.returncode == 0, result.stderr.decode(errors="replace") + result.stdout.decode()
+    return result
+
+
+def launch(zone, tree, target, jobs, *extra, ranks=4):
+    command = Launcher("mpiexec", ranks).command(hpcingest_argv(
+        "start", str(tree), target, "--job_dir", str(jobs), "--job_name", "j", "--synchronous", *extra))
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, **zone.environ()}, start_new_session=True)
+
+
+def wait_for_objects(zone, target, count, job, limit=120):
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if job.poll() is not None:
+            return False
+        if len(catalog(zone, target).objects) >= count:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def registers(zone) -> int:
+    return sum(v["count"] for v in zone.api_stats().values() if v["name"] == "PHY_PATH_REG_AN")
+
+
+def test_stop_list_watch_then_resume(slow_zone, tree, tmp_path):
+    zone, jobs, target = slow_zone, tmp_path / "jobs", f"{slow_zone.home}/stopped"
+    job = launch(zone, tree, target, jobs)
+    assert wait_for_objects(zone, target, 300, job)
+    for _ in range(50):  # progress files are rewritten every 2 s
+        listing = json.loads(hpcingest(zone, "list", "--job_dir", str(jobs), check=True).stdout)
+        (running,) = listing["singlepass"]
+        if running["files"] > 0:
+            break
+        time.sleep(0.2)
+    assert running["job_name"] == "j" and running["status"] == "running" and running["files"] > 0
+    assert {"pass", "bytes", "failures", "retries", "elapsed_time", "start_time", "rate"} <= set(running)
+    duplicate = hpcingest(zone, "start", str(tree), target, "--job_dir", str(jobs), "--job_name", "j")
+    assert duplicate.returncode == 2 and b"already running" in duplicate.stderr
+    started = time.monotonic()
+    hpcingest(zone, "stop", "j", "--job_dir", str(jobs), check=True)
+    out, err = job.communicate(timeout=60)
+    assert time.monotonic() - started < 15
+    assert job.returncode == 0, err.decode(errors="replace")
+    assert b"was stopped" in out
+    listing = json.loads(hpcingest(zone, "list", "--job_dir", str(jobs), check=True).stdout)
+    assert [j["job_name"] for j in listing["stopped"]] == ["j"]
+    partial = len(catalog(zone, target).objects)
+    assert 0 < partial < len(source_view(tree).objects)
+    hpcingest(zone, "resume", "j", "--job_dir", str(jobs), launcher=Launcher("mpiexec", 2), check=True)
+    assert catalog(zone, target).objects == source_view(tree).objects
+    watch = hpcingest(zone, "watch", "j", "--job_dir", str(jobs), "--interval", "0.2", timeout=30)
+    assert watch.returncode == 0 and b"finished" in watch.stdout
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.5, 0.9])
+def test_kill_9_of_one_rank_then_rerun_finishes_the_pass(slow_zone, tree, tmp_path, fraction):
+    zone, jobs, target = slow_zone, tmp_path / "jobs", f"{slow_zone.home}/killed"
+    total = len(source_view(tree).objects)
+    job = launch(zone, tree, target, jobs)
+    assert wait_for_objects(zone, target, int(total * fraction), job)
+    ranks = subprocess.run(["pgrep", "-f", f"hpcingest start {tree}"], capture_output=True, text=True).stdout.split()
+    os.kill(int(ranks[-1]), signal.SIGKILL)
+    job.communicate(timeout=120)
+    assert job.returncode != 0
+    done_before = len(catalog(zone, target).objects)
+    result = hpcingest(zone, "start", str(tree), target, "--job_dir", str(jobs), "--job_name", "j", "--synchronous",
+                       launcher=Launcher("mpiexec", 3), timeout=600)
+    assert result.returncode == 0, result.stderr.decode(errors="replace") + result.stdout.decode()
+    assert b"died during pass" in result.stderr
+    assert catalog(zone, target).objects == source_view(tree).objects
+    # nothing registered twice: every object was registered once, plus at most the requests in
+    # flight when the rank died (their replies were lost; the rerun found them in the catalog)
+    assert registers(zone) <= total + 4
+    assert done_before <= total
+
+
+def test_checkpoints_survive_kills_during_commits(slow_zone, tmp_path):
+    zone, jobs, target = slow_zone, tmp_path / "jobs", f"{slow_zone.home}/commits"
+    tree = tmp_path / "small"
+    sample.generate(tree, files=400, seed=2, max_file_size=16)
+    for attempt in range(8):
+        job = launch(zone, tree, target, jobs, ranks=2)
+        time.sleep(0.6 + 0.15 * attempt)
+        os.killpg(job.pid, signal.SIGKILL)
+        job.communicate(timeout=60)
+        for shard in (jobs / "j" / "state").glob("shard-*.sqlite"):
+            with sqlite3.connect(shard) as db:
+                assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    result = hpcingest(zone, "start", str(tree), target, "--job_dir", str(jobs), "--job_name", "j", "--synchronous",
+                       launcher=Launcher("mpiexec", 2))
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    assert catalog(zone, target).objects == source_view(tree).objects
+
+
+def test_periodic_passes_detect_changes_and_run_job_hooks_each_pass(slow_zone, tmp_path):
+    zone, jobs, target = slow_zone, tmp_path / "jobs", f"{slow_zone.home}/periodic"
+    tree = tmp_path / "p"
+    tree.mkdir()
+    for i in range(5):
+        (tree / f"f{i}").write_bytes(b"x" * i)
+    log = tmp_path / "hooks"
+    command = Launcher("mpiexec", 2).command(hpcingest_argv(
+        "start", str(tree), target, "--job_dir", str(jobs), "--job_name", "per", "--interval", "3",
+        "--event_handler", os.path.join(HANDLERS, "counting.py")))
+    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           env={**os.environ, **zone.environ(), "HOOK_LOG": str(log)})
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and Counter(h[0] for h in hooks(log))["post_job"] < 1:
+            time.sleep(0.1)
+        listing = json.loads(hpcingest(zone, "list", "--job_dir", str(jobs), check=True).stdout)
+        assert [j["job_name"] for j in listing["periodic"]] == ["per"]
+        time.sleep(1.1)
+        (tree / "f0").write_bytes(b"changed")
+        os.chmod(tree / "f1", 0o600)
+        (tree / "new").write_bytes(b"new file")
+        while time.monotonic() < deadline and Counter(h[0] for h in hooks(log))["post_job"] < 2:
+            time.sleep(0.1)
+        hpcingest(zone, "stop", "per", "--job_dir", str(jobs), check=True)
+        job.communicate(timeout=60)
+    finally:
+        if job.poll() is None:
+            job.kill()
+    events = Counter(hooks(log))
+    assert events[("pre_job", target)] >= 2 and events[("post_job", target)] >= 2
+    assert events[("pre_data_obj_modify", f"{target}/f0")] == 1  # content
+    assert events[("pre_data_obj_modify", f"{target}/f1")] == 1  # chmod: ctime only
+    assert events[("pre_data_obj_create", f"{target}/new")] == 1
+    assert catalog(zone, target).objects == source_view(tree).objects
+
+
+@pytest.mark.parametrize("command", ["stop", "watch", "report", "resume"])
+def test_unknown_job_is_a_clear_error(zone, tmp_path, command):
+    result = hpcingest(zone, command, "nosuchjob", "--job_dir", str(tmp_path / "jobs"))
+    assert result.returncode == 2
+    assert b"does not exist" in result.stderr and b"Traceback" not in result.stderr
+
+
+def test_report_shows_the_failure_table(zone, tmp_path, monkeypatch):
+    tree = tmp_path / "few"
+    tree.mkdir()
+    (tree / "a").write_bytes(b"1")
+    flaky = tmp_path / "flaky"
+    flaky.mkdir()
+    monkeypatch.setenv("FLAKY_DIR", str(flaky))
+    target = f"{zone.home}/report{os.getpid()}"
+    hpcingest(zone, "start", str(tree), target, "--job_dir", str(tmp_path / "jobs"), "--job_name", "r",
+              "--event_handler", os.path.join(HANDLERS, "flaky.py"), launcher=Launcher("mpiexec", 2))
+    table = hpcingest(zone, "report", "r", "--job_dir", str(tmp_path / "jobs"), check=True).stdout.decode()
+    assert "RuntimeError" in table and "injected first-attempt failure" in table and "1 entries (1 failed" in table
+    as_json = json.loads(hpcingest(zone, "report", "r", "--job_dir", str(tmp_path / "jobs"), "--json",
+                                   check=True).stdout)
+    assert as_json[0]["path"].endswith("/few/a") and as_json[0]["attempts"] == 1
