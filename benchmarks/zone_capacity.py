@@ -96,7 +96,7 @@ def main(argv: list[str]) -> int:
         zone = start_zone(os.path.join(tmp, "zone"), subprocess_mode=True, latency_ms=0)
         try:
             conn_info = (zone.host, zone.port, zone.zone, zone.user, zone.password)
-            print(f"zone pid {zone._process.pid} on port {zone.port}; cpus {os.cpu_count()}; "
+            print(f"zone pid {zone.pid} on port {zone.port}; cpus {os.cpu_count()}; "
                   f"{args.seconds:g} s per measurement")
             print(f"{'workload':<12}{'clients':>8}{'req/s':>12}{'x vs 1':>9}")
             for workload in workloads:

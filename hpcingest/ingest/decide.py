@@ -21,7 +21,7 @@ class Change(enum.Enum):
 
 def needs_catalog(mtime: float, ctime: float, previous: SyncRecord | None) -> bool:
     """Whether the entry must be looked up in the catalog at all."""
-    return not (previous is not None and mtime < previous.sync_time and ctime < previous.sync_time)
+    return not (previous is not None and mtime < previous[0] and ctime < previous[0])
 
 
 def classify(mtime: float, ctime: float, previous: SyncRecord | None, exists: bool | None) -> Change:
@@ -29,6 +29,6 @@ def classify(mtime: float, ctime: float, previous: SyncRecord | None, exists: bo
         return Change.UNCHANGED
     if not exists:
         return Change.NEW
-    if previous is None or mtime >= previous.sync_time:
+    if previous is None or mtime >= previous[0]:
         return Change.CONTENT
     return Change.METADATA

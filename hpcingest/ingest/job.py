@@ -240,7 +240,7 @@ def run_pass(comm, setup: JobSetup, jobdir: JobDirectory, pass_number: int):
     failures = FailureLog(jobdir.path, comm.Get_rank())
     stop = threading.Event()
     collectives.barrier(comm)
-    started = time.time()
+    started, cpu_started = time.time(), time.process_time()
     with IrodsConnection(setup.settings, idle_disconnect_seconds=config.idle_disconnect_s) as connection:
         sink = IngestSink(config, handler, connection, state, failures, logger, setup.base_meta)
         funnel = Funnel(sink, comm.Get_rank(), comm.Get_size(),
@@ -257,6 +257,9 @@ def run_pass(comm, setup: JobSetup, jobdir: JobDirectory, pass_number: int):
             state.close()
             failures.close()
     sink.counters.connections_opened = connection.stats.sessions_opened
+    sink.counters.state_seconds = state.sqlite_seconds
+    sink.counters.state_cpu_seconds = state.sqlite_cpu_seconds
+    sink.counters.cpu_seconds = time.process_time() - cpu_started
     stopped = collectives.bcast_object(comm, os.path.exists(stop_path(jobdir.path)) if comm.Get_rank() == 0 else None)
     return sink.counters, stats, started, stopped
 

@@ -83,6 +83,9 @@ class IngestCounters:
     catalog_queries: int = 0
     state_lookups: int = 0
     connections_opened: int = 0
+    state_seconds: float = 0.0
+    state_cpu_seconds: float = 0.0
+    cpu_seconds: float = 0.0
 
 
 def _noop(*args: Any, **options: Any) -> None:

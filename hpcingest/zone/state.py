@@ -1,0 +1,86 @@
+"""Server-wide state shared by all connections: configuration, catalog, replica tokens, stats."""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from dataclasses import dataclass
+
+from .catalog import Catalog
+from .stats import ApiStats
+
+SUPPORTED_VERSIONS = ("4.3.4", "5.0.2")
+
+
+@dataclass(frozen=True)
+class ZoneConfig:
+    """What a zone is started with; ``root`` holds the catalog, the vaults and the client files."""
+
+    root: str
+    zone: str = "tempZone"
+    user: str = "rods"
+    host: str = "127.0.0.1"
+    port: int = 0
+    version: str = "4.3.4"
+    latency_ms: float = 0.0
+    default_resource: str = "demoResc"
+
+    @property
+    def catalog_path(self) -> str:
+        return os.path.join(self.root, "catalog.sqlite")
+
+    @property
+    def vault_root(self) -> str:
+        return os.path.join(self.root, "vault")
+
+    @property
+    def stats_path(self) -> str:
+        return os.path.join(self.root, "api_stats.json")
+
+    @property
+    def version_tuple(self) -> tuple[int, ...]:
+        return tuple(int(part) for part in self.version.split("."))
+
+
+@dataclass
+class ReplicaToken:
+    data_id: int
+    repl_num: int
+
+
+class ReplicaTokens:
+    """Tokens that let other connections join a replica opened for a parallel transfer."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tokens: dict[str, ReplicaToken] = {}
+
+    def issue(self, data_id: int, repl_num: int) -> str:
+        token = str(uuid.uuid4())
+        with self._lock:
+            self._tokens[token] = ReplicaToken(data_id, repl_num)
+        return token
+
+    def get(self, token: str) -> ReplicaToken | None:
+        with self._lock:
+            return self._tokens.get(token)
+
+    def release(self, token: str) -> None:
+        with self._lock:
+            self._tokens.pop(token, None)
+
+
+class ZoneState:
+    def __init__(self, config: ZoneConfig, password: str) -> None:
+        self.config = config
+        os.makedirs(config.root, exist_ok=True)
+        self.catalog = Catalog(config.catalog_path, config.zone)
+        self.catalog.ensure_seeded(config.user, password, config.default_resource,
+                                   os.path.join(config.vault_root, config.default_resource))
+        self.tokens = ReplicaTokens()
+        self.stats = ApiStats()
+
+    @property
+    def is_v5(self) -> bool:
+        return self.config.version_tuple >= (5, 0, 0)
