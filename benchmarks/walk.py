@@ -27,6 +27,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from hpcingest import sample  # noqa: E402
+from hpcingest.launch import mpiexec_path  # noqa: E402
 
 PYTHON_LOOP = r"""
 import os, sys, time
@@ -44,11 +45,6 @@ def walk(top):
     return n
 t = time.perf_counter(); n = walk(os.fsencode(sys.argv[1])); print(n, time.perf_counter() - t)
 """
-
-
-def mpiexec() -> str:
-    beside = os.path.join(os.path.dirname(sys.executable), "mpiexec")
-    return beside if os.path.exists(beside) else shutil.which("mpiexec")
 
 
 def make_tree(path: str, entries: int, layout: str) -> int:
@@ -76,7 +72,7 @@ def run_scan(path: str, ranks: int, extra_env: dict | None = None) -> tuple[dict
     summary = tempfile.mktemp(suffix=".json")
     env = dict(os.environ, **(extra_env or {}))
     t = time.perf_counter()
-    subprocess.run([mpiexec(), "-n", str(ranks), sys.executable, "-m", "hpcingest", "scan", path,
+    subprocess.run([mpiexec_path(), "-n", str(ranks), sys.executable, "-m", "hpcingest", "scan", path,
                     "--quiet", "--json", summary], check=True, env=env)
     wall = time.perf_counter() - t
     with open(summary) as f:

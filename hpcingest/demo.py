@@ -14,11 +14,7 @@ import subprocess
 import sys
 
 from hpcingest import sample
-
-
-def mpiexec() -> str | None:
-    beside = os.path.join(os.path.dirname(sys.executable), "mpiexec")
-    return beside if os.path.exists(beside) else shutil.which("mpiexec")
+from hpcingest.launch import mpiexec_path
 
 
 def _run(command: list[str], env: dict | None = None) -> int:
@@ -37,7 +33,7 @@ def run(args) -> int:
         print(f"demo: generating a sample tree of {args.files:,} files in {tree}")
         sample.generate(tree, files=args.files, seed=1)
         open(marker, "w").close()
-    launcher = mpiexec()
+    launcher = mpiexec_path()
     if launcher is None:
         print("demo: error: mpiexec not found; install hpcingest[mpich] (see README)", file=sys.stderr)
         return 2

@@ -82,3 +82,30 @@ def run_collectively(body: Callable[[object], int]) -> int:
         if comm.Get_size() > 1:
             comm.Abort(1)
         return 1
+
+
+def validated_on_root(comm, command: str, validate: Callable[[], object], errors: tuple) -> object | None:
+    """Run ``validate()`` on rank 0 only and share its result, so every rank starts from the
+    same valid configuration; on one of ``errors`` rank 0 prints it and every rank gets None."""
+    from hpcingest import collectives
+
+    value = error = None
+    if comm.Get_rank() == 0:
+        try:
+            value = validate()
+        except errors as err:
+            error = str(err)
+    value, error = collectives.bcast_object(comm, (value, error))
+    if error is not None:
+        if comm.Get_rank() == 0:
+            print(f"hpcingest {command}: error: {error}", file=sys.stderr)
+        return None
+    return value
+
+
+def mpiexec_path() -> str | None:
+    """The mpiexec beside this interpreter (an MPI wheel's), else the one on PATH."""
+    import shutil
+
+    beside = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    return beside if os.path.exists(beside) else shutil.which("mpiexec")

@@ -23,6 +23,7 @@ from hpcingest import collectives
 from hpcingest.exclusions import ExclusionError, Exclusions
 from hpcingest.records import EntryBatch, EntryType, WalkError
 from hpcingest.sources.posix import PosixSource, SourceRootError, check_root
+from hpcingest.launch import validated_on_root
 from hpcingest.walk import run_walk
 
 _TYPES = list(EntryType)
@@ -170,18 +171,10 @@ def prepare(args) -> ScanConfig:
 
 def run(comm, args) -> int:
     """Entry point of `hpcingest scan` on every rank."""
-    rank = comm.Get_rank()
-    config = error = None
-    if rank == 0:
-        try:
-            config = prepare(args)
-        except (ValueError, ExclusionError, SourceRootError) as err:
-            error = str(err)
-    config, error = collectives.bcast_object(comm, (config, error))
-    if error is not None:
-        if rank == 0:
-            print(f"hpcingest scan: error: {error}", file=sys.stderr)
+    config = validated_on_root(comm, "scan", lambda: prepare(args), (ValueError, ExclusionError, SourceRootError))
+    if config is None:
         return 2
+    rank = comm.Get_rank()
     summary = scan(comm, config)
     if rank == 0:
         if config.json_path:

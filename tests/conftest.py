@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import tempfile
+
 import pytest
 
 from tests.launchers import Launcher, slurm_available
@@ -23,3 +28,22 @@ def launcher_params(ranks=(1, 2, 4, 8), srun_ranks=(4,)):
                             marks=pytest.mark.skipif(not slurm(), reason="no local Slurm running (.ci/slurm-up.sh)"))
                for n in srun_ranks]
     return params
+
+
+@pytest.fixture(scope="session")
+def zone(tmp_path_factory):
+    """The iRODS zone for the session: IRODS_ENVIRONMENT_FILE's, or the built-in one."""
+    from hpcingest.zone.testing import zone_from_environment_or_start
+
+    with zone_from_environment_or_start(tmp_path_factory.mktemp("zone")) as running:
+        yield running
+
+
+@pytest.fixture
+def world_dir():
+    """A scratch directory every user can reach (tmp_path is private to root)."""
+    path = tempfile.mkdtemp(prefix="hpcingest-test-", dir="/tmp")
+    os.chmod(path, 0o1777)
+    yield path
+    subprocess.run(["chmod", "-R", "u+rwx", path])
+    shutil.rmtree(path, ignore_errors=True)

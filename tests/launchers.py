@@ -8,12 +8,13 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
+from hpcingest.launch import mpiexec_path
+
 HANG_GUARD_S = 600  # a hung job fails the test instead of hanging CI; not a performance limit
 
 
-def mpiexec_path() -> str:
-    beside = os.path.join(os.path.dirname(sys.executable), "mpiexec")
-    found = beside if os.path.exists(beside) else shutil.which("mpiexec")
+def mpiexec() -> str:
+    found = mpiexec_path()
     if not found:
         raise RuntimeError("mpiexec not found: install hpcingest[mpich]")
     return found
@@ -43,7 +44,7 @@ class Launcher:
     def command(self, argv: list[str]) -> list[str]:
         if self.kind == "srun":
             return ["srun", "--mpi=pmi2", "-O", "-n", str(self.ranks), "--quit-on-interrupt", *argv]
-        return [mpiexec_path(), "-n", str(self.ranks), *argv]
+        return [mpiexec(), "-n", str(self.ranks), *argv]
 
 
 def hpcingest_argv(*args: str) -> list[str]:

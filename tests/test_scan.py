@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 
 import pytest
 
@@ -96,15 +95,6 @@ def unprivileged_prefix(workdir: str) -> list[str]:
     if shutil.which("setpriv"):
         return ["setpriv", "--inh-caps=-all", "--bounding-set=-dac_override,-dac_read_search", "--"]
     pytest.skip("running as root with no way to drop privileges (runuser/setpriv)")
-
-
-@pytest.fixture
-def world_dir():
-    path = tempfile.mkdtemp(prefix="hpcingest-test-", dir="/tmp")
-    os.chmod(path, 0o1777)
-    yield path
-    subprocess.run(["chmod", "-R", "u+rwx", path])
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.mark.parametrize("launcher", launcher_params(ranks=(1, 2, 4), srun_ranks=()))

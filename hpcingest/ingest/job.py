@@ -14,7 +14,7 @@ import socket
 import sys
 import threading
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from hpcingest import collectives
@@ -27,12 +27,13 @@ from hpcingest.ingest.failures import FailureLog, merge_reports
 from hpcingest.ingest.funnel import FORWARDED, Funnel, connected_ranks
 from hpcingest.ingest.monitor import STALE_AFTER_S, PassMonitor, Progress, read_progress, stop_path
 from hpcingest.ingest.display import ProgressDisplay
-from hpcingest.ingest.sink import RESUME, IngestCounters, IngestSink, _noop
+from hpcingest.ingest.sink import RESUME, IngestSink, _noop
 from hpcingest.ingest.summary import IngestSummary, summarize
 from hpcingest.irods import operations as ops
 from hpcingest.irods.connection import IrodsConnection
 from hpcingest.irods.errors import IrodsError
 from hpcingest.irods.settings import IrodsSettings, IrodsSettingsError, resolve_settings
+from hpcingest.launch import validated_on_root
 from hpcingest.jobdir import JobDirectory, JobError, JobRecord, write_private
 from hpcingest.sources.posix import PosixSource, SourceRootError
 from hpcingest.syncstate import SyncState
@@ -177,16 +178,8 @@ def prepare_target(connection: IrodsConnection, handler: EventHandler, config: I
 
 def run(comm, args, argv: list[str] | None = None) -> int:
     rank = comm.Get_rank()
-    setup = error = None
-    if rank == 0:
-        try:
-            setup = prepare(args, argv or [])
-        except _USAGE_ERRORS as err:
-            error = str(err)
-    setup, error = collectives.bcast_object(comm, (setup, error))
-    if error is not None:
-        if rank == 0:
-            print(f"hpcingest start: error: {error}", file=sys.stderr)
+    setup = validated_on_root(comm, "start", lambda: prepare(args, argv or []), _USAGE_ERRORS)
+    if setup is None:
         return 2
     config = setup.config
     if rank == 0:

@@ -13,7 +13,7 @@ import json
 import os
 import threading
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Callable
 
 from hpcingest.jobdir import write_private

@@ -15,17 +15,10 @@ import pytest
 
 from hpcingest.compat import get_sync_logger
 from hpcingest.handler import EventHandler, load_handler
-from hpcingest.zone.testing import zone_from_environment_or_start
 
 HANDLERS = Path(__file__).parent.parent / "handlers"
 LOG_CONFIG = {"filename": None, "when": None, "interval": None, "level": None}
 LOGGER = get_sync_logger(LOG_CONFIG)
-
-
-@pytest.fixture(scope="module")
-def zone(tmp_path_factory):
-    with zone_from_environment_or_start(tmp_path_factory.mktemp("zone")) as running:
-        yield running
 
 
 @pytest.fixture

@@ -12,17 +12,10 @@ from irods.column import Like
 from irods.models import Collection, DataObject
 
 from hpcingest.naming import catalog_physical_path, logical_path
-from hpcingest.zone.testing import zone_from_environment_or_start
 from tests.launchers import Launcher, hpcingest_argv, run
 
 HANDLERS = os.path.join(os.path.dirname(__file__), "handlers")
 _counter = itertools.count()
-
-
-@pytest.fixture(scope="session")
-def zone(tmp_path_factory):
-    with zone_from_environment_or_start(tmp_path_factory.mktemp("zone")) as running:
-        yield running
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 import pytest
-from irods.models import DataObject
+
 
 from tests.ingest.conftest import catalog, source_view, start
 from tests.ingest.test_register import ok
@@ -106,13 +106,11 @@ def test_unreadable_file_is_skipped_and_reported_not_failed(zone, target, world_
     os.chmod(os.path.join(root, "secret"), 0o000)
     prefix = unprivileged_prefix(world_dir)
     jobs = os.path.join(world_dir, "jobs")
-    env = {**zone.environ(), "HOME": world_dir}
-    shutil.copy(zone.auth_file, os.path.join(world_dir, "irodsA"))
-    shutil.copy(zone.env_file, os.path.join(world_dir, "env.json"))
-    os.chmod(os.path.join(world_dir, "irodsA"), 0o644)
-    os.chmod(os.path.join(world_dir, "env.json"), 0o644)
-    env.update(IRODS_ENVIRONMENT_FILE=os.path.join(world_dir, "env.json"),
-               IRODS_AUTHENTICATION_FILE=os.path.join(world_dir, "irodsA"))
+    # .irodsA is obfuscated with the uid that wrote it, so another user gets the credentials the
+    # other way the old framework supports: the five IRODS_* variables (never process arguments)
+    env = {"HOME": world_dir, "IRODS_ENVIRONMENT_FILE": "", "IRODS_AUTHENTICATION_FILE": "",
+           "IRODS_HOST": zone.host, "IRODS_PORT": str(zone.port), "IRODS_USER_NAME": zone.user,
+           "IRODS_ZONE_NAME": zone.zone, "IRODS_PASSWORD": zone.password}
     command = [*prefix, str(Launcher("mpiexec", 2).command([sys.executable])[0]), "-n", "2", sys.executable, "-m",
                "hpcingest", "start", root, target, "--job_dir", jobs, "--job_name", "u", "--synchronous"]
     result = subprocess.run(command, capture_output=True, env={**os.environ, **env}, cwd=world_dir, timeout=600)
@@ -121,17 +119,6 @@ def test_unreadable_file_is_skipped_and_reported_not_failed(zone, target, world_
     assert set(catalog(zone, target).objects) == {"a", "b"}
     report = open(os.path.join(jobs, "u", "failures.jsonl")).read()
     assert "closed" in report and "secret" in report and "EACCES" in report
-
-
-@pytest.fixture
-def world_dir():
-    import tempfile
-
-    path = tempfile.mkdtemp(prefix="hpcingest-ingest-", dir="/tmp")
-    os.chmod(path, 0o1777)
-    yield path
-    subprocess.run(["chmod", "-R", "u+rwx", path])
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.mark.parametrize("handler, message", [

@@ -9,7 +9,6 @@ import pytest
 
 from tests.ingest.conftest import HANDLERS, catalog, start
 from tests.ingest.test_register import ok
-from tests.launchers import Launcher
 
 
 def read_object(zone, path: str) -> bytes:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 
-import pytest
 
 from hpcingest import sample
 from hpcingest.zone.testing import start_zone

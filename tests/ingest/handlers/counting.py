@@ -11,6 +11,14 @@ def _log(hook, meta):
         f.write(f"{hook}\t{meta['target']}\n")
 
 
+def _entry_hook(hook):
+    return staticmethod(lambda hdlr_mod, logger, session, meta, *args, **options: _log(hook, meta))
+
+
+def _job_hook(hook):
+    return staticmethod(lambda hdlr_mod, logger, meta: _log(hook, meta))
+
+
 class event_handler(Core):
     @staticmethod
     def operation(session, meta, **options):
@@ -20,42 +28,10 @@ class event_handler(Core):
     def to_resource(session, meta, **options):
         return os.environ.get("TO_RESOURCE") or None
 
-    @staticmethod
-    def pre_data_obj_create(hdlr_mod, logger, session, meta, *args, **options):
-        _log("pre_data_obj_create", meta)
+    pre_job = _job_hook("pre_job")
+    post_job = _job_hook("post_job")
 
-    @staticmethod
-    def post_data_obj_create(hdlr_mod, logger, session, meta, *args, **options):
-        _log("post_data_obj_create", meta)
 
-    @staticmethod
-    def pre_data_obj_modify(hdlr_mod, logger, session, meta, *args, **options):
-        _log("pre_data_obj_modify", meta)
-
-    @staticmethod
-    def post_data_obj_modify(hdlr_mod, logger, session, meta, *args, **options):
-        _log("post_data_obj_modify", meta)
-
-    @staticmethod
-    def pre_coll_create(hdlr_mod, logger, session, meta, *args, **options):
-        _log("pre_coll_create", meta)
-
-    @staticmethod
-    def post_coll_create(hdlr_mod, logger, session, meta, *args, **options):
-        _log("post_coll_create", meta)
-
-    @staticmethod
-    def pre_coll_modify(hdlr_mod, logger, session, meta, *args, **options):
-        _log("pre_coll_modify", meta)
-
-    @staticmethod
-    def post_coll_modify(hdlr_mod, logger, session, meta, *args, **options):
-        _log("post_coll_modify", meta)
-
-    @staticmethod
-    def pre_job(hdlr_mod, logger, meta):
-        _log("pre_job", meta)
-
-    @staticmethod
-    def post_job(hdlr_mod, logger, meta):
-        _log("post_job", meta)
+for _when in ("pre", "post"):
+    for _event in ("data_obj_create", "data_obj_modify", "coll_create", "coll_modify"):
+        setattr(event_handler, f"{_when}_{_event}", _entry_hook(f"{_when}_{_event}"))
