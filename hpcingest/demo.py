@@ -18,7 +18,7 @@ from hpcingest.launch import mpiexec_path
 
 
 def _run(command: list[str], env: dict | None = None) -> int:
-    print("demo: $ " + " ".join(command), flush=True)
+    print("demo: $ " + " ".join(command), flush=True)  # flushed: the child writes to the same stdout
     return subprocess.call(command, env=env)
 
 
@@ -30,7 +30,7 @@ def run(args) -> int:
     marker = os.path.join(workdir, ".sample-complete")
     if not os.path.exists(marker):
         shutil.rmtree(tree, ignore_errors=True)
-        print(f"demo: generating a sample tree of {args.files:,} files in {tree}")
+        print(f"demo: generating a sample tree of {args.files:,} files in {tree}", flush=True)
         sample.generate(tree, files=args.files, seed=1)
         open(marker, "w").close()
     launcher = mpiexec_path()
@@ -42,16 +42,16 @@ def run(args) -> int:
     status = _run([launcher, *ranks, *me, "scan", tree])
     if status:
         return status
-    print(f"demo: starting the built-in iRODS zone in {workdir}/zone")
+    print(f"demo: starting the built-in iRODS zone in {workdir}/zone", flush=True)
     zone = start_zone(os.path.join(workdir, "zone"), subprocess_mode=True)
     try:
         env = {**os.environ, **zone.environ()}
         print(f"demo: zone {zone.zone} on {zone.host}:{zone.port}; clients use "
-              f"IRODS_ENVIRONMENT_FILE={zone.env_file}")
+              f"IRODS_ENVIRONMENT_FILE={zone.env_file}", flush=True)
         job = ["start", tree, f"{zone.home}/demo", "--job_name", "demo", "--synchronous",
                "--job_dir", os.path.join(workdir, "jobs")]
         for _pass in ("first pass: everything is new", "second pass: nothing changed"):
-            print(f"demo: {_pass}")
+            print(f"demo: {_pass}", flush=True)
             status = _run([launcher, *ranks, *me, *job], env=env)
             if status:
                 return status
