@@ -46,7 +46,6 @@ class ProgressDisplay:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
-        self.show_once()  # the final state, also when the pass was shorter than one period
         if self.tty:
             self.out.write("\n")
             self.out.flush()

@@ -192,6 +192,11 @@ def run(comm, args, argv: list[str] | None = None) -> int:
         pass_number = collectives.bcast_object(comm, pass_number)
         counters, stats, started, stopped = run_pass(comm, setup, jobdir, pass_number)
         summary = summarize(comm, config, counters, stats, started)
+        if rank == 0 and config.progress:
+            display = ProgressDisplay(jobdir)
+            display.show_once()  # every rank's final counts are written by now
+            if display.tty:
+                print()
         if rank == 0:
             status = max(status, finish(setup, jobdir, summary, stopped))
         again = rank == 0 and not stopped and config.interval is not None and next_pass(setup, jobdir, started)

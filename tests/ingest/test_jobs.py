@@ -77,9 +77,16 @@ def test_stop_list_watch_then_resume(slow_zone, tree, tmp_path):
     assert {"pass", "bytes", "failures", "retries", "elapsed_time", "start_time", "rate"} <= set(running)
     duplicate = hpcingest(zone, "start", str(tree), target, "--job_dir", str(jobs), "--job_name", "j")
     assert duplicate.returncode == 2 and b"already running" in duplicate.stderr
+    watcher = subprocess.Popen(hpcingest_argv("watch", "j", "--job_dir", str(jobs), "--interval", "0.3"),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **zone.environ()})
+    time.sleep(1.5)
     started = time.monotonic()
     hpcingest(zone, "stop", "j", "--job_dir", str(jobs), check=True)
     out, err = job.communicate(timeout=60)
+    watched, _ = watcher.communicate(timeout=60)
+    lines = watched.decode().splitlines()
+    assert len(lines) >= 3 and "entries" in lines[0] and "ingested" in lines[0]  # periodic lines off a tty
+    assert "job j: stopped" in lines[-1]
     assert time.monotonic() - started < 15
     assert job.returncode == 0, err.decode(errors="replace")
     assert b"was stopped" in out
@@ -192,3 +199,15 @@ def test_report_shows_the_failure_table(zone, tmp_path, monkeypatch):
     as_json = json.loads(hpcingest(zone, "report", "r", "--job_dir", str(tmp_path / "jobs"), "--json",
                                    check=True).stdout)
     assert as_json[0]["path"].endswith("/few/a") and as_json[0]["attempts"] == 1
+
+
+def test_start_progress_prints_a_progress_line(zone, tmp_path):
+    tree = tmp_path / "few"
+    tree.mkdir()
+    for i in range(30):
+        (tree / f"f{i}").write_bytes(b"1")
+    result = hpcingest(zone, "start", str(tree), f"{zone.home}/progress{os.getpid()}", "--job_dir",
+                       str(tmp_path / "jobs"), "--synchronous", "--progress", launcher=Launcher("mpiexec", 2),
+                       check=True)
+    progress = [line for line in result.stdout.decode().splitlines() if line.startswith("pass 1")]
+    assert progress and "30 entries" in progress[-1] and "30 ingested" in progress[-1]
