@@ -34,7 +34,6 @@ TAG_RECORD = FIRST_SERVICE_TAG + 3
 
 DEFAULT_SHARDS = 64
 _ROW = struct.Struct("<dB")  # sync time, operation code
-_REQUEST_ID = struct.Struct("<Q")
 _COMMIT_EVERY_ROWS = 5000
 _COMMIT_EVERY_S = 2.0
 _CACHE_ROWS = 1_000_000  # per shard file; ~100 MB at worst, usually far less
@@ -104,22 +103,16 @@ class ShardFile:
         return row[0]
 
     def lookup(self, directory: bytes, names: list[bytes]) -> dict[bytes, SyncRecord]:
-        with self._timed():
-            return self._lookup(directory, names)
-
-    def _lookup(self, directory: bytes, names: list[bytes]) -> dict[bytes, SyncRecord]:
         """Records of these names.  A directory is read whole (one range scan of the primary
         key) and cached, since its other batches usually follow: an IN query per batch cost
         several microseconds per name."""
-        rows = self._directory_rows(directory)
-        found = {}
-        for name in names:
-            row = rows.get(name)
-            if row is not None:
-                found[name] = row
-        return found
+        return _select(self._directory_rows(directory), names)
 
     def _directory_rows(self, directory: bytes) -> dict[bytes, SyncRecord]:
+        with self._timed():
+            return self._load_directory(directory)
+
+    def _load_directory(self, directory: bytes) -> dict[bytes, SyncRecord]:
         cached = self._cache.get(directory)
         if cached is not None:
             self._cache.move_to_end(directory)
@@ -177,6 +170,15 @@ class ShardFile:
             self.cpu_seconds += time.thread_time() - cpu
 
 
+def _select(rows: dict[bytes, tuple], names: list[bytes]) -> dict[bytes, tuple]:
+    found = {}
+    for name in names:
+        row = rows.get(name)
+        if row is not None:
+            found[name] = row
+    return found
+
+
 def _encode_rows(directory: bytes, rows: list[tuple[bytes, float, int]]) -> bytes:
     return pack_items([directory] + [name + _ROW.pack(t, op) for name, t, op in rows])
 
@@ -200,9 +202,9 @@ class SyncState:
         self.ignore_cache = ignore_cache
         self.shards = shard_count(state_dir)
         self._owned: dict[int, ShardFile] = {}
-        self._replies: dict[int, dict[bytes, SyncRecord]] = {}
-        self._callbacks: dict[int, Callable[[dict[bytes, SyncRecord]], None]] = {}
-        self._next_request = 0
+        self._remote: OrderedDict[bytes, dict] = OrderedDict()  # whole directories other ranks sent
+        self._remote_rows = 0
+        self._waiters: dict[bytes, list] = {}  # directory -> [(names, callback)] awaiting its rows
         self.lookups_sent = 0
         self.sqlite_seconds = 0.0  # summed over this rank's shards when closed
         self.sqlite_cpu_seconds = 0.0
@@ -224,32 +226,34 @@ class SyncState:
     # -- what the ingest sink calls ------------------------------------------------------
     def lookup(self, ctx: WorkContext, directory: bytes, names: list[bytes]) -> dict[bytes, SyncRecord]:
         """Previous records of these names (empty with --ignore_cache, which skips reads only)."""
-        if self.ignore_cache:
-            return {}
-        shard, owner = self.owner(directory)
-        if owner == self.rank:
-            return self._shard(shard).lookup(directory, names)
-        request = self._next_request
-        self._next_request += 1
-        self.lookups_sent += 1
-        ctx.send(_REQUEST_ID.pack(request) + pack_items([directory, *names]), owner, TAG_LOOKUP)
-        ctx.wait_until(lambda: request in self._replies)
-        return self._replies.pop(request)
+        found: list[dict[bytes, SyncRecord]] = []
+        if not self.lookup_async(ctx, directory, names, found.append):
+            ctx.wait_until(lambda: bool(found))
+        return found[0]
 
     def lookup_async(self, ctx: WorkContext, directory: bytes, names: list[bytes],
                      on_reply: Callable[[dict[bytes, SyncRecord]], None]) -> bool:
         """Like lookup, without waiting: ``on_reply`` runs when the records arrive (at once,
-        and True is returned, when this rank owns the shard or the cache is ignored).  It
-        runs inside message handling, so it must only queue work."""
-        shard, owner = self.owner(directory)
-        if self.ignore_cache or owner == self.rank:
-            on_reply(self.lookup(ctx, directory, names))
+        and True is returned, when they are at hand).  It may run inside message handling,
+        so it must only queue work.
+
+        The owner answers with the whole directory, which this rank keeps: the other batches
+        of a directory usually come to the same rank, and then cost no message at all."""
+        if self.ignore_cache:
+            on_reply({})
             return True
-        request = self._next_request
-        self._next_request += 1
-        self.lookups_sent += 1
-        self._callbacks[request] = on_reply
-        ctx.send(_REQUEST_ID.pack(request) + pack_items([directory, *names]), owner, TAG_LOOKUP)
+        shard, owner = self.owner(directory)
+        rows = self._shard(shard)._directory_rows(directory) if owner == self.rank else self._remote.get(directory)
+        if rows is not None:
+            on_reply(_select(rows, names))
+            return True
+        waiting = self._waiters.get(directory)
+        if waiting is None:
+            self._waiters[directory] = [(names, on_reply)]
+            self.lookups_sent += 1
+            ctx.send(pack_items([directory]), owner, TAG_LOOKUP)
+        else:
+            waiting.append((names, on_reply))
         return False
 
     def record(self, ctx: WorkContext, directory: bytes, rows: list[tuple[bytes, float, int]]) -> None:
@@ -270,23 +274,20 @@ class SyncState:
 
     # -- services --------------------------------------------------------------------------
     def _serve_lookup(self, payload: bytes, source: int, engine) -> None:
-        (request,) = _REQUEST_ID.unpack_from(payload)
-        directory, *names = unpack_items(payload[_REQUEST_ID.size:])
-        shard, _ = self.owner(directory)
-        found = self._shard(shard).lookup(directory, names)
-        reply = _REQUEST_ID.pack(request) + _encode_rows(
-            directory, [(n, r[0], r[1]) for n, r in found.items()])
-        engine.send(reply, source, TAG_LOOKUP_REPLY)
+        (directory,) = unpack_items(payload)
+        rows = self._shard(self.owner(directory)[0])._directory_rows(directory)
+        engine.send(_encode_rows(directory, [(n, r[0], r[1]) for n, r in rows.items()]), source, TAG_LOOKUP_REPLY)
 
     def _take_reply(self, payload: bytes, source: int, engine) -> None:
-        (request,) = _REQUEST_ID.unpack_from(payload)
-        _, rows = _decode_rows(payload[_REQUEST_ID.size:])
-        records = {name: SyncRecord(t, op) for name, t, op in rows}
-        callback = self._callbacks.pop(request, None)
-        if callback is None:
-            self._replies[request] = records
-        else:
-            callback(records)
+        directory, decoded = _decode_rows(payload)
+        rows = {name: (t, op) for name, t, op in decoded}
+        self._remote[directory] = rows
+        self._remote_rows += len(rows)
+        while self._remote_rows > _CACHE_ROWS and len(self._remote) > 1:
+            _, evicted = self._remote.popitem(last=False)
+            self._remote_rows -= len(evicted)
+        for names, callback in self._waiters.pop(directory, []):
+            callback(_select(rows, names))
 
     def _serve_record(self, payload: bytes, source: int, engine) -> None:
         directory, rows = _decode_rows(payload)
