@@ -43,7 +43,7 @@ class RunningZone:
     port: int
     zone: str
     user: str
-    password: str
+    password: str = field(repr=False)  # never shown in test failure output
     env_file: str
     auth_file: str
     root: str | None
