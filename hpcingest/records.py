@@ -71,6 +71,7 @@ class EntryBatch:
     names: list[bytes] = field(default_factory=list)
     stats: list[os.stat_result] = field(default_factory=list)
     excluded: int = 0
+    errors: int = 0  # names of this batch the walk could not stat
 
     def relpath(self, name: bytes) -> bytes:
         return self.directory + b"/" + name if self.directory else name

@@ -31,6 +31,10 @@ from hpcingest.engine import FIRST_SERVICE_TAG, WorkContext, pack_items, unpack_
 TAG_LOOKUP = FIRST_SERVICE_TAG + 1
 TAG_LOOKUP_REPLY = FIRST_SERVICE_TAG + 2
 TAG_RECORD = FIRST_SERVICE_TAG + 3
+TAG_DIRECTORY_PROGRESS = FIRST_SERVICE_TAG + 4
+TAG_COMPLETE_ASK = FIRST_SERVICE_TAG + 5
+TAG_COMPLETE_REPLY = FIRST_SERVICE_TAG + 6
+_PROGRESS = struct.Struct("<qB")  # batches listed (-1: a batch is done), ok
 
 DEFAULT_SHARDS = 64
 _ROW = struct.Struct("<dB")  # sync time, operation code
@@ -79,6 +83,7 @@ class ShardFile:
         cur.execute("PRAGMA journal_mode=TRUNCATE")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("CREATE TABLE IF NOT EXISTS dirs (id INTEGER PRIMARY KEY, path BLOB UNIQUE NOT NULL)")
+        cur.execute("CREATE TABLE IF NOT EXISTS complete (path BLOB PRIMARY KEY, token TEXT NOT NULL)")
         cur.execute("CREATE TABLE IF NOT EXISTS sync (dir INTEGER NOT NULL, name BLOB NOT NULL, "
                     "time REAL NOT NULL, op INTEGER NOT NULL, PRIMARY KEY (dir, name)) WITHOUT ROWID")
         self._dir_ids: dict[bytes, int] = {}
@@ -147,6 +152,15 @@ class ShardFile:
         if self._pending >= _COMMIT_EVERY_ROWS or time.monotonic() - self._last_commit > _COMMIT_EVERY_S:
             self.commit()
 
+    def mark_complete(self, directory: bytes, token: str) -> None:
+        with self._timed():
+            self.connection.execute("INSERT OR REPLACE INTO complete (path, token) VALUES (?, ?)", (directory, token))
+
+    def is_complete(self, directory: bytes, token: str) -> bool:
+        with self._timed():
+            row = self.connection.execute("SELECT token FROM complete WHERE path = ?", (directory,)).fetchone()
+        return row is not None and row[0] == token
+
     def commit(self) -> None:
         self.connection.execute("COMMIT")
         self.connection.execute("BEGIN")
@@ -195,7 +209,8 @@ def _decode_rows(payload: bytes) -> tuple[bytes, list[tuple[bytes, float, int]]]
 class SyncState:
     """The per-path state as every rank sees it during one walk."""
 
-    def __init__(self, state_dir: str, rank: int, size: int, ignore_cache: bool = False) -> None:
+    def __init__(self, state_dir: str, rank: int, size: int, ignore_cache: bool = False,
+                 pass_token: str = "", resuming: bool = False) -> None:
         self.state_dir = state_dir
         self.rank = rank
         self.size = size
@@ -206,11 +221,65 @@ class SyncState:
         self._remote_rows = 0
         self._waiters: dict[bytes, list] = {}  # directory -> [(names, callback)] awaiting its rows
         self.lookups_sent = 0
+        self.pass_token = pass_token
+        self.resuming = resuming and bool(pass_token)
+        self._directories: dict[bytes, list] = {}  # owner side: [batches listed or None, done, all ok]
+        self._complete_answers: dict[bytes, bool] = {}
         self.sqlite_seconds = 0.0  # summed over this rank's shards when closed
         self.sqlite_cpu_seconds = 0.0
 
     def services(self) -> dict:
-        return {TAG_LOOKUP: self._serve_lookup, TAG_LOOKUP_REPLY: self._take_reply, TAG_RECORD: self._serve_record}
+        return {TAG_LOOKUP: self._serve_lookup, TAG_LOOKUP_REPLY: self._take_reply, TAG_RECORD: self._serve_record,
+                TAG_DIRECTORY_PROGRESS: self._serve_progress, TAG_COMPLETE_ASK: self._serve_complete_ask,
+                TAG_COMPLETE_REPLY: self._take_complete_reply}
+
+    # -- which directories this pass has completed (for resuming a pass) -------------------
+    def directory_listed(self, ctx: WorkContext, directory: bytes, batches: int, ok: bool) -> None:
+        """The lister of ``directory`` made ``batches`` stat batches (``ok``: it read it all)."""
+        self._progress(ctx, directory, batches, ok)
+
+    def batch_done(self, ctx: WorkContext, directory: bytes, ok: bool) -> None:
+        """One batch of ``directory`` was ingested (``ok``: every entry succeeded)."""
+        self._progress(ctx, directory, -1, ok)
+
+    def completed_earlier(self, ctx: WorkContext, directory: bytes) -> bool:
+        """Whether a run of this same pass (one that died or was stopped) finished every
+        entry of ``directory``: then resuming need not stat them again."""
+        if not self.resuming:
+            return False
+        shard, owner = self.owner(directory)
+        if owner == self.rank:
+            return self._shard(shard).is_complete(directory, self.pass_token)
+        ctx.send(pack_items([directory]), owner, TAG_COMPLETE_ASK)
+        ctx.wait_until(lambda: directory in self._complete_answers)
+        return self._complete_answers.pop(directory)
+
+    def _progress(self, ctx: WorkContext, directory: bytes, batches: int, ok: bool) -> None:
+        if not self.pass_token:
+            return
+        ctx.send(_PROGRESS.pack(batches, int(ok)) + directory, self.owner(directory)[1], TAG_DIRECTORY_PROGRESS)
+
+    def _serve_progress(self, payload: bytes, source: int, engine) -> None:
+        batches, ok = _PROGRESS.unpack_from(payload)
+        directory = payload[_PROGRESS.size:]
+        counts = self._directories.setdefault(directory, [None, 0, True])
+        if batches >= 0:
+            counts[0] = batches
+        else:
+            counts[1] += 1
+        counts[2] = counts[2] and bool(ok)
+        if counts[0] is not None and counts[1] >= counts[0]:
+            del self._directories[directory]
+            if counts[2]:
+                self._shard(self.owner(directory)[0]).mark_complete(directory, self.pass_token)
+
+    def _serve_complete_ask(self, payload: bytes, source: int, engine) -> None:
+        (directory,) = unpack_items(payload)
+        done = self._shard(self.owner(directory)[0]).is_complete(directory, self.pass_token)
+        engine.send(bytes([done]) + directory, source, TAG_COMPLETE_REPLY)
+
+    def _take_complete_reply(self, payload: bytes, source: int, engine) -> None:
+        self._complete_answers[payload[1:]] = bool(payload[0])
 
     def owner(self, directory: bytes) -> tuple[int, int]:
         shard = shard_of(directory, self.shards)

@@ -55,7 +55,7 @@ class Funnel:
         self._next = (self._next + 1) % self.connected
         ctx.wait_until(lambda: self._in_flight.get(dest, 0) < self.window)
         self._in_flight[dest] = self._in_flight.get(dest, 0) + 1
-        payload = pickle.dumps((batch.directory, batch.names, batch.stats, batch.excluded),
+        payload = pickle.dumps((batch.directory, batch.names, batch.stats, batch.excluded, batch.errors),
                                protocol=pickle.HIGHEST_PROTOCOL)
         ctx.send(_ORIGIN.pack(self.rank) + payload, dest, TAG_BATCH)
         self.forwarded += 1
@@ -63,10 +63,15 @@ class Funnel:
     def error(self, error: WalkError) -> None:
         self.inner.error(error)
 
+    def completed_earlier(self, directory: bytes, ctx: WorkContext) -> bool:
+        return self.inner.completed_earlier(directory, ctx)
+
+    def listed(self, directory: bytes, batches: int, ok: bool, ctx: WorkContext) -> None:
+        self.inner.listed(directory, batches, ok, ctx)
+
     def process_forwarded(self, item: bytes, ctx: WorkContext) -> None:
         (origin,) = _ORIGIN.unpack_from(item, 1)
-        directory, names, stats, excluded = pickle.loads(item[1 + _ORIGIN.size:])
-        self.inner.consume(EntryBatch(directory, names, stats, excluded), ctx)
+        self.inner.consume(EntryBatch(*pickle.loads(item[1 + _ORIGIN.size:])), ctx)
         ctx.send(b"", origin, TAG_BATCH_DONE)
 
     def _receive_batch(self, payload: bytes, source: int, engine) -> None:

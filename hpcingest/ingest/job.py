@@ -14,6 +14,7 @@ import socket
 import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +49,7 @@ class JobSetup:
     config: IngestConfig
     settings: IrodsSettings
     base_meta: dict[str, Any]
+    resuming: bool = False  # the first pass continues one that died or was stopped
 
 
 def base_meta(config: IngestConfig) -> dict[str, Any]:
@@ -97,8 +99,12 @@ def prepare(args, argv: list[str]) -> JobSetup:
     if previous is not None and previous.status in ("running", "waiting"):
         record.pass_number = previous.pass_number
         record.start_time = previous.start_time
+    # a pass that died or was stopped part-way is resumed under its token: the directories
+    # it finished are not statted again; anything else starts a new pass
+    resuming = previous is not None and previous.pass_token and not previous.pass_complete
+    record.pass_token = previous.pass_token if resuming else uuid.uuid4().hex
     jobdir.save(record)
-    return JobSetup(config, settings, meta)
+    return JobSetup(config, settings, meta, resuming=bool(resuming))
 
 
 def begin_pass(settings: IrodsSettings, handler: EventHandler, config: IngestConfig, meta: dict) -> None:
@@ -191,6 +197,7 @@ def run(comm, args, argv: list[str] | None = None) -> int:
         pass_number = jobdir.load().pass_number if rank == 0 else 0
         pass_number = collectives.bcast_object(comm, pass_number)
         counters, stats, started, stopped = run_pass(comm, setup, jobdir, pass_number)
+        setup.resuming = False  # later periodic passes are new passes
         summary = summarize(comm, config, counters, stats, started)
         if rank == 0 and config.progress:
             display = ProgressDisplay(jobdir)
@@ -226,7 +233,8 @@ def next_pass(setup: JobSetup, jobdir: JobDirectory, started: float) -> bool:
         jobdir.update(status="failed", end_time=time.time())
         return False
     record = jobdir.load()
-    jobdir.update(status="running", pass_number=record.pass_number + 1)
+    jobdir.update(status="running", pass_number=record.pass_number + 1, pass_token=uuid.uuid4().hex,
+                  pass_complete=False)
     return True
 
 
@@ -234,7 +242,9 @@ def run_pass(comm, setup: JobSetup, jobdir: JobDirectory, pass_number: int):
     config = setup.config
     handler = load_handler(config.handler_text, config.handler_filename)
     logger = get_sync_logger(config.log)
-    state = SyncState(jobdir.state_dir, comm.Get_rank(), comm.Get_size(), ignore_cache=config.ignore_cache)
+    record = collectives.bcast_object(comm, jobdir.load() if comm.Get_rank() == 0 else None)
+    state = SyncState(jobdir.state_dir, comm.Get_rank(), comm.Get_size(), ignore_cache=config.ignore_cache,
+                      pass_token=record.pass_token, resuming=setup.resuming)
     failures = FailureLog(jobdir.path, comm.Get_rank())
     stop = threading.Event()
     collectives.barrier(comm)
@@ -287,6 +297,7 @@ def finish(setup: JobSetup, jobdir: JobDirectory, summary: IngestSummary, stoppe
     changes = {"status": status, "end_time": time.time(), "counters": summary.counters_for_record()}
     if not stopped:
         changes["last_pass_entries"] = summary.entries
+        changes["pass_complete"] = True
     jobdir.update(**changes)
     print(summary.to_text())
     if stopped:

@@ -83,6 +83,7 @@ class IngestCounters:
     catalog_queries: int = 0
     state_lookups: int = 0
     connections_opened: int = 0
+    directories_resumed: int = 0  # finished by an earlier run of this pass: not statted again
     state_seconds: float = 0.0
     state_cpu_seconds: float = 0.0
     cpu_seconds: float = 0.0
@@ -132,6 +133,16 @@ class IngestSink:
 
         self.state.lookup_async(ctx, batch.directory, batch.names, resume)
 
+    def completed_earlier(self, directory: bytes, ctx: WorkContext) -> bool:
+        """Source hook: a directory an earlier run of this pass finished is not statted again."""
+        done = self.state.completed_earlier(ctx, directory)
+        self.counters.directories_resumed += done
+        return done
+
+    def listed(self, directory: bytes, batches: int, ok: bool, ctx: WorkContext) -> None:
+        """Source hook: how many batches a directory made, for completion tracking."""
+        self.state.directory_listed(ctx, directory, batches, ok)
+
     def resume(self, item: bytes, ctx: WorkContext) -> None:
         """Local work item: ingest the batches whose sync state has arrived."""
         self._drain_ready(ctx)
@@ -141,12 +152,19 @@ class IngestSink:
             self._ingest(*self._ready.popleft(), ctx)
 
     def _ingest(self, batch: EntryBatch, started: float, previous, ctx: WorkContext) -> None:
+        troubles = self.counters.failed + self.counters.skipped
+        self._ingest_entries(batch, started, previous, ctx)
+        ok = batch.errors == 0 and self.counters.failed + self.counters.skipped == troubles
+        self.state.batch_done(ctx, batch.directory, ok)
+
+    def _ingest_entries(self, batch: EntryBatch, started: float, previous, ctx: WorkContext) -> None:
         self.counters.entries += len(batch)
         if previous:  # the unchanged majority never becomes Entry objects
             keep = [i for i, (name, st) in enumerate(zip(batch.names, batch.stats))
                     if needs_catalog(st.st_mtime, st.st_ctime, previous.get(name))]
             self.counters.unchanged += len(batch) - len(keep)
-            batch = EntryBatch(batch.directory, [batch.names[i] for i in keep], [batch.stats[i] for i in keep])
+            batch = EntryBatch(batch.directory, [batch.names[i] for i in keep], [batch.stats[i] for i in keep],
+                               batch.excluded, batch.errors)
         pending = batch.entries()
         names = {e.relpath: logical_path(self.config.target, self.config.root, e.relpath, self.char_map)
                  for e in pending}

@@ -35,6 +35,7 @@ class IngestSummary:
     catalog_queries: int
     entries_per_s: float
     ranks_with_connections: int = 0
+    directories_resumed: int = 0
     state_seconds: float = 0.0  # summed over ranks: time in the sync-state sqlite shards
     state_cpu_seconds: float = 0.0
     cpu_seconds: float = 0.0  # summed over ranks: CPU time of the pass
@@ -62,7 +63,9 @@ class IngestSummary:
             f"collections created {self.collections_created:,}, existing {self.collections_existing:,}",
             f"failed {self.failed:,}  skipped {self.skipped:,}  retries {self.retries:,}  "
             f"bytes uploaded {self.bytes_put:,}  catalog queries {self.catalog_queries:,}  "
-            f"ranks with iRODS connections {self.ranks_with_connections}",
+            f"ranks with iRODS connections {self.ranks_with_connections}"
+            + (f"  directories finished before the resume {self.directories_resumed:,}"
+               if self.directories_resumed else ""),
         ])
 
 
@@ -86,6 +89,7 @@ def summarize(comm, config: IngestConfig, counters, stats: EngineStats, started:
         retries=total["retries"], bytes_put=total["bytes_put"], catalog_queries=total["catalog_queries"],
         entries_per_s=round(total["entries"] / elapsed, 1) if elapsed > 0 else 0.0,
         ranks_with_connections=sum(1 for p in parts if p.connections_opened),
+        directories_resumed=total["directories_resumed"],
         state_seconds=round(total["state_seconds"], 6),
         state_cpu_seconds=round(total["state_cpu_seconds"], 6), cpu_seconds=round(total["cpu_seconds"], 6),
         entries_per_rank=per_rank, balance_max_over_mean=round(max(per_rank) / mean, 4) if mean else 1.0,

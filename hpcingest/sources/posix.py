@@ -103,17 +103,47 @@ class PosixSource:
 
     # -- listing ------------------------------------------------------------------------
     def _list_directory(self, directory: bytes, ctx: WorkContext, sink: Sink) -> None:
+        completed = getattr(sink, "completed_earlier", None)
+        if completed is not None and completed(directory, ctx):
+            self._descend_only(directory, ctx, sink)
+            return
+        batches, ok = 0, True
         try:
             listing = self._scan_directory(directory)
         except OSError as err:
             sink.error(WalkError(directory, "opendir", err.errno or errno_mod.EIO, err.strerror or str(err)))
+            self._listed(sink, directory, 0, False, ctx)
             return
         try:
             with listing as entries:
                 while names := [_name_bytes(e.name) for e in islice(entries, self.files_per_task)]:
                     ctx.push(stat_item(directory, names))
+                    batches += 1
         except OSError as err:
             sink.error(WalkError(directory, "readdir", err.errno or errno_mod.EIO, err.strerror or str(err)))
+            ok = False
+        self._listed(sink, directory, batches, ok, ctx)
+
+    @staticmethod
+    def _listed(sink: Sink, directory: bytes, batches: int, ok: bool, ctx: WorkContext) -> None:
+        """Tell a sink that tracks directory completion how many batches a directory made."""
+        listed = getattr(sink, "listed", None)
+        if listed is not None:
+            listed(directory, batches, ok, ctx)
+
+    def _descend_only(self, directory: bytes, ctx: WorkContext, sink: Sink) -> None:
+        """A directory a previous run of this pass finished: only its subdirectories are
+        walked (told apart by d_type, no stat), its files are not looked at again."""
+        try:
+            with self._scan_directory(directory) as entries:
+                for entry in entries:
+                    if not entry.is_dir(follow_symlinks=False):
+                        continue
+                    child = _join(directory, _name_bytes(entry.name))
+                    if not self.exclusions.excludes(EntryType.DIRECTORY, self.root + b"/" + child):
+                        ctx.push(list_item(child))
+        except OSError as err:
+            sink.error(WalkError(directory, "opendir", err.errno or errno_mod.EIO, err.strerror or str(err)))
 
     def _scan_directory(self, directory: bytes):
         """os.scandir on the bytes path (bytes names, no decode), by descriptor past PATH_MAX."""
@@ -136,6 +166,7 @@ class PosixSource:
             for name in names:
                 sink.error(WalkError(_join(directory, name), "lstat", err.errno or errno_mod.EIO,
                                      err.strerror or str(err)))
+            sink.consume(EntryBatch(directory, errors=len(names)), ctx)
             return
         batch = EntryBatch(directory)
         subdirectories: list[bytes] = []
@@ -148,6 +179,7 @@ class PosixSource:
                 except OSError as err:
                     sink.error(WalkError(_join(directory, name), "lstat", err.errno or errno_mod.EIO,
                                          err.strerror or str(err)))
+                    batch.errors += 1
                     continue
                 if check_paths and exclusions.excludes(
                         EntryType.from_mode(st.st_mode), self.root + b"/" + _join(directory, name)):
