@@ -24,7 +24,7 @@ import time
 import zlib
 from contextlib import contextmanager
 from collections import OrderedDict
-from typing import Callable, Iterable, NamedTuple
+from typing import Callable, Iterable
 
 from hpcingest.engine import FIRST_SERVICE_TAG, WorkContext, pack_items, unpack_items
 
@@ -41,16 +41,6 @@ _ROW = struct.Struct("<dB")  # sync time, operation code
 _COMMIT_EVERY_ROWS = 5000
 _COMMIT_EVERY_S = 2.0
 _CACHE_ROWS = 1_000_000  # per shard file; ~100 MB at worst, usually far less
-
-
-class SyncRecord(NamedTuple):
-    """When a path was last synced (wall clock, taken before the work) and what was done.
-
-    Readers index it (``record[0]`` is the time): the shard cache hands out plain
-    ``(time, op)`` tuples, since building a named object per row was most of a lookup's cost."""
-
-    sync_time: float
-    operation: int
 
 
 def shard_of(directory: bytes, shards: int) -> int:
@@ -87,7 +77,7 @@ class ShardFile:
         cur.execute("CREATE TABLE IF NOT EXISTS sync (dir INTEGER NOT NULL, name BLOB NOT NULL, "
                     "time REAL NOT NULL, op INTEGER NOT NULL, PRIMARY KEY (dir, name)) WITHOUT ROWID")
         self._dir_ids: dict[bytes, int] = {}
-        self._cache: OrderedDict[bytes, dict[bytes, SyncRecord]] = OrderedDict()
+        self._cache: OrderedDict[bytes, dict[bytes, float]] = OrderedDict()
         self._cached_rows = 0
         self.seconds = 0.0  # time spent in sqlite (and the cache), for the checkpoint-cost report
         self.cpu_seconds = 0.0
@@ -107,25 +97,26 @@ class ShardFile:
         self._dir_ids[directory] = row[0]
         return row[0]
 
-    def lookup(self, directory: bytes, names: list[bytes]) -> dict[bytes, SyncRecord]:
+    def lookup(self, directory: bytes, names: list[bytes]) -> dict[bytes, float]:
         """Records of these names.  A directory is read whole (one range scan of the primary
         key) and cached, since its other batches usually follow: an IN query per batch cost
         several microseconds per name."""
         return _select(self._directory_rows(directory), names)
 
-    def _directory_rows(self, directory: bytes) -> dict[bytes, SyncRecord]:
+    def _directory_rows(self, directory: bytes) -> dict[bytes, float]:
         with self._timed():
             return self._load_directory(directory)
 
-    def _load_directory(self, directory: bytes) -> dict[bytes, SyncRecord]:
+    def _load_directory(self, directory: bytes) -> dict[bytes, float]:
         cached = self._cache.get(directory)
         if cached is not None:
             self._cache.move_to_end(directory)
             return cached
         dir_id = self._dir_id(directory, create=False)
-        rows = {} if dir_id is None else {
-            row[0]: row[1:]  # a plain (time, op) tuple: same layout as SyncRecord, a third of the cost
-            for row in self.connection.execute("SELECT name, time, op FROM sync WHERE dir = ?", (dir_id,))}
+        # name -> last sync time, built by dict() straight from the cursor: per-row Python objects
+        # were most of a lookup's cost (the operation is kept on disk, decisions need the time only)
+        rows = {} if dir_id is None else dict(
+            self.connection.execute("SELECT name, time FROM sync WHERE dir = ?", (dir_id,)))
         self._cache[directory] = rows
         self._cached_rows += len(rows)
         while self._cached_rows > _CACHE_ROWS and len(self._cache) > 1:
@@ -145,7 +136,7 @@ class ShardFile:
             for name, t, op in rows:
                 if name not in cached:
                     self._cached_rows += 1
-                cached[name] = (t, op)
+                cached[name] = t
         self.connection.executemany("INSERT OR REPLACE INTO sync (dir, name, time, op) VALUES (?, ?, ?, ?)",
                                     ((dir_id, name, t, op) for name, t, op in rows))
         self._pending += len(rows)
@@ -293,15 +284,15 @@ class SyncState:
         return found
 
     # -- what the ingest sink calls ------------------------------------------------------
-    def lookup(self, ctx: WorkContext, directory: bytes, names: list[bytes]) -> dict[bytes, SyncRecord]:
+    def lookup(self, ctx: WorkContext, directory: bytes, names: list[bytes]) -> dict[bytes, float]:
         """Previous records of these names (empty with --ignore_cache, which skips reads only)."""
-        found: list[dict[bytes, SyncRecord]] = []
+        found: list[dict[bytes, float]] = []
         if not self.lookup_async(ctx, directory, names, found.append):
             ctx.wait_until(lambda: bool(found))
         return found[0]
 
     def lookup_async(self, ctx: WorkContext, directory: bytes, names: list[bytes],
-                     on_reply: Callable[[dict[bytes, SyncRecord]], None]) -> bool:
+                     on_reply: Callable[[dict[bytes, float]], None]) -> bool:
         """Like lookup, without waiting: ``on_reply`` runs when the records arrive (at once,
         and True is returned, when they are at hand).  It may run inside message handling,
         so it must only queue work.
@@ -345,11 +336,11 @@ class SyncState:
     def _serve_lookup(self, payload: bytes, source: int, engine) -> None:
         (directory,) = unpack_items(payload)
         rows = self._shard(self.owner(directory)[0])._directory_rows(directory)
-        engine.send(_encode_rows(directory, [(n, r[0], r[1]) for n, r in rows.items()]), source, TAG_LOOKUP_REPLY)
+        engine.send(_encode_rows(directory, [(n, t, 0) for n, t in rows.items()]), source, TAG_LOOKUP_REPLY)
 
     def _take_reply(self, payload: bytes, source: int, engine) -> None:
         directory, decoded = _decode_rows(payload)
-        rows = {name: (t, op) for name, t, op in decoded}
+        rows = {name: t for name, t, _ in decoded}
         self._remote[directory] = rows
         self._remote_rows += len(rows)
         while self._remote_rows > _CACHE_ROWS and len(self._remote) > 1:

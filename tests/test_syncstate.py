@@ -34,7 +34,7 @@ def test_single_rank_lookup_and_ignore_cache(tmp_path):
     state = SyncState(str(tmp_path), rank=0, size=1)
     state.record(None, b"d", [(b"a", 5.0, 1), (b"b\xff", 6.0, 2)])
     found = state.lookup(None, b"d", [b"a", b"b\xff", b"c"])
-    assert {k: tuple(v) for k, v in found.items()} == {b"a": (5.0, 1), b"b\xff": (6.0, 2)}
+    assert found == {b"a": 5.0, b"b\xff": 6.0}  # last sync times (the operation stays on disk)
     state.close()
     assert SyncState(str(tmp_path), 0, 1, ignore_cache=True).lookup(None, b"d", [b"a"]) == {}
     assert shard_count(str(tmp_path)) == 64

@@ -1,15 +1,13 @@
 """Change detection: the old framework's sync_time rules, decided per entry.
 
-Kept pure (no I/O) so the rules are tested on their own.  ``previous`` is what the sync
-state recorded (None with --ignore_cache or on a first pass); ``exists`` is what the batched
+Kept pure (no I/O) so the rules are tested on their own.  ``previous`` is the last sync
+time the state recorded (None with --ignore_cache or on a first pass); ``exists`` is what the batched
 catalog query found (None when --initial_ingest skipped it).
 """
 
 from __future__ import annotations
 
 import enum
-
-from hpcingest.syncstate import SyncRecord
 
 
 class Change(enum.Enum):
@@ -19,16 +17,16 @@ class Change(enum.Enum):
     METADATA = "metadata"  # only ctime moved (chmod, chown): modify hooks around a no-op
 
 
-def needs_catalog(mtime: float, ctime: float, previous: SyncRecord | None) -> bool:
+def needs_catalog(mtime: float, ctime: float, previous: float | None) -> bool:
     """Whether the entry must be looked up in the catalog at all."""
-    return not (previous is not None and mtime < previous[0] and ctime < previous[0])
+    return not (previous is not None and mtime < previous and ctime < previous)
 
 
-def classify(mtime: float, ctime: float, previous: SyncRecord | None, exists: bool | None) -> Change:
+def classify(mtime: float, ctime: float, previous: float | None, exists: bool | None) -> Change:
     if not needs_catalog(mtime, ctime, previous):
         return Change.UNCHANGED
     if not exists:
         return Change.NEW
-    if previous is None or mtime >= previous[0]:
+    if previous is None or mtime >= previous:
         return Change.CONTENT
     return Change.METADATA
