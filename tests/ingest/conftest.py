@@ -15,6 +15,7 @@ from hpcingest.naming import catalog_physical_path, logical_path
 from tests.launchers import Launcher, hpcingest_argv, run
 
 HANDLERS = os.path.join(os.path.dirname(__file__), "handlers")
+OLD_HANDLERS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "handlers")  # old-framework examples
 _counter = itertools.count()
 
 

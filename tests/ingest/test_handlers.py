@@ -8,8 +8,8 @@ import time
 import pytest
 from irods.models import Collection, DataObject
 
-from tests.ingest.conftest import HANDLERS, catalog, source_view, start
-from tests.ingest.test_names_and_special import OLD_HANDLERS, avus
+from tests.ingest.conftest import HANDLERS, OLD_HANDLERS, catalog, source_view, start
+from tests.ingest.test_names_and_special import avus
 from tests.ingest.test_register import ok
 from tests.launchers import Launcher
 

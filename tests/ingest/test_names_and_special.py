@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -13,12 +12,11 @@ import sys
 import pytest
 
 
-from tests.ingest.conftest import catalog, source_view, start
+from tests.ingest.conftest import OLD_HANDLERS, catalog, source_view, start
 from tests.ingest.test_register import ok
 from tests.launchers import Launcher
 from tests.test_scan import unprivileged_prefix
 
-OLD_HANDLERS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "handlers")
 
 
 def avus(zone, path: str) -> dict[str, tuple[str, str]]:

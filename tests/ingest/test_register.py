@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from hpcingest import sample
-from tests.ingest.conftest import HANDLERS, catalog, hooks, source_view, start
+from tests.ingest.conftest import HANDLERS, OLD_HANDLERS, catalog, hooks, source_view, start
 from tests.launchers import Launcher
 
 
@@ -155,12 +155,11 @@ def test_irods_connections_caps_the_ranks_that_connect(zone, target, tree, tmp_p
 
 def test_target_with_a_backtick_and_checksums_on_register(zone, tree, tmp_path):
     grave = f"{zone.home}/grave`name{os.getpid()}"
-    ok(start(zone, tree, grave, "--checksum", "--event_handler",
-             os.path.join(os.path.dirname(HANDLERS), "..", "handlers", "metadata.py"),
+    ok(start(zone, tree, grave, "--checksum", "--event_handler", os.path.join(OLD_HANDLERS, "metadata.py"),
              launcher=Launcher("mpiexec", 2), job_dir=tmp_path / "jobs"))
     assert catalog(zone, grave).objects == source_view(str(tree)).objects
     with zone.session() as session:
-        obj = session.data_objects.get(f"{grave}/empty" if False else next(
-            f"{grave}/{rel}" for rel in source_view(str(tree)).objects if rel.endswith(".bin")))
+        first_file = next(rel for rel in source_view(str(tree)).objects if rel.endswith(".bin"))
+        obj = session.data_objects.get(f"{grave}/{first_file}")
         assert obj.checksum
         assert obj.metadata.get_one("filesystem::mode").value.isdigit()
