@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import traceback
 from typing import Callable
 
@@ -77,9 +78,11 @@ def run_collectively(body: Callable[[object], int]) -> int:
     except SystemExit:
         raise
     except BaseException:  # noqa: BLE001 - any failure must take the whole job down
-        traceback.print_exc()
-        sys.stderr.flush()
+        # one write, then a moment for the launcher to forward it: MPI_Abort kills the
+        # processes that relay stderr, and a traceback written line by line was cut short
+        os.write(2, f"hpcingest: rank {comm.Get_rank()} failed:\n{traceback.format_exc()}".encode(errors="replace"))
         if comm.Get_size() > 1:
+            time.sleep(0.5)
             comm.Abort(1)
         return 1
 
