@@ -21,20 +21,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks.common import handler_file  # noqa: E402
 from hpcingest import sample  # noqa: E402
 from hpcingest.launch import mpiexec_path  # noqa: E402
 from hpcingest.zone.testing import start_zone  # noqa: E402
-
-NO_OP = """
-from irods_capability_automated_ingest.core import Core
-from irods_capability_automated_ingest.utils import Operation
-
-class event_handler(Core):
-    @staticmethod
-    def operation(session, meta, **options):
-        return Operation.NO_OP
-"""
-
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -48,9 +38,7 @@ def main() -> int:
         shutil.rmtree(src, ignore_errors=True)
         sample.generate(src, files=args.files, seed=4, max_file_size=0)
         open(src + ".complete", "w").close()
-    handler = os.path.join(args.workdir, "noop.py")
-    with open(handler, "w") as f:
-        f.write(NO_OP)
+    handler = handler_file(args.workdir, "NO_OP")
     jobs = os.path.join(args.workdir, f"jobs-{int(time.time())}")
     print(f"# checkpoint benchmark ({os.cpu_count()} cores), command: {' '.join(sys.argv)}")
     zone = start_zone(os.path.join(jobs, "zone"), subprocess_mode=True)

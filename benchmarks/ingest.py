@@ -25,20 +25,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks.common import handler_file  # noqa: E402
 from hpcingest import sample  # noqa: E402
 from hpcingest.launch import mpiexec_path  # noqa: E402
 from hpcingest.zone.testing import start_zone  # noqa: E402
-
-HANDLER_PUT = """
-from irods_capability_automated_ingest.core import Core
-from irods_capability_automated_ingest.utils import Operation
-
-class event_handler(Core):
-    @staticmethod
-    def operation(session, meta, **options):
-        return Operation.PUT
-"""
-
 
 def api_calls(zone) -> dict[str, int]:
     return {v["name"]: v["count"] for v in zone.api_stats().values()}
@@ -127,9 +117,7 @@ def put_section(zone, args, workdir) -> None:
             with open(os.path.join(src, f"f{i:06d}"), "wb") as f:
                 f.write(block)
         open(src + ".complete", "w").close()
-    handler = os.path.join(workdir, "put_handler.py")
-    with open(handler, "w") as f:
-        f.write(HANDLER_PUT)
+    handler = handler_file(workdir, "PUT")
     print(f"\n## PUT of {args.put_files:,} files of 4 KiB, {args.ranks} processes each")
     stamp = int(time.time())
     before = api_calls(zone)
@@ -163,7 +151,7 @@ def big_section(zone, args, workdir) -> None:
         with open(path, "wb") as f:
             for _ in range(args.big_mib):
                 f.write(chunk)
-    handler = os.path.join(workdir, "put_handler.py")
+    handler = handler_file(workdir, "PUT")
     stamp = int(time.time())
     print(f"\n## PUT of one {args.big_mib} MiB file")
     t_ours = run_start(zone, src, f"{zone.home}/bench_big_{stamp}", 1, workdir, "--event_handler", handler)

@@ -7,6 +7,7 @@ UTF-8, and a lossy decode would register the wrong physical path.
 from __future__ import annotations
 
 import enum
+import errno
 import os
 import stat
 from dataclasses import dataclass, field
@@ -95,6 +96,10 @@ class WalkError:
     operation: str  # "opendir", "readdir", "lstat", ...
     errno: int
     message: str
+
+    @classmethod
+    def from_os_error(cls, relpath: bytes, operation: str, err: OSError) -> "WalkError":
+        return cls(relpath, operation, err.errno or errno.EIO, err.strerror or str(err))
 
     def describe(self, root: bytes) -> str:
         path = os.fsdecode(os.path.join(root, self.relpath) if self.relpath else root)

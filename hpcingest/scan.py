@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import BinaryIO
 
@@ -188,7 +189,7 @@ def run(comm, args) -> int:
 def scan(comm, config: ScanConfig) -> ScanSummary | None:
     """Collective walk; returns the summary on rank 0 and None elsewhere."""
     source = PosixSource(config.root, config.files_per_task, config.exclusions)
-    with tempfile.TemporaryFile(prefix="hpcingest-list-") if config.list_path else _null() as spool:
+    with tempfile.TemporaryFile(prefix="hpcingest-list-") if config.list_path else nullcontext() as spool:
         sink = ScanSink(source.root, spool)
         collectives.barrier(comm)
         start = time.time()
@@ -198,14 +199,6 @@ def scan(comm, config: ScanConfig) -> ScanSummary | None:
             _write_listing(comm, spool, config.list_path)
         summary = _summarize(comm, config, sink, stats, start)
     return summary
-
-
-class _null:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _write_listing(comm, spool: BinaryIO, path: str) -> None:

@@ -6,6 +6,7 @@ and code (or errno), and how many attempts were made.  Rank files are merged whe
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -81,7 +82,9 @@ def describe_error(err: BaseException) -> tuple[str, int | None]:
     if isinstance(name, str):
         return name, getattr(err, "code", None)
     if isinstance(err, OSError) and err.errno:
-        import errno
-
-        return errno.errorcode.get(err.errno, "OSError"), err.errno
+        return errno_name(err.errno), err.errno
     return type(err).__name__, None
+
+
+def errno_name(code: int) -> str:
+    return errno.errorcode.get(code, f"errno {code}")

@@ -85,9 +85,8 @@ def prepare(args, argv: list[str]) -> JobSetup:
                            f"{STALE_AFTER_S:.0f} s old)")
         config.warnings.append(f"job {config.job_name!r} died during pass {previous.pass_number}; resuming it")
     jobdir.create()
-    for stale in (stop_path(jobdir.path),):
-        if os.path.exists(stale):
-            os.unlink(stale)
+    if os.path.exists(stop_path(jobdir.path)):
+        os.unlink(stop_path(jobdir.path))  # a stop request of an earlier run
     meta = base_meta(config)
     begin_pass(settings, handler, config, meta)
     record = JobRecord(job_name=config.job_name, source=os.fsdecode(config.root), target=config.target,
@@ -194,9 +193,8 @@ def run(comm, args, argv: list[str] | None = None) -> int:
     jobdir = JobDirectory(config.job_root, config.job_name)
     status = 0
     while True:
-        pass_number = jobdir.load().pass_number if rank == 0 else 0
-        pass_number = collectives.bcast_object(comm, pass_number)
-        counters, stats, started, stopped = run_pass(comm, setup, jobdir, pass_number)
+        record = collectives.bcast_object(comm, jobdir.load() if rank == 0 else None)
+        counters, stats, started, stopped = run_pass(comm, setup, jobdir, record)
         setup.resuming = False  # later periodic passes are new passes
         summary = summarize(comm, config, counters, stats, started)
         if rank == 0 and config.progress:
@@ -238,11 +236,10 @@ def next_pass(setup: JobSetup, jobdir: JobDirectory, started: float) -> bool:
     return True
 
 
-def run_pass(comm, setup: JobSetup, jobdir: JobDirectory, pass_number: int):
+def run_pass(comm, setup: JobSetup, jobdir: JobDirectory, record: JobRecord):
     config = setup.config
     handler = load_handler(config.handler_text, config.handler_filename)
     logger = get_sync_logger(config.log)
-    record = collectives.bcast_object(comm, jobdir.load() if comm.Get_rank() == 0 else None)
     state = SyncState(jobdir.state_dir, comm.Get_rank(), comm.Get_size(), ignore_cache=config.ignore_cache,
                       pass_token=record.pass_token, resuming=setup.resuming)
     failures = FailureLog(jobdir.path, comm.Get_rank())
@@ -254,7 +251,7 @@ def run_pass(comm, setup: JobSetup, jobdir: JobDirectory, pass_number: int):
         funnel = Funnel(sink, comm.Get_rank(), comm.Get_size(),
                         connected_ranks(comm.Get_size(), config.irods_connections))
         source = PosixSource(config.root, config.files_per_task, config.exclusions)
-        snapshot = lambda done: Progress.from_counters(sink.counters, pass_number, started, done)  # noqa: E731
+        snapshot = lambda done: Progress.from_counters(sink.counters, record.pass_number, started, done)  # noqa: E731
         try:
             with PassMonitor(jobdir.path, comm.Get_rank(), snapshot, stop), \
                     progress_display(config, jobdir, comm.Get_rank()):

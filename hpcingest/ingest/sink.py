@@ -26,7 +26,7 @@ from hpcingest.handler import EventHandler
 from hpcingest.ingest.config import IngestConfig
 from hpcingest.ingest.decide import Change, classify, needs_catalog
 from hpcingest.ingest.catalog import CatalogView, catalog_view
-from hpcingest.ingest.failures import Failure, FailureLog, describe_error
+from hpcingest.ingest.failures import Failure, FailureLog, describe_error, errno_name
 from hpcingest.irods import operations as ops
 from hpcingest.irods.connection import IrodsConnection
 from hpcingest.irods.errors import IrodsOperationError
@@ -185,7 +185,7 @@ class IngestSink:
 
     def error(self, error: WalkError) -> None:
         path = os.fsdecode(os.path.join(self.config.root, error.relpath))
-        self.failures.add(Failure(path, None, error.operation, "skipped", _errno_name(error.errno),
+        self.failures.add(Failure(path, None, error.operation, "skipped", errno_name(error.errno),
                                   error.errno, error.message, 1))
         self.counters.skipped += 1
         self.logger.error("skipped_unreadable", path=path, operation=error.operation, errno=error.errno,
@@ -495,9 +495,3 @@ def local_checksum(path: bytes, like: str) -> str:
     if like.startswith("sha2:"):
         return "sha2:" + base64.b64encode(digest.digest()).decode()
     return digest.hexdigest()
-
-
-def _errno_name(code: int) -> str:
-    import errno
-
-    return errno.errorcode.get(code, f"errno {code}")

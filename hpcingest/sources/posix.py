@@ -13,7 +13,6 @@ Everything is opened relative to a directory descriptor, so paths longer than PA
 
 from __future__ import annotations
 
-import errno as errno_mod
 import os
 import stat
 from itertools import islice
@@ -111,7 +110,7 @@ class PosixSource:
         try:
             listing = self._scan_directory(directory)
         except OSError as err:
-            sink.error(WalkError(directory, "opendir", err.errno or errno_mod.EIO, err.strerror or str(err)))
+            sink.error(WalkError.from_os_error(directory, "opendir", err))
             self._listed(sink, directory, 0, False, ctx)
             return
         try:
@@ -120,7 +119,7 @@ class PosixSource:
                     ctx.push(stat_item(directory, names))
                     batches += 1
         except OSError as err:
-            sink.error(WalkError(directory, "readdir", err.errno or errno_mod.EIO, err.strerror or str(err)))
+            sink.error(WalkError.from_os_error(directory, "readdir", err))
             ok = False
         self._listed(sink, directory, batches, ok, ctx)
 
@@ -143,7 +142,7 @@ class PosixSource:
                     if not self.exclusions.excludes(EntryType.DIRECTORY, self.root + b"/" + child):
                         ctx.push(list_item(child))
         except OSError as err:
-            sink.error(WalkError(directory, "opendir", err.errno or errno_mod.EIO, err.strerror or str(err)))
+            sink.error(WalkError.from_os_error(directory, "opendir", err))
 
     def _scan_directory(self, directory: bytes):
         """os.scandir on the bytes path (bytes names, no decode), by descriptor past PATH_MAX."""
@@ -164,8 +163,7 @@ class PosixSource:
         except OSError as err:
             # The directory vanished or changed since it was listed: every name is lost.
             for name in names:
-                sink.error(WalkError(_join(directory, name), "lstat", err.errno or errno_mod.EIO,
-                                     err.strerror or str(err)))
+                sink.error(WalkError.from_os_error(_join(directory, name), "lstat", err))
             sink.consume(EntryBatch(directory, errors=len(names)), ctx)
             return
         batch = EntryBatch(directory)
@@ -177,8 +175,7 @@ class PosixSource:
                 try:
                     st = os.lstat(name, dir_fd=fd)
                 except OSError as err:
-                    sink.error(WalkError(_join(directory, name), "lstat", err.errno or errno_mod.EIO,
-                                         err.strerror or str(err)))
+                    sink.error(WalkError.from_os_error(_join(directory, name), "lstat", err))
                     batch.errors += 1
                     continue
                 if check_paths and exclusions.excludes(
