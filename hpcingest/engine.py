@@ -41,6 +41,7 @@ import numpy as np
 
 from hpcingest import collectives
 from hpcingest.collectives import Backoff
+from hpcingest.profile import recorder
 
 TAG_REQUEST = 7001
 TAG_WORK = 7002
@@ -229,6 +230,7 @@ class WorkStealingEngine:
         # an idle rank that serves others (services) must wake up often enough to answer them
         backoff = Backoff(cap_s=1e-3) if self._services else Backoff()
         idle_since: float | None = None
+        activity: str | None = None  # "idle" in the profile while this rank has no work
         while True:
             if self.size > 1:
                 self._handle_messages()
@@ -243,6 +245,8 @@ class WorkStealingEngine:
                 if idle_since is not None:
                     self.stats.idle_s += time.monotonic() - idle_since
                     idle_since = None
+                if activity is not None:
+                    recorder.current.switch(activity := None)
                 backoff.reset()
                 if self._pinned:
                     self._run_one(self._pinned.popleft())
@@ -262,7 +266,11 @@ class WorkStealingEngine:
                 break
             if self._victim is None:
                 self._request_work()
+            if activity is None:
+                recorder.current.switch(activity := "idle")
             backoff.pause()
+        if activity is not None:
+            recorder.current.switch(None)
         if idle_since is not None:
             self.stats.idle_s += time.monotonic() - idle_since
         if self.size > 1:
@@ -296,7 +304,8 @@ class WorkStealingEngine:
             if tag == TAG_REQUEST:
                 requesters.append(source)
             elif tag == TAG_WORK:
-                self._receive_work(buf)
+                with recorder.current.span("steal"):
+                    self._receive_work(buf)
             elif tag == TAG_WAVE_DOWN:
                 self._join_wave(_WAVE.unpack(buf)[0])
             elif tag == TAG_WAVE_UP:
@@ -311,7 +320,8 @@ class WorkStealingEngine:
             else:
                 raise RuntimeError(f"message with unknown tag {tag} from rank {source}")
         if requesters:
-            self._give_work(requesters)
+            with recorder.current.span("steal"):
+                self._give_work(requesters)
 
     def _send(self, payload: bytes, dest: int, tag: int) -> None:
         req = self.comm.Isend([payload, self._mpi.BYTE], dest, tag)

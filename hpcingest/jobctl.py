@@ -1,4 +1,4 @@
-"""Job control from any node that sees the job directory: list, stop, watch, report, resume."""
+"""Job control from any node that sees the job directory: list, stop, watch, report, resume, profile."""
 
 from __future__ import annotations
 
@@ -118,6 +118,41 @@ def cmd_report(args) -> int:
     print(f"{len(failures)} entries ({sum(f.kind == 'failed' for f in failures)} failed, "
           f"{sum(f.kind == 'skipped' for f in failures)} skipped)")
     return 0
+
+
+def cmd_profile(args) -> int:
+    """Render a recorded pass: why here and not at the end of the run -- drawing 256 ranks
+    takes seconds of one core, which the job itself should not spend."""
+    from hpcingest.profile.render import format_usage_table, render_html, render_png, usage_json, usage_table
+    from hpcingest.profile.timeline import ProfileError, load_timeline
+
+    job = _job(args)
+    pass_number = args.pass_number or _last_profiled_pass(job)
+    try:
+        timeline = load_timeline(job.profile_dir(pass_number))
+    except ProfileError as err:
+        raise JobError(f"pass {pass_number}: {err}") from None
+    out = os.path.abspath(args.output or job.path)
+    os.makedirs(out, exist_ok=True)
+    stem = os.path.join(out, f"profile-{job.name}-pass{pass_number}")
+    render_html(timeline, stem + ".html")
+    render_png(timeline, stem + ".png")
+    rows = usage_table(timeline)
+    if args.json:
+        print(json.dumps(usage_json(rows), indent=2))
+    else:
+        print(format_usage_table(rows))
+    print(f"timeline: {stem}.html\npicture:  {stem}.png", file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
+def _last_profiled_pass(job: JobDirectory) -> int:
+    root = os.path.join(job.path, "profile")
+    passes = sorted(int(n[5:]) for n in (os.listdir(root) if os.path.isdir(root) else [])
+                    if n.startswith("pass-") and n[5:].isdigit())
+    if not passes:
+        raise JobError(f"job {job.name!r} has no profile: run `hpcingest start` with --profile")
+    return passes[-1]
 
 
 def resume_argv(args) -> list[str]:

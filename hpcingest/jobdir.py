@@ -91,6 +91,9 @@ class JobDirectory:
     def summary_path(self) -> str:
         return os.path.join(self.path, "summary.json")
 
+    def profile_dir(self, pass_number: int) -> str:
+        return os.path.join(self.path, "profile", f"pass-{pass_number:04d}")
+
     def exists(self) -> bool:
         return os.path.exists(self.record_path)
 

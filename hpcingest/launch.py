@@ -73,6 +73,9 @@ def run_collectively(body: Callable[[object], int]) -> int:
         if launcher_rank() == 0:
             print(f"hpcingest: error: {err}", file=sys.stderr)
         return 2
+    from hpcingest import logs
+
+    logs.set_identity(comm.Get_rank(), comm.Get_size())
     try:
         return body(comm)
     except SystemExit:

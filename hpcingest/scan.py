@@ -24,6 +24,7 @@ from hpcingest import collectives
 from hpcingest.exclusions import ExclusionError, Exclusions
 from hpcingest.records import EntryBatch, EntryType, WalkError
 from hpcingest.sources.posix import PosixSource, SourceRootError, check_root
+from hpcingest.sources.s3 import S3Settings, S3Source, check_s3_source, parse_s3_source, source_path
 from hpcingest.launch import validated_on_root
 from hpcingest.walk import run_walk
 
@@ -154,6 +155,7 @@ class ScanConfig:
     list_path: str | None
     json_path: str | None
     quiet: bool
+    s3: S3Settings | None = None  # set: root is /bucket/prefix, listed from S3
 
 
 def prepare(args) -> ScanConfig:
@@ -161,13 +163,20 @@ def prepare(args) -> ScanConfig:
     if args.files_per_task < 1:
         raise ValueError("--files_per_task must be at least 1")
     exclusions = Exclusions.parse(args.exclude_file_type, args.exclude_file_name, args.exclude_directory_name)
-    root = check_root(args.src)
+    s3 = None
+    if args.s3_keypair:
+        s3 = S3Settings.from_options(args)
+        bucket, prefix = parse_s3_source(args.src)
+        check_s3_source(s3, bucket, prefix)
+        root = os.fsencode(source_path(bucket, prefix))
+    else:
+        root = check_root(args.src)
     for option, path in (("--list", args.list), ("--json", args.json)):
         if path is not None:
             parent = os.path.dirname(os.path.abspath(path))
             if not os.path.isdir(parent):
                 raise ValueError(f"{option}: directory {parent!r} does not exist")
-    return ScanConfig(root, args.files_per_task, exclusions, args.list, args.json, args.quiet)
+    return ScanConfig(root, args.files_per_task, exclusions, args.list, args.json, args.quiet, s3)
 
 
 def run(comm, args) -> int:
@@ -188,7 +197,11 @@ def run(comm, args) -> int:
 
 def scan(comm, config: ScanConfig) -> ScanSummary | None:
     """Collective walk; returns the summary on rank 0 and None elsewhere."""
-    source = PosixSource(config.root, config.files_per_task, config.exclusions)
+    if config.s3 is None:
+        source = PosixSource(config.root, config.files_per_task, config.exclusions)
+    else:
+        source = S3Source(config.s3, *parse_s3_source(os.fsdecode(config.root)), config.files_per_task,
+                          config.exclusions)
     with tempfile.TemporaryFile(prefix="hpcingest-list-") if config.list_path else nullcontext() as spool:
         sink = ScanSink(source.root, spool)
         collectives.barrier(comm)

@@ -27,6 +27,7 @@ from collections import OrderedDict
 from typing import Callable, Iterable
 
 from hpcingest.engine import FIRST_SERVICE_TAG, WorkContext, pack_items, unpack_items
+from hpcingest.profile import recorder
 
 TAG_LOOKUP = FIRST_SERVICE_TAG + 1
 TAG_LOOKUP_REPLY = FIRST_SERVICE_TAG + 2
@@ -168,9 +169,11 @@ class ShardFile:
         """Wall and CPU time in sqlite: with more ranks than cores the wall time also counts
         the moments the kernel ran another rank, so both are reported."""
         wall, cpu = time.perf_counter(), time.thread_time()
+        recorder.current.begin("state")
         try:
             yield
         finally:
+            recorder.current.end()
             self.seconds += time.perf_counter() - wall
             self.cpu_seconds += time.thread_time() - cpu
 
@@ -288,7 +291,8 @@ class SyncState:
         """Previous records of these names (empty with --ignore_cache, which skips reads only)."""
         found: list[dict[bytes, float]] = []
         if not self.lookup_async(ctx, directory, names, found.append):
-            ctx.wait_until(lambda: bool(found))
+            with recorder.current.span("state"):
+                ctx.wait_until(lambda: bool(found))
         return found[0]
 
     def lookup_async(self, ctx: WorkContext, directory: bytes, names: list[bytes],

@@ -9,7 +9,9 @@ import tempfile
 
 import pytest
 
+from tests.browser import browser  # noqa: F401  (a headless Chromium, per test module)
 from tests.launchers import Launcher, slurm_available
+from tests.s3server import s3_server  # noqa: F401  (the session's S3 endpoint fixture)
 
 _SLURM = None
 

@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from hpcingest.exclusions import Exclusions
+from hpcingest.logs import LogOptions, LogOptionsError
 from hpcingest.jobdir import check_job_name, default_job_root
 from hpcingest.sources.posix import check_root
 
@@ -78,6 +79,14 @@ def read_handler(path: str | None) -> tuple[str | None, str | None]:
         raise ConfigError(f"--event_handler {path!r} is not UTF-8 text: {err}") from None
 
 
+def log_options(args) -> LogOptions:
+    """The --log_* options, checked (a bad level or rotation unit is a usage error)."""
+    try:
+        return LogOptions(args.log_filename, args.log_level, args.log_when, args.log_interval).validate()
+    except LogOptionsError as err:
+        raise ConfigError(str(err)) from None
+
+
 def build_config(args) -> IngestConfig:
     if args.files_per_task < 1:
         raise ConfigError("--files_per_task must be at least 1")
@@ -87,8 +96,6 @@ def build_config(args) -> IngestConfig:
         raise ConfigError("--irods_connections must be at least 1")
     if args.irods_idle_disconnect_seconds < 1:
         raise ConfigError("--irods_idle_disconnect_seconds must be at least 1")
-    if args.log_when is not None and args.log_interval is None:
-        args.log_interval = 1  # the old tool crashed here; TimedRotatingFileHandler's own default
     target = check_target(args.target)
     exclusions = Exclusions.parse(args.exclude_file_type, args.exclude_file_name, args.exclude_directory_name)
     if args.s3_keypair:
@@ -106,7 +113,6 @@ def build_config(args) -> IngestConfig:
         ignore_cache=args.ignore_cache, initial_ingest=args.initial_ingest, synchronous=args.synchronous,
         progress=args.progress, interval=args.interval, idle_disconnect_s=args.irods_idle_disconnect_seconds,
         irods_connections=args.irods_connections, checksum=args.checksum, verify_checksum=args.verify_checksum,
-        log={"filename": args.log_filename, "level": args.log_level, "when": args.log_when,
-             "interval": args.log_interval},
+        log=log_options(args).as_mapping(),
         profile=args.profile, warnings=warnings,
     )

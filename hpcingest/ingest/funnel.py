@@ -21,6 +21,8 @@ TAG_BATCH = FIRST_SERVICE_TAG + 10
 TAG_BATCH_DONE = FIRST_SERVICE_TAG + 11
 FORWARDED = b"I"[0]
 _ORIGIN = struct.Struct("<i")
+_KIND_BATCH = b"B"  # an EntryBatch to ingest
+_KIND_LISTING = b"L"  # a directory's complete listing, to sweep for deletions
 
 
 def connected_ranks(size: int, limit: int | None) -> int:
@@ -51,13 +53,25 @@ class Funnel:
         if self.has_connection:
             self.inner.consume(batch, ctx)
             return
+        self._forward(_KIND_BATCH, (batch.directory, batch.names, batch.stats, batch.excluded, batch.errors), ctx)
+
+    def wants_listing(self, directory: bytes) -> bool:
+        return self.inner.wants_listing(directory)
+
+    def directory_names(self, directory: bytes, names: list[bytes], ctx: WorkContext) -> None:
+        """A directory's complete listing, for the delete modes: swept where a connection is."""
+        if self.has_connection:
+            self.inner.directory_names(directory, names, ctx)
+        else:
+            self._forward(_KIND_LISTING, (directory, names), ctx)
+
+    def _forward(self, kind: bytes, content: tuple, ctx: WorkContext) -> None:
         dest = self._next
         self._next = (self._next + 1) % self.connected
         ctx.wait_until(lambda: self._in_flight.get(dest, 0) < self.window)
         self._in_flight[dest] = self._in_flight.get(dest, 0) + 1
-        payload = pickle.dumps((batch.directory, batch.names, batch.stats, batch.excluded, batch.errors),
-                               protocol=pickle.HIGHEST_PROTOCOL)
-        ctx.send(_ORIGIN.pack(self.rank) + payload, dest, TAG_BATCH)
+        payload = pickle.dumps(content, protocol=pickle.HIGHEST_PROTOCOL)
+        ctx.send(_ORIGIN.pack(self.rank) + kind + payload, dest, TAG_BATCH)
         self.forwarded += 1
 
     def error(self, error: WalkError) -> None:
@@ -71,7 +85,11 @@ class Funnel:
 
     def process_forwarded(self, item: bytes, ctx: WorkContext) -> None:
         (origin,) = _ORIGIN.unpack_from(item, 1)
-        self.inner.consume(EntryBatch(*pickle.loads(item[1 + _ORIGIN.size:])), ctx)
+        kind, content = item[1 + _ORIGIN.size:2 + _ORIGIN.size], pickle.loads(item[2 + _ORIGIN.size:])
+        if kind == _KIND_BATCH:
+            self.inner.consume(EntryBatch(*content), ctx)
+        else:
+            self.inner.directory_names(*content, ctx)
         ctx.send(b"", origin, TAG_BATCH_DONE)
 
     def _receive_batch(self, payload: bytes, source: int, engine) -> None:

@@ -18,9 +18,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from hpcingest import collectives
-from hpcingest.compat.sync_logging import get_sync_logger
+from hpcingest import collectives, logs
 from hpcingest.compat.utils import Operation
+from hpcingest.engine import EngineStats
 from hpcingest.exclusions import ExclusionError
 from hpcingest.handler import EventHandler, HandlerError, load_handler, validate_handler
 from hpcingest.ingest.config import ConfigError, IngestConfig, build_config
@@ -28,13 +28,15 @@ from hpcingest.ingest.failures import FailureLog, merge_reports
 from hpcingest.ingest.funnel import FORWARDED, Funnel, connected_ranks
 from hpcingest.ingest.monitor import STALE_AFTER_S, PassMonitor, Progress, read_progress, stop_path
 from hpcingest.ingest.display import ProgressDisplay
-from hpcingest.ingest.sink import RESUME, IngestSink, _noop
+from hpcingest.ingest.sink import RESUME, IngestCounters, IngestSink, _noop
 from hpcingest.ingest.summary import IngestSummary, summarize
-from hpcingest.irods import operations as ops
+from hpcingest.irods import operations as ops, timing
 from hpcingest.irods.connection import IrodsConnection
 from hpcingest.irods.errors import IrodsError
+from hpcingest.irods.timing import ApiLatency
 from hpcingest.irods.settings import IrodsSettings, IrodsSettingsError, resolve_settings
 from hpcingest.launch import validated_on_root
+from hpcingest.profile import recorder
 from hpcingest.jobdir import JobDirectory, JobError, JobRecord, write_private
 from hpcingest.sources.posix import PosixSource, SourceRootError
 from hpcingest.syncstate import SyncState
@@ -96,19 +98,20 @@ def prepare(args, argv: list[str]) -> JobSetup:
                        launch={"host": socket.gethostname(), "pid": os.getpid()}, argv=argv,
                        last_pass_entries=previous.last_pass_entries if previous else None)
     if previous is not None and previous.status in ("running", "waiting"):
-        record.pass_number = previous.pass_number
         record.start_time = previous.start_time
     # a pass that died or was stopped part-way is resumed under its token: the directories
-    # it finished are not statted again; anything else starts a new pass
+    # it finished are not statted again; anything else starts the job's next pass
     resuming = previous is not None and previous.pass_token and not previous.pass_complete
     record.pass_token = previous.pass_token if resuming else uuid.uuid4().hex
+    if previous is not None:
+        record.pass_number = previous.pass_number + (0 if resuming else 1)
     jobdir.save(record)
     return JobSetup(config, settings, meta, resuming=bool(resuming))
 
 
 def begin_pass(settings: IrodsSettings, handler: EventHandler, config: IngestConfig, meta: dict) -> None:
     """Per pass, on rank 0: the root target collection and its hooks, then pre_job."""
-    logger = get_sync_logger(config.log)
+    logger = logs.get_logger(config.log)
     with IrodsConnection(settings, idle_disconnect_seconds=None) as connection:
         connection.call(lambda session: session.server_version)  # credentials fail here, once, clearly
         prepare_target(connection, handler, config, meta, logger)
@@ -194,9 +197,10 @@ def run(comm, args, argv: list[str] | None = None) -> int:
     status = 0
     while True:
         record = collectives.bcast_object(comm, jobdir.load() if rank == 0 else None)
-        counters, stats, started, stopped = run_pass(comm, setup, jobdir, record)
+        outcome = run_pass(comm, setup, jobdir, record)
         setup.resuming = False  # later periodic passes are new passes
-        summary = summarize(comm, config, counters, stats, started)
+        summary = summarize(comm, config, outcome)
+        stopped = outcome.stopped
         if rank == 0 and config.progress:
             display = ProgressDisplay(jobdir)
             display.show_once()  # every rank's final counts are written by now
@@ -204,7 +208,8 @@ def run(comm, args, argv: list[str] | None = None) -> int:
                 print()
         if rank == 0:
             status = max(status, finish(setup, jobdir, summary, stopped))
-        again = rank == 0 and not stopped and config.interval is not None and next_pass(setup, jobdir, started)
+        again = rank == 0 and not stopped and config.interval is not None and next_pass(setup, jobdir,
+                                                                                          outcome.started)
         if not collectives.bcast_object(comm, again):
             return status if rank == 0 else 0
 
@@ -239,12 +244,18 @@ def next_pass(setup: JobSetup, jobdir: JobDirectory, started: float) -> bool:
 def run_pass(comm, setup: JobSetup, jobdir: JobDirectory, record: JobRecord):
     config = setup.config
     handler = load_handler(config.handler_text, config.handler_filename)
-    logger = get_sync_logger(config.log)
+    logger = logs.get_logger(config.log)
     state = SyncState(jobdir.state_dir, comm.Get_rank(), comm.Get_size(), ignore_cache=config.ignore_cache,
                       pass_token=record.pass_token, resuming=setup.resuming)
     failures = FailureLog(jobdir.path, comm.Get_rank())
     stop = threading.Event()
+    timing.install()
+    profile_dir = jobdir.profile_dir(record.pass_number)
+    if config.profile and comm.Get_rank() == 0:
+        clear_profile(profile_dir)  # a resumed pass may run with fewer ranks than the run before
     collectives.barrier(comm)
+    timing.timer.take()  # only this pass's calls from here on
+    profile = recorder.activate() if config.profile else None
     started, cpu_started = time.time(), time.process_time()
     with IrodsConnection(setup.settings, idle_disconnect_seconds=config.idle_disconnect_s) as connection:
         sink = IngestSink(config, handler, connection, state, failures, logger, setup.base_meta)
@@ -261,12 +272,35 @@ def run_pass(comm, setup: JobSetup, jobdir: JobDirectory, record: JobRecord):
         finally:
             state.close()
             failures.close()
+    if profile is not None:
+        profile.save(profile_dir, config.job_name, record.pass_number, comm.Get_rank())
+        recorder.deactivate()
     sink.counters.connections_opened = connection.stats.sessions_opened
     sink.counters.state_seconds = state.sqlite_seconds
     sink.counters.state_cpu_seconds = state.sqlite_cpu_seconds
     sink.counters.cpu_seconds = time.process_time() - cpu_started
     stopped = collectives.bcast_object(comm, os.path.exists(stop_path(jobdir.path)) if comm.Get_rank() == 0 else None)
-    return sink.counters, stats, started, stopped
+    return PassOutcome(sink.counters, stats, timing.timer.take(), started, stopped,
+                       profile_dir if profile is not None else None)
+
+
+@dataclass
+class PassOutcome:
+    """One rank's share of a pass, reduced over ranks by :func:`summarize`."""
+
+    counters: IngestCounters
+    stats: EngineStats
+    latencies: dict[str, ApiLatency]
+    started: float
+    stopped: bool
+    profile_dir: str | None = None
+
+
+def clear_profile(directory: str) -> None:
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    for name in os.listdir(directory):
+        if name.startswith("rank-"):
+            os.unlink(os.path.join(directory, name))
 
 
 def progress_display(config: IngestConfig, jobdir: JobDirectory, rank: int):
@@ -281,7 +315,7 @@ def finish(setup: JobSetup, jobdir: JobDirectory, summary: IngestSummary, stoppe
     reported = merge_reports(jobdir.path, jobdir.failures_path)
     handler = load_handler(config.handler_text, config.handler_filename)
     try:
-        handler.post_job(get_sync_logger(config.log), setup.base_meta)
+        handler.post_job(logs.get_logger(config.log), setup.base_meta)
     except Exception as err:  # noqa: BLE001 - the user's hook: report it, do not crash
         print(f"hpcingest start: error: post_job of {config.handler_filename} failed: "
               f"{type(err).__name__}: {err}", file=sys.stderr)

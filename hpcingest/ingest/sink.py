@@ -10,6 +10,7 @@ of its batch.  Successful entries get their sync time (taken before the work) re
 
 from __future__ import annotations
 
+import logging
 import os
 import posixpath
 import signal
@@ -24,6 +25,7 @@ from hpcingest.compat.utils import Operation
 from hpcingest.engine import WorkContext
 from hpcingest.handler import EventHandler
 from hpcingest.ingest.config import IngestConfig
+from hpcingest.ingest.deletion import DeletionSweep
 from hpcingest.ingest.decide import Change, classify, needs_catalog
 from hpcingest.ingest.catalog import CatalogView, catalog_view
 from hpcingest.ingest.failures import Failure, FailureLog, describe_error, errno_name
@@ -32,6 +34,7 @@ from hpcingest.irods.connection import IrodsConnection
 from hpcingest.irods.errors import IrodsOperationError
 from hpcingest.irods.listing import list_collection_objects
 from hpcingest.naming import REASON_UNICODE, LogicalName, catalog_physical_path, logical_path, special_file_avu
+from hpcingest.profile import recorder
 from hpcingest.records import Entry, EntryBatch, EntryType, WalkError
 from hpcingest.syncstate import SyncState
 
@@ -69,6 +72,8 @@ class IngestCounters:
     """What this rank did; summed over ranks for the pass summary."""
 
     entries: int = 0
+    by_type: Counter = field(default_factory=Counter)  # entries by EntryType value
+    bytes_scanned: int = 0  # sizes of the regular files seen
     unchanged: int = 0
     created: Counter = field(default_factory=Counter)  # by operation name
     updated: Counter = field(default_factory=Counter)
@@ -82,6 +87,8 @@ class IngestCounters:
     bytes_put: int = 0
     catalog_queries: int = 0
     state_lookups: int = 0
+    deleted_objects: int = 0  # delete modes: gone from the source, unregistered or removed
+    deleted_collections: int = 0
     connections_opened: int = 0
     directories_resumed: int = 0  # finished by an earlier run of this pass: not statted again
     state_seconds: float = 0.0
@@ -102,9 +109,11 @@ class IngestSink:
         self.state = state
         self.failures = failures
         self.logger = logger
+        self._log_unchanged = logger.is_enabled_for(logging.INFO)
         self.base_meta = base_meta
         self.char_map = handler.character_map()
         self.counters = IngestCounters()
+        self.deletion = DeletionSweep(self)
         self._ready: deque = deque()  # (batch, started, previous state) ready to ingest
         self._waiting = 0  # batches whose state lookup is still travelling
         self._euid = os.geteuid()
@@ -115,6 +124,10 @@ class IngestSink:
         """Ask for the batch's sync state and carry on: a remote shard answers later, and the
         batch is resumed then as local work (with more ranks than cores a reply can take
         milliseconds, which would otherwise be lost per batch)."""
+        with recorder.current.span("sink"):
+            self._consume(batch, ctx)
+
+    def _consume(self, batch: EntryBatch, ctx: WorkContext) -> None:
         started = time.time()
         self.counters.state_lookups += 1
         if any(stat.S_ISDIR(st.st_mode) for st in batch.stats):
@@ -139,6 +152,16 @@ class IngestSink:
         self.counters.directories_resumed += done
         return done
 
+    def wants_listing(self, directory: bytes) -> bool:
+        """Source hook: whether a delete mode applies to ``directory`` (then the lister hands
+        over its complete listing through ``directory_names``)."""
+        return self.deletion.wants_listing(directory)
+
+    def directory_names(self, directory: bytes, names: list[bytes], ctx: WorkContext) -> None:
+        """Source hook: every name ``directory`` holds; what its collection has beyond them goes."""
+        with recorder.current.span("delete"):
+            self.deletion.sweep(directory, names, ctx)
+
     def listed(self, directory: bytes, batches: int, ok: bool, ctx: WorkContext) -> None:
         """Source hook: how many batches a directory made, for completion tracking."""
         self.state.directory_listed(ctx, directory, batches, ok)
@@ -148,8 +171,9 @@ class IngestSink:
         self._drain_ready(ctx)
 
     def _drain_ready(self, ctx: WorkContext) -> None:
-        while self._ready:
-            self._ingest(*self._ready.popleft(), ctx)
+        with recorder.current.span("sink"):
+            while self._ready:
+                self._ingest(*self._ready.popleft(), ctx)
 
     def _ingest(self, batch: EntryBatch, started: float, previous, ctx: WorkContext) -> None:
         troubles = self.counters.failed + self.counters.skipped
@@ -158,11 +182,13 @@ class IngestSink:
         self.state.batch_done(ctx, batch.directory, ok)
 
     def _ingest_entries(self, batch: EntryBatch, started: float, previous, ctx: WorkContext) -> None:
-        self.counters.entries += len(batch)
+        self._count_scanned(batch)
         if previous:  # the unchanged majority never becomes Entry objects
             keep = [i for i, (name, st) in enumerate(zip(batch.names, batch.stats))
                     if needs_catalog(st.st_mtime, st.st_ctime, previous.get(name))]
             self.counters.unchanged += len(batch) - len(keep)
+            if self._log_unchanged and len(keep) < len(batch):
+                self._log_unchanged_entries(batch, set(keep))
             batch = EntryBatch(batch.directory, [batch.names[i] for i in keep], [batch.stats[i] for i in keep],
                                batch.excluded, batch.errors)
         pending = batch.entries()
@@ -183,6 +209,22 @@ class IngestSink:
                 done.append((entry.name, started, operation))
         self.state.record(ctx, batch.directory, done)
 
+    def _count_scanned(self, batch: EntryBatch) -> None:
+        counters = self.counters
+        counters.entries += len(batch)
+        modes = Counter(stat.S_IFMT(st.st_mode) for st in batch.stats)
+        for mode, count in modes.items():
+            counters.by_type[EntryType.from_mode(mode).value] += count
+        if modes.get(stat.S_IFREG):
+            counters.bytes_scanned += sum(st.st_size for st in batch.stats if stat.S_ISREG(st.st_mode))
+
+    def _log_unchanged_entries(self, batch: EntryBatch, changed: set[int]) -> None:
+        """The old tool's per-file line for a file it skipped (only at --log_level INFO)."""
+        for i, name in enumerate(batch.names):
+            if i not in changed:
+                self.logger.info("succeeded_file_has_not_changed",
+                                 path=os.fsdecode(os.path.join(self.config.root, batch.relpath(name))))
+
     def error(self, error: WalkError) -> None:
         path = os.fsdecode(os.path.join(self.config.root, error.relpath))
         self.failures.add(Failure(path, None, error.operation, "skipped", errno_name(error.errno),
@@ -199,7 +241,8 @@ class IngestSink:
         files = [os.path.basename(names[e.relpath].path) for e in pending if e.type is not EntryType.DIRECTORY]
         dirs = [os.path.basename(names[e.relpath].path) for e in pending if e.type is EntryType.DIRECTORY]
         try:
-            view = self.connection.call(catalog_view, collection, files, dirs)
+            with recorder.current.span("catalog"):
+                view = self.connection.call(catalog_view, collection, files, dirs)
         except Exception as err:  # the batch's entries are decided one by one instead
             self.logger.warning("catalog_query_failed", collection=collection, error=str(err))
             return CatalogView.unknown()

@@ -9,8 +9,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field, fields
 
 from hpcingest import collectives
-from hpcingest.engine import EngineStats
 from hpcingest.ingest.config import IngestConfig
+from hpcingest.irods.timing import ApiLatency, merge_latencies
 
 
 @dataclass
@@ -41,6 +41,14 @@ class IngestSummary:
     cpu_seconds: float = 0.0  # summed over ranks: CPU time of the pass
     entries_per_rank: list[int] = field(default_factory=list)
     balance_max_over_mean: float = 1.0
+    entries_by_type: dict[str, int] = field(default_factory=dict)  # regular, directory, link, ...
+    bytes_scanned: int = 0  # total size of the regular files seen
+    bytes_put_per_s: float = 0.0
+    irods_calls: dict[str, dict] = field(default_factory=dict)  # by API: calls, mean/p50/p95/p99/max ms
+    steals: int = 0
+    deleted_objects: int = 0
+    deleted_collections: int = 0
+    profile: str | None = None  # where `hpcingest profile` finds this pass's recording
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -57,29 +65,52 @@ class IngestSummary:
         return "\n".join([
             f"job {self.job_name}: {self.source} -> {self.target} with {self.ranks} rank(s) in "
             f"{self.elapsed_s:.3f} s ({self.entries_per_s:,.0f} entries/s)",
+            "scanned " + (", ".join(f"{k} {v:,}" for k, v in sorted(self.entries_by_type.items())) or "nothing")
+            + f"; {self.bytes_scanned:,} bytes in regular files; balance max/mean {self.balance_max_over_mean:.2f}"
+            f" over {self.ranks} rank(s), {self.steals:,} steals",
             f"entries {self.entries:,}: created {by_op(self.created)}; updated {by_op(self.updated)}; "
             f"unchanged {self.unchanged:,}; metadata-only {self.metadata_only:,}; "
             f"existing left alone (PUT) {self.ignored_existing:,}",
-            f"collections created {self.collections_created:,}, existing {self.collections_existing:,}",
+            f"collections created {self.collections_created:,}, existing {self.collections_existing:,}"
+            + (f"; deleted (gone from the source) {self.deleted_objects:,} objects, "
+               f"{self.deleted_collections:,} collections" if self.deleted_objects or self.deleted_collections
+               else ""),
             f"failed {self.failed:,}  skipped {self.skipped:,}  retries {self.retries:,}  "
             f"bytes uploaded {self.bytes_put:,}  catalog queries {self.catalog_queries:,}  "
             f"ranks with iRODS connections {self.ranks_with_connections}"
             + (f"  directories finished before the resume {self.directories_resumed:,}"
                if self.directories_resumed else ""),
+            *self._api_lines(),
+            *([f"profile recorded: `hpcingest profile {self.job_name}` draws it"] if self.profile else []),
         ])
 
+    def _api_lines(self) -> list[str]:
+        if not self.irods_calls:
+            return []
+        lines = [f"{'iRODS API':28s} {'calls':>9s} {'mean ms':>9s} {'p50 ms':>9s} {'p95 ms':>9s} {'p99 ms':>9s}"
+                 f" {'max ms':>9s}"]
+        for api, c in sorted(self.irods_calls.items(), key=lambda kv: -kv[1]["calls"]):
+            lines.append(f"{api:28s} {c['calls']:9,d} {c['mean_ms']:9.3f} {c['p50_ms']:9.3f} {c['p95_ms']:9.3f}"
+                         f" {c['p99_ms']:9.3f} {c['max_ms']:9.3f}")
+        return lines
 
-def summarize(comm, config: IngestConfig, counters, stats: EngineStats, started: float) -> IngestSummary | None:
-    parts = collectives.gather_objects(comm, counters)
+
+def summarize(comm, config: IngestConfig, outcome) -> IngestSummary | None:
+    """Reduce every rank's :class:`~hpcingest.ingest.job.PassOutcome` on rank 0."""
+    latencies = {api: latency.sparse() for api, latency in outcome.latencies.items()}
+    parts = collectives.gather_objects(comm, (outcome.counters, outcome.stats.steals_succeeded, latencies))
     if comm.Get_rank() != 0:
         return None
-    elapsed = time.time() - started
-    total = {f.name: (Counter() if isinstance(getattr(parts[0], f.name), Counter) else 0) for f in fields(parts[0])}
-    for part in parts:
+    counters = [p[0] for p in parts]
+    elapsed = time.time() - outcome.started
+    total = {f.name: (Counter() if isinstance(getattr(counters[0], f.name), Counter) else 0)
+             for f in fields(counters[0])}
+    for part in counters:
         for name in total:
             total[name] = total[name] + getattr(part, name)
-    per_rank = [p.entries for p in parts]
+    per_rank = [p.entries for p in counters]
     mean = sum(per_rank) / len(per_rank)
+    calls = merge_latencies([{api: ApiLatency.from_sparse(s) for api, s in p[2].items()} for p in parts])
     return IngestSummary(
         job_name=config.job_name, source=os.fsdecode(config.root), target=config.target, ranks=len(parts),
         elapsed_s=round(elapsed, 6), entries=total["entries"], unchanged=total["unchanged"],
@@ -87,10 +118,19 @@ def summarize(comm, config: IngestConfig, counters, stats: EngineStats, started:
         ignored_existing=total["ignored_existing"], collections_created=total["collections_created"],
         collections_existing=total["collections_existing"], failed=total["failed"], skipped=total["skipped"],
         retries=total["retries"], bytes_put=total["bytes_put"], catalog_queries=total["catalog_queries"],
-        entries_per_s=round(total["entries"] / elapsed, 1) if elapsed > 0 else 0.0,
-        ranks_with_connections=sum(1 for p in parts if p.connections_opened),
+        entries_per_s=_rate(total["entries"], elapsed),
+        ranks_with_connections=sum(1 for p in counters if p.connections_opened),
         directories_resumed=total["directories_resumed"],
         state_seconds=round(total["state_seconds"], 6),
         state_cpu_seconds=round(total["state_cpu_seconds"], 6), cpu_seconds=round(total["cpu_seconds"], 6),
         entries_per_rank=per_rank, balance_max_over_mean=round(max(per_rank) / mean, 4) if mean else 1.0,
+        entries_by_type=dict(total["by_type"]), bytes_scanned=total["bytes_scanned"],
+        bytes_put_per_s=_rate(total["bytes_put"], elapsed),
+        irods_calls={api: latency.summary() for api, latency in sorted(calls.items())},
+        steals=sum(p[1] for p in parts), profile=outcome.profile_dir,
+        deleted_objects=total["deleted_objects"], deleted_collections=total["deleted_collections"],
     )
+
+
+def _rate(count: float, seconds: float) -> float:
+    return round(count / seconds, 1) if seconds > 0 else 0.0

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
-from irods.column import In
+from irods.column import In, Like
 from irods.exception import iRODSException
 from irods.models import Collection, DataObject
 from irods.session import iRODSSession
@@ -119,11 +119,7 @@ def _rows(session: iRODSSession, collection: str, name_condition) -> Iterator[di
     query = session.query(*_COLUMNS).filter(Collection.name == collection)
     if name_condition is not None:
         query = query.filter(name_condition)
-    try:
-        for batch in query.get_batches():
-            yield from batch
-    except iRODSException as exc:
-        raise operation_error(exc) from exc
+    return _paged(query)
 
 
 def _collect(rows: Iterable[dict], wanted: set[str]) -> dict[str, ObjectInfo]:
@@ -143,3 +139,43 @@ def _collect(rows: Iterable[dict], wanted: set[str]) -> dict[str, ObjectInfo]:
             checksum=row[DataObject.checksum] or None))
     return {name: ObjectInfo(name, data_ids[name], tuple(sorted(found, key=lambda r: r.number)))
             for name, found in replicas.items()}
+
+
+@dataclass(frozen=True)
+class CollectionContents:
+    """Names of the data objects and full paths of the subcollections of one collection."""
+
+    objects: frozenset[str]
+    subcollections: frozenset[str]
+
+
+def collection_contents(session: iRODSSession, collection: str) -> CollectionContents:
+    """Everything directly in ``collection``: two paged queries, whatever its size."""
+    objects = {row[DataObject.name] for row in _paged(session.query(DataObject.name)
+                                                      .filter(Collection.name == collection))}
+    subcollections = {row[Collection.name] for row in _paged(session.query(Collection.name)
+                                                             .filter(Collection.parent_name == collection))}
+    return CollectionContents(frozenset(objects), frozenset(subcollections))
+
+
+def subtree(session: iRODSSession, collection: str) -> tuple[list[str], list[str]]:
+    """Every data object path below ``collection`` (at any depth) and every collection of the
+    subtree including itself, deepest first: the order in which they can be removed."""
+    below = collection.rstrip("/") + "/"
+    like = Like(Collection.name, below + "%")  # "_" and "%" in names are wildcards: filtered again below
+    objects = [f"{row[Collection.name]}/{row[DataObject.name]}"
+               for query in (session.query(Collection.name, DataObject.name).filter(Collection.name == collection),
+                             session.query(Collection.name, DataObject.name).filter(like))
+               for row in _paged(query)
+               if row[Collection.name] == collection or row[Collection.name].startswith(below)]
+    collections = [collection] + [row[Collection.name] for row in _paged(session.query(Collection.name).filter(like))
+                                  if row[Collection.name].startswith(below)]
+    return sorted(set(objects)), sorted(set(collections), key=lambda c: (-c.count("/"), c))
+
+
+def _paged(query) -> Iterator[dict]:
+    try:
+        for batch in query.get_batches():
+            yield from batch
+    except iRODSException as exc:
+        raise operation_error(exc) from exc

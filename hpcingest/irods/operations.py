@@ -157,3 +157,18 @@ def _guarded(action: Callable[[], T]) -> T:
         if failure is None:
             raise
         raise failure from exc
+
+
+def unregister_object(session: iRODSSession, logical_path: str) -> None:
+    """Forget the object, keep its file (iunreg; DELETE UNREGISTER)."""
+    _guarded(lambda: session.data_objects.unregister(logical_path))
+
+
+def remove_object(session: iRODSSession, logical_path: str, to_trash: bool) -> None:
+    """irm (to the zone's trash) or irm -f (gone for good): DeleteMode TRASH / NO_TRASH."""
+    _guarded(lambda: session.data_objects.unlink(logical_path, force=not to_trash))
+
+
+def remove_empty_collection(session: iRODSSession, path: str) -> None:
+    """Unregister a collection that must already be empty (the server refuses otherwise)."""
+    _guarded(lambda: session.collections.unregister(path, recurse=False, force=False))

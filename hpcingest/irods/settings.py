@@ -18,6 +18,8 @@ from typing import Any, Mapping
 from irods import PAM_AUTH_SCHEMES
 from irods.password_obfuscation import decode
 
+from hpcingest import logs
+
 VARIABLES = ("IRODS_HOST", "IRODS_PORT", "IRODS_USER_NAME", "IRODS_ZONE_NAME", "IRODS_PASSWORD")
 PASSWORD_VARIABLE = "IRODS_PASSWORD"
 DEFAULT_ENV_FILE = "~/.irods/irods_environment.json"
@@ -90,7 +92,13 @@ class IrodsSettings:
     tls: TlsSettings | None = None
 
     def read_password(self) -> str:
-        """Fetch the secret at the last moment, from the same place rank 0 found it."""
+        """Fetch the secret at the last moment, from the same place rank 0 found it; the
+        logs learn it too, so that no line can ever show it."""
+        password = self._read_password()
+        logs.register_secret(password)
+        return password
+
+    def _read_password(self) -> str:
         if self.auth_file is None:
             password = os.environ.get(PASSWORD_VARIABLE)
             if not password:

@@ -20,6 +20,7 @@ from typing import Protocol
 
 from hpcingest.engine import WorkContext
 from hpcingest.exclusions import Exclusions
+from hpcingest.profile import recorder
 from hpcingest.records import EntryBatch, EntryType, WalkError
 
 LIST_DIR = b"D"[0]
@@ -93,10 +94,12 @@ class PosixSource:
     def process(self, item: bytes, ctx: WorkContext, sink: Sink) -> None:
         kind = item[0]
         if kind == LIST_DIR:
-            self._list_directory(item[1:], ctx, sink)
+            with recorder.current.span("list"):
+                self._list_directory(item[1:], ctx, sink)
         elif kind == STAT_BATCH:
             directory, _, names = item[1:].partition(b"\0")
-            self._stat_batch(directory, names.split(b"\0"), ctx, sink)
+            with recorder.current.span("stat"):
+                self._stat_batch(directory, names.split(b"\0"), ctx, sink)
         else:
             raise ValueError(f"unknown POSIX work item kind {kind!r}")
 
@@ -107,6 +110,8 @@ class PosixSource:
             self._descend_only(directory, ctx, sink)
             return
         batches, ok = 0, True
+        wants_listing = getattr(sink, "wants_listing", None)
+        every_name: list[bytes] | None = [] if wants_listing is not None and wants_listing(directory) else None
         try:
             listing = self._scan_directory(directory)
         except OSError as err:
@@ -118,9 +123,13 @@ class PosixSource:
                 while names := [_name_bytes(e.name) for e in islice(entries, self.files_per_task)]:
                     ctx.push(stat_item(directory, names))
                     batches += 1
+                    if every_name is not None:
+                        every_name.extend(names)
         except OSError as err:
             sink.error(WalkError.from_os_error(directory, "readdir", err))
             ok = False
+        if ok and every_name is not None:
+            sink.directory_names(directory, every_name, ctx)  # only a complete listing may decide deletions
         self._listed(sink, directory, batches, ok, ctx)
 
     @staticmethod

@@ -1,7 +1,9 @@
-"""Collection APIs: create (681, optionally recursive) and remove (679, to trash or forced).
+"""Collection APIs: create (681, optionally recursive) and remove (679: an empty collection without
+recursion; recursively to the trash, forced, or unregistered with oprType 26).
 
-Removal without forceFlag moves the collection under /<zone>/trash/home/<user>, as the real
-server does; with forceFlag the rows and the vault files of every replica are deleted.
+As rsRmColl.cpp does it: a recursive removal without forceFlag moves the collection under
+/<zone>/trash/home/<user>; with forceFlag the rows and the vault files of every replica are
+deleted; with oprType 26 (unregister) the rows only.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from ..paths import collection_or_fail, normalize, split
 from ..session import Session
 from ..trash import delete_replica_files, move_collection_to_trash
 from ..xmlpack import parse
+from .modify import UNREG_OPR
 from .registry import Reply, api
 
 
@@ -61,16 +64,22 @@ def rm_coll(session: Session, request: Message) -> Reply:
         names = catalog.subcollection_names(path)
         non_empty = len(names) > 1 or db.execute("SELECT 1 FROM r_data_main WHERE coll_id = ? LIMIT 1",
                                                  (coll.coll_id,)).fetchone()
-        if non_empty and "recursiveOpr" not in options:
-            raise ZoneError(errors.CAT_COLLECTION_NOT_EMPTY, f"[{path}] is not empty")
-        if "forceFlag" not in options and not path.startswith(f"/{session.zone.config.zone}/trash/"):
+        unregister = body.int("oprType") == UNREG_OPR or options.get("oprType") == str(UNREG_OPR)
+        if "recursiveOpr" not in options:
+            # rsRmColl without recursion: the catalog entry of an empty collection only (irmdir,
+            # collections.unregister), never to the trash
+            if non_empty:
+                raise ZoneError(errors.CAT_COLLECTION_NOT_EMPTY, f"[{path}] is not empty")
+        elif not unregister and "forceFlag" not in options \
+                and not path.startswith(f"/{session.zone.config.zone}/trash/"):
             move_collection_to_trash(session, coll)
             return Reply()
         for name in names:
             sub = catalog.collection(name)
             assert sub is not None
             replicas = catalog.replicas_in_collection(sub.coll_id)
-            delete_replica_files(replicas)
+            if not unregister:
+                delete_replica_files(replicas)
             for data_id in {r.data_id for r in replicas}:
                 catalog.delete_data_object(data_id)
             catalog.forget_object(sub.coll_id)
