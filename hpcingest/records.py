@@ -53,6 +53,7 @@ class Entry:
     uid: int
     gid: int
     inode: int
+    etag: str = ""  # S3 objects: the ETag of the listing (an MD5, or a multipart MD5 with "-<parts>")
 
     @property
     def name(self) -> bytes:
@@ -80,7 +81,7 @@ class EntryBatch:
     def entries(self) -> list[Entry]:
         return [
             Entry(self.relpath(n), EntryType.from_mode(s.st_mode), s.st_size, s.st_mtime,
-                  s.st_ctime, s.st_mode, s.st_uid, s.st_gid, s.st_ino)
+                  s.st_ctime, s.st_mode, s.st_uid, s.st_gid, s.st_ino, getattr(s, "etag", ""))
             for n, s in zip(self.names, self.stats)
         ]
 

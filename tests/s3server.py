@@ -185,12 +185,15 @@ _HOP_BY_HOP = {"connection", "proxy-connection", "keep-alive", "proxy-authorizat
 class SlowDownProxy:
     """A plain-http forward proxy that throttles: every ``every``-th first attempt of a
     request (botocore's ``amz-sdk-request: attempt=1``) gets ``503 SlowDown``, retries pass.
+    With ``corrupt`` it also damages the bodies of some GETs, as a faulty network path would.
 
     So each request is throttled at most once and a correct client always gets through,
     while one that does not retry SlowDown fails."""
 
-    def __init__(self, every: int = 2) -> None:
-        self.every = every
+    def __init__(self, every: int = 2, corrupt: str | None = None) -> None:
+        self.every = every  # 0: never throttle
+        self.corrupt = corrupt  # GETs of URL paths ending with this get one byte of their body flipped
+        self.corrupted = 0
         self.requests = 0
         self.throttled = 0
         self.retried = 0
@@ -209,7 +212,7 @@ class SlowDownProxy:
                 with proxy._lock:
                     proxy.requests += 1
                     first = attempt == "attempt=1"
-                    throttle = first and proxy.requests % proxy.every == 0
+                    throttle = first and bool(proxy.every) and proxy.requests % proxy.every == 0
                     proxy.throttled += throttle
                     proxy.retried += not first
                 if throttle:
@@ -222,6 +225,10 @@ class SlowDownProxy:
                     upstream.request(self.command, url.path + (f"?{url.query}" if url.query else ""), body, headers)
                     response = upstream.getresponse()
                     data = response.read()
+                    if proxy.corrupt and self.command == "GET" and url.path.endswith(proxy.corrupt) and data:
+                        data = bytes([data[0] ^ 0xFF]) + data[1:]
+                        with proxy._lock:
+                            proxy.corrupted += 1
                     self._reply(response.status,
                                 [(k, v) for k, v in response.getheaders() if k.lower() not in _HOP_BY_HOP
                                  and k.lower() != "content-length"], data)

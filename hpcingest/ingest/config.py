@@ -1,7 +1,8 @@
 """Everything `start` checks before any rank does work, and the validated job configuration.
 
 Rank 0 builds an IngestConfig (or a one-line error) and broadcasts it; every other rank
-only ever sees a valid configuration.  Nothing here holds a password or an S3 secret.
+only ever sees a valid configuration.  Nothing here holds an iRODS password; the S3 secret
+travels to the ranks in memory (each rank needs it to sign requests) and is never written.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from hpcingest.exclusions import Exclusions
 from hpcingest.logs import LogOptions, LogOptionsError
 from hpcingest.jobdir import check_job_name, default_job_root
 from hpcingest.sources.posix import check_root
+from hpcingest.sources.s3 import S3Settings, check_s3_source, parse_s3_source, source_path
 
 LEGACY_IGNORED = ("file_queue", "path_queue", "restart_queue", "redis_host", "redis_port", "redis_db")
 
@@ -44,6 +46,7 @@ class IngestConfig:
     verify_checksum: bool = False
     log: dict = field(default_factory=dict)
     profile: bool = False
+    s3: S3Settings | None = None  # an S3 source: root is b"/bucket/prefix"; holds the secret in memory only
     warnings: list[str] = field(default_factory=list)
 
     def options_for_record(self) -> dict:
@@ -52,7 +55,8 @@ class IngestConfig:
                 "initial_ingest": self.initial_ingest, "synchronous": self.synchronous,
                 "interval": self.interval, "irods_idle_disconnect_seconds": self.idle_disconnect_s,
                 "irods_connections": self.irods_connections, "checksum": self.checksum,
-                "verify_checksum": self.verify_checksum, "log": self.log, "profile": self.profile}
+                "verify_checksum": self.verify_checksum, "log": self.log, "profile": self.profile,
+                "s3": self.s3.public_options() if self.s3 is not None else None}
 
 
 def check_target(target: str) -> str:
@@ -98,15 +102,20 @@ def build_config(args) -> IngestConfig:
         raise ConfigError("--irods_idle_disconnect_seconds must be at least 1")
     target = check_target(args.target)
     exclusions = Exclusions.parse(args.exclude_file_type, args.exclude_file_name, args.exclude_directory_name)
+    s3 = None
     if args.s3_keypair:
-        raise ConfigError("S3 sources are not available yet in this version (issue #6)")
-    root = check_root(args.src)
+        s3 = S3Settings.from_options(args)
+        bucket, prefix = parse_s3_source(args.src)
+        check_s3_source(s3, bucket, prefix)  # credentials, bucket and endpoint, before any rank works
+        root = os.fsencode(source_path(bucket, prefix))
+    else:
+        root = os.path.realpath(check_root(args.src))
     handler_text, handler_filename = read_handler(args.event_handler)
     job_name = check_job_name(args.job_name) if args.job_name else str(uuid.uuid1())
     warnings = [f"--{name} is an old Celery/Redis option and is ignored" for name in LEGACY_IGNORED
                 if getattr(args, name, None) is not None]
     return IngestConfig(
-        root=os.path.realpath(root), target=target, job_name=job_name,
+        root=root, target=target, job_name=job_name, s3=s3,
         job_root=os.path.abspath(args.job_dir or default_job_root()),
         files_per_task=args.files_per_task, exclusions=exclusions,
         handler_text=handler_text, handler_filename=handler_filename,

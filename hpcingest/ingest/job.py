@@ -27,6 +27,7 @@ from hpcingest.ingest.config import ConfigError, IngestConfig, build_config
 from hpcingest.ingest.failures import FailureLog, merge_reports
 from hpcingest.ingest.funnel import FORWARDED, Funnel, connected_ranks
 from hpcingest.ingest.monitor import STALE_AFTER_S, PassMonitor, Progress, read_progress, stop_path
+from hpcingest.ingest.content import FileContent, S3Content
 from hpcingest.ingest.display import ProgressDisplay
 from hpcingest.ingest.sink import RESUME, IngestCounters, IngestSink, _noop
 from hpcingest.ingest.summary import IngestSummary, summarize
@@ -39,11 +40,12 @@ from hpcingest.launch import validated_on_root
 from hpcingest.profile import recorder
 from hpcingest.jobdir import JobDirectory, JobError, JobRecord, write_private
 from hpcingest.sources.posix import PosixSource, SourceRootError
+from hpcingest.sources.s3 import S3Source, S3SourceError, parse_s3_source
 from hpcingest.syncstate import SyncState
 from hpcingest.walk import run_walk
 
-_USAGE_ERRORS = (ConfigError, ExclusionError, SourceRootError, HandlerError, IrodsSettingsError, IrodsError,
-                 JobError)
+_USAGE_ERRORS = (ConfigError, ExclusionError, SourceRootError, S3SourceError, HandlerError, IrodsSettingsError,
+                 IrodsError, JobError)
 
 
 @dataclass
@@ -69,8 +71,27 @@ def base_meta(config: IngestConfig) -> dict[str, Any]:
         "exclude_directory_name": [p.pattern for p in config.exclusions.directory_patterns],
         "event_handler": config.handler_filename, "event_handler_key": config.job_name,
         "config": {"log": dict(config.log), "profile": {}, "redis": {}},
-        "s3_keypair": None, "s3_prefix": None,
+        **s3_meta(config),
     }
+
+
+def s3_meta(config: IngestConfig) -> dict[str, Any]:
+    """The old ``meta`` keys of an S3 job, without the access and secret keys: meta reaches
+    handler code and its logs; a handler that needs S3 itself reads the keypair file it names."""
+    if config.s3 is None:
+        return {"s3_keypair": None, "s3_prefix": None}
+    bucket, prefix = parse_s3_source(os.fsdecode(config.root))
+    options = config.s3.public_options()
+    return {**options, "s3_secure_connection": not config.s3.insecure, "s3_prefix": prefix, "s3_bucket": bucket}
+
+
+def make_source(config: IngestConfig):
+    """The source of the job and how PUT reads from it."""
+    if config.s3 is None:
+        return PosixSource(config.root, config.files_per_task, config.exclusions), FileContent(config.root)
+    bucket, prefix = parse_s3_source(os.fsdecode(config.root))
+    source = S3Source(config.s3, bucket, prefix, config.files_per_task, config.exclusions)
+    return source, S3Content(source, verify=config.verify_checksum)
 
 
 def prepare(args, argv: list[str]) -> JobSetup:
@@ -258,10 +279,10 @@ def run_pass(comm, setup: JobSetup, jobdir: JobDirectory, record: JobRecord):
     profile = recorder.activate() if config.profile else None
     started, cpu_started = time.time(), time.process_time()
     with IrodsConnection(setup.settings, idle_disconnect_seconds=config.idle_disconnect_s) as connection:
-        sink = IngestSink(config, handler, connection, state, failures, logger, setup.base_meta)
+        source, content = make_source(config)
+        sink = IngestSink(config, handler, connection, state, failures, logger, setup.base_meta, content)
         funnel = Funnel(sink, comm.Get_rank(), comm.Get_size(),
                         connected_ranks(comm.Get_size(), config.irods_connections))
-        source = PosixSource(config.root, config.files_per_task, config.exclusions)
         snapshot = lambda done: Progress.from_counters(sink.counters, record.pass_number, started, done)  # noqa: E731
         try:
             with PassMonitor(jobdir.path, comm.Get_rank(), snapshot, stop), \

@@ -11,6 +11,7 @@ of its batch.  Successful entries get their sync time (taken before the work) re
 from __future__ import annotations
 
 import logging
+import math
 import os
 import posixpath
 import signal
@@ -25,6 +26,7 @@ from hpcingest.compat.utils import Operation
 from hpcingest.engine import WorkContext
 from hpcingest.handler import EventHandler
 from hpcingest.ingest.config import IngestConfig
+from hpcingest.ingest.content import FileContent, S3Content
 from hpcingest.ingest.deletion import DeletionSweep
 from hpcingest.ingest.decide import Change, classify, needs_catalog
 from hpcingest.ingest.catalog import CatalogView, catalog_view
@@ -102,7 +104,8 @@ def _noop(*args: Any, **options: Any) -> None:
 
 class IngestSink:
     def __init__(self, config: IngestConfig, handler: EventHandler, connection: IrodsConnection,
-                 state: SyncState, failures: FailureLog, logger: Any, base_meta: dict[str, Any]) -> None:
+                 state: SyncState, failures: FailureLog, logger: Any, base_meta: dict[str, Any],
+                 content: FileContent | S3Content | None = None) -> None:
         self.config = config
         self.handler = handler
         self.connection = connection
@@ -114,6 +117,7 @@ class IngestSink:
         self.char_map = handler.character_map()
         self.counters = IngestCounters()
         self.deletion = DeletionSweep(self)
+        self.content = content if content is not None else FileContent(config.root)
         self._ready: deque = deque()  # (batch, started, previous state) ready to ingest
         self._waiting = 0  # batches whose state lookup is still travelling
         self._euid = os.geteuid()
@@ -201,12 +205,15 @@ class IngestSink:
         if unreadable:
             pending = [e for e in pending if e not in unreadable]
         catalog = self._catalog(batch.directory, pending, names)
+        # S3 times have whole seconds: an object rewritten later in the second of its sync
+        # would look older than the sync, so its sync is recorded at the start of that second
+        synced = math.floor(started) if self.config.s3 is not None else started
         done = []
         for entry in pending:
             ctx.poll()  # a batch of uploads takes long: keep answering steal and state requests
             operation = self._sync_entry(entry, names[entry.relpath], previous.get(entry.name), catalog, ctx)
             if operation is not None:
-                done.append((entry.name, started, operation))
+                done.append((entry.name, synced, operation))
         self.state.record(ctx, batch.directory, done)
 
     def _count_scanned(self, batch: EntryBatch) -> None:
@@ -446,14 +453,13 @@ class IngestSink:
 
     def _put(self, session, operation: Operation, entry: Entry, name: LogicalName, meta: dict, options: dict,
              found, resource: str | None, replay: bool) -> str:
-        handler, logger, config = self.handler, self.logger, self.config
-        source = os.path.join(config.root, entry.relpath)
+        handler, logger, config, content = self.handler, self.logger, self.config, self.content
         checksum = config.checksum or config.verify_checksum
         if found is None:
             def create(*args, **kwargs):
-                _replayable(lambda: ops.put_file(session, source, name.path, resource=resource, checksum=checksum),
+                _replayable(lambda: content.put(session, entry, name.path, resource, checksum, overwrite=False),
                             lambda: _landed(session, name.path, entry.size, None), replay)
-                self._verify(session, source, name.path)
+                self._verify(session, entry, name.path)
                 self._annotate(session, entry, name)
             handler.run_event("data_obj_create", create, logger, session, meta, operation, **options)
             self.counters.bytes_put += entry.size
@@ -463,7 +469,8 @@ class IngestSink:
             return "ignored:PUT"
         if operation is Operation.PUT_APPEND and entry.size >= found.size and found.size > 0:
             def append(*args, **kwargs):
-                ops.append_file(session, source, name.path, found.size)
+                content.append(session, entry, name.path, found.size)
+                self._verify(session, entry, name.path, recompute=True)
             handler.run_event("data_obj_modify", append, logger, session, meta, operation, **options)
             self.counters.bytes_put += entry.size - found.size
             return f"updated:{operation.name}"
@@ -472,22 +479,29 @@ class IngestSink:
                            catalog_size=found.size, size=entry.size)
 
         def overwrite(*args, **kwargs):
-            ops.put_file(session, source, name.path, resource=resource, checksum=checksum, overwrite=True)
-            self._verify(session, source, name.path)
+            content.put(session, entry, name.path, resource, checksum, overwrite=True)
+            self._verify(session, entry, name.path)
         handler.run_event("data_obj_modify", overwrite, logger, session, meta, operation, **options)
         self.counters.bytes_put += entry.size
         return f"updated:{operation.name}"
 
-    def _verify(self, session, source: bytes, logical: str) -> None:
-        """--verify_checksum: the server's checksum of what it stored must match the source."""
+    def _verify(self, session, entry: Entry, logical: str, recompute: bool = False) -> None:
+        """--verify_checksum: the server's checksum of what it stored must match the source.
+
+        ``recompute``: the object was written to in place (an append), so any stored checksum
+        describes older content; the server computes it afresh."""
         if not self.config.verify_checksum:
             return
-        parent, base = posixpath.split(logical)
-        info = list_collection_objects(session, parent, [base]).get(base)
-        stored = info.current.checksum if info is not None else None
+        if recompute:
+            stored = ops.guarded(lambda: session.data_objects.chksum(logical, forceChksum=""))
+        else:
+            parent, base = posixpath.split(logical)
+            info = list_collection_objects(session, parent, [base]).get(base)
+            stored = info.current.checksum if info is not None else None
         if not stored:
+            self.content.discard(entry)
             raise IrodsOperationError("CHECKSUM_MISSING", None, f"the server stored no checksum for {logical}")
-        local = local_checksum(source, stored)
+        local = self.content.checksum_like(entry, stored)
         if local != stored:
             raise IrodsOperationError("USER_CHKSUM_MISMATCH", -314000,
                                       f"checksum of {logical} is {stored}, the source's is {local}")
@@ -524,17 +538,3 @@ def _landed(session, logical: str, size: int, physical: str | None) -> bool:
     info = list_collection_objects(session, parent, [base]).get(base)
     return info is not None and any(r.size == size and (physical is None or r.physical_path == physical)
                                     for r in info.replicas)
-
-
-def local_checksum(path: bytes, like: str) -> str:
-    """The source's checksum in the server's notation: ``sha2:<base64>`` or hex MD5."""
-    import base64
-    import hashlib
-
-    digest = hashlib.sha256() if like.startswith("sha2:") else hashlib.md5()
-    with open(path, "rb") as f:
-        while chunk := f.read(8 << 20):
-            digest.update(chunk)
-    if like.startswith("sha2:"):
-        return "sha2:" + base64.b64encode(digest.digest()).decode()
-    return digest.hexdigest()

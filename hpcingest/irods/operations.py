@@ -41,7 +41,7 @@ def irods_time(mtime: float) -> str:
 def ensure_collection(session: iRODSSession, path: str) -> bool:
     """Create ``path`` and missing ancestors; True if it was absent (1 query, +1 create when absent)."""
     path = "/" + path.strip("/")
-    exists = _guarded(lambda: len(session.query(Collection.id).filter(Collection.name == path).execute()) > 0)
+    exists = guarded(lambda: len(session.query(Collection.id).filter(Collection.name == path).execute()) > 0)
     if exists:
         return False
     request = CollectionRequest(collName=path, KeyValPair_PI=StringStringMap({"recursiveOpr": ""}))
@@ -59,7 +59,7 @@ def register(session: iRODSSession, physical_path: str, logical_path: str, size:
         options["regRepl"] = ""
     if checksum:
         options["regChksum"] = ""
-    _guarded(lambda: session.data_objects.register(physical_path, logical_path, **options))
+    guarded(lambda: session.data_objects.register(physical_path, logical_path, **options))
 
 
 def update_replica_metadata(session: iRODSSession, logical_path: str, size: int, mtime: float,
@@ -75,7 +75,7 @@ def update_replica_metadata(session: iRODSSession, logical_path: str, size: int,
     changes = {"dataSize": str(size), "dataModify": irods_time(mtime), "allReplStatus": "1"}
     if clear_checksum:
         changes["chksum"] = ""
-    _guarded(lambda: session.data_objects.modDataObjMeta(target, changes))
+    guarded(lambda: session.data_objects.modDataObjMeta(target, changes))
 
 
 def put_file(session: iRODSSession, local_path: str, logical_path: str, resource: str | None = None,
@@ -93,9 +93,9 @@ def put_file(session: iRODSSession, local_path: str, logical_path: str, resource
     if stat.st_size <= SINGLE_BUFFER_LIMIT and len(data) <= SINGLE_BUFFER_LIMIT:
         if overwrite:
             options["forceFlag"] = ""
-        _guarded(lambda: put_bytes(session, data, logical_path, stat.st_mode & 0o777, options))
+        guarded(lambda: put_bytes(session, data, logical_path, stat.st_mode & 0o777, options))
         return PutResult(len(data), "single-buffer")
-    _guarded(lambda: session.data_objects.put(local_path, logical_path, forceFlag=overwrite, **options))
+    guarded(lambda: session.data_objects.put(local_path, logical_path, forceFlag=overwrite, **options))
     return PutResult(stat.st_size, "parallel")
 
 
@@ -106,7 +106,7 @@ def append_file(session: iRODSSession, local_path: str, logical_path: str, from_
         if size < from_offset:
             raise ValueError(f"{local_path} has {size} bytes, fewer than the offset {from_offset} to append from")
         source.seek(from_offset)
-        return _guarded(lambda: _copy_tail(session, source, logical_path, from_offset))
+        return guarded(lambda: _copy_tail(session, source, logical_path, from_offset))
 
 
 def add_avu_if_absent(session: iRODSSession, path: str, attribute: str, value: str, units: str | None = None,
@@ -126,7 +126,7 @@ def set_avu(session: iRODSSession, path: str, attribute: str, value: str, units:
             collection: bool = False) -> None:
     """Make ``attribute`` single-valued with this value (imeta set semantics, one request)."""
     model = Collection if collection else DataObject
-    _guarded(lambda: session.metadata.set(model, path, iRODSMeta(attribute, value, units)))
+    guarded(lambda: session.metadata.set(model, path, iRODSMeta(attribute, value, units)))
 
 
 def _copy_tail(session: iRODSSession, source, logical_path: str, offset: int) -> int:
@@ -145,10 +145,10 @@ def _send(session: iRODSSession, message: iRODSMessage) -> None:
             conn.send(message)
             conn.recv()
 
-    _guarded(exchange)
+    guarded(exchange)
 
 
-def _guarded(action: Callable[[], T]) -> T:
+def guarded(action: Callable[[], T]) -> T:
     """Run a PRC call, turning a server error code into IrodsOperationError (network errors pass)."""
     try:
         return action()
@@ -161,14 +161,14 @@ def _guarded(action: Callable[[], T]) -> T:
 
 def unregister_object(session: iRODSSession, logical_path: str) -> None:
     """Forget the object, keep its file (iunreg; DELETE UNREGISTER)."""
-    _guarded(lambda: session.data_objects.unregister(logical_path))
+    guarded(lambda: session.data_objects.unregister(logical_path))
 
 
 def remove_object(session: iRODSSession, logical_path: str, to_trash: bool) -> None:
     """irm (to the zone's trash) or irm -f (gone for good): DeleteMode TRASH / NO_TRASH."""
-    _guarded(lambda: session.data_objects.unlink(logical_path, force=not to_trash))
+    guarded(lambda: session.data_objects.unlink(logical_path, force=not to_trash))
 
 
 def remove_empty_collection(session: iRODSSession, path: str) -> None:
     """Unregister a collection that must already be empty (the server refuses otherwise)."""
-    _guarded(lambda: session.collections.unregister(path, recurse=False, force=False))
+    guarded(lambda: session.collections.unregister(path, recurse=False, force=False))

@@ -113,6 +113,13 @@ class S3Settings:
         settings.validate()
         return settings
 
+    def public_options(self) -> dict[str, Any]:
+        """What a job record may keep: no key, no secret, no proxy password."""
+        return {"s3_keypair": self.keypair_file, "s3_endpoint_domain": self.endpoint_domain,
+                "s3_region_name": self.region_name, "s3_proxy_url": _redact(self.proxy_url or "") or None,
+                "s3_insecure_connection": self.insecure,
+                "s3_multipart_chunksize_in_mib": self.multipart_chunksize_mib}
+
     def validate(self) -> None:
         """Reject what boto3 would only trip over later, or silently take differently."""
         domain = self.endpoint_domain
@@ -389,14 +396,13 @@ class S3Source:
         if not token and not descend_only:
             completed = getattr(sink, "completed_earlier", None)
             descend_only = completed is not None and completed(directory, ctx)
+            wants_listing = getattr(sink, "wants_listing", None)
+            if not descend_only and wants_listing is not None and wants_listing(directory):
+                self._list_whole_prefix(directory, ctx, sink)
+                return
         list_prefix = _list_prefix(self.prefix, os.fsdecode(directory))
-        request = {"Bucket": self.bucket, "Prefix": list_prefix, "Delimiter": "/", "MaxKeys": self.page_size}
-        if token:
-            request["ContinuationToken"] = token
-        try:
-            page = self.client.list_objects_v2(**request)
-        except (ClientError, BotoCoreError) as err:
-            sink.error(self._walk_error(directory, err))
+        page = self._page(directory, list_prefix, token, sink)
+        if page is None:
             if not descend_only:
                 _listed(sink, directory, batches, False, ctx)
             return
@@ -410,17 +416,57 @@ class S3Source:
             if next_token:
                 ctx.push(list_item(directory, next_token, descend_only=True))
             return
-        chunks = [records[i:i + self.files_per_task] for i in range(0, len(records), self.files_per_task)]
-        batches += len(chunks)
         eager = _queued(ctx) < EAGER_LISTING_QUEUE
         if next_token and not eager:
-            ctx.push(list_item(directory, next_token, batches, ok))
-        for chunk in chunks:
-            ctx.push(batch_item(directory, chunk))
+            # the batch count travels with the page: count this page's batches before pushing
+            ctx.push(list_item(directory, next_token, batches + self._batch_count(records), ok))
+        batches += self._push_batches(directory, records, ctx)
         if next_token and eager:
             ctx.push(list_item(directory, next_token, batches, ok))
         if not next_token:
             _listed(sink, directory, batches, ok, ctx)
+
+    def _list_whole_prefix(self, directory: bytes, ctx: WorkContext, sink: Sink) -> None:
+        """Every page of one prefix here, for a sink that sweeps deletions: only a complete
+        listing may decide what is gone.  The batches are still pushed (and stolen) as pages
+        arrive; only the listing itself stays on this rank, as it is serial in S3 anyway."""
+        list_prefix = _list_prefix(self.prefix, os.fsdecode(directory))
+        token, batches, ok, names = "", 0, True, []
+        while True:
+            page = self._page(directory, list_prefix, token, sink)
+            if page is None:
+                _listed(sink, directory, batches, False, ctx)
+                return
+            records, ok = self._records(directory, list_prefix, page, False, sink, ok)
+            names.extend(record.name for record in records)
+            batches += self._push_batches(directory, records, ctx)
+            token = page.get("NextContinuationToken") if page.get("IsTruncated") else None
+            if not token:
+                break
+            ctx.poll()
+        if ok:
+            sink.directory_names(directory, names, ctx)
+        _listed(sink, directory, batches, ok, ctx)
+
+    def _page(self, directory: bytes, list_prefix: str, token: str, sink: Sink) -> dict | None:
+        """One ListObjectsV2 page, or None when it failed (reported to the sink)."""
+        request = {"Bucket": self.bucket, "Prefix": list_prefix, "Delimiter": "/", "MaxKeys": self.page_size}
+        if token:
+            request["ContinuationToken"] = token
+        try:
+            return self.client.list_objects_v2(**request)
+        except (ClientError, BotoCoreError) as err:
+            sink.error(self._walk_error(directory, err))
+            return None
+
+    def _batch_count(self, records: list) -> int:
+        return -(-len(records) // self.files_per_task)
+
+    def _push_batches(self, directory: bytes, records: list, ctx: WorkContext) -> int:
+        step = self.files_per_task
+        for i in range(0, len(records), step):
+            ctx.push(batch_item(directory, records[i:i + step]))
+        return self._batch_count(records)
 
     def _records(self, directory: bytes, list_prefix: str, page: dict, prefixes_only: bool, sink: Sink,
                  ok: bool) -> tuple[list[_Record], bool]:

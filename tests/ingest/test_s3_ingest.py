@@ -1,0 +1,211 @@
+"""Ingest from S3 (a real moto server on loopback) into the zone: register at /bucket/key, PUT
+streamed without local copies (over 32 MiB too), updates between passes, ETag checks, excludes,
+bad credentials, and the delete modes."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import time
+
+import pytest
+
+from tests.ingest.conftest import HANDLERS, catalog, start
+from tests.ingest.test_register import ok
+from tests.launchers import Launcher
+from tests.s3server import SlowDownProxy
+
+COUNTING = os.path.join(HANDLERS, "counting.py")
+FOUR = Launcher("mpiexec", 4)
+MIB = 1 << 20
+_buckets = itertools.count()
+
+KEYS = {
+    "data/a.txt": b"alpha",
+    "data/sub/b.txt": b"bravo" * 100,
+    "data/sub/deeper/c.bin": os.urandom(3000),
+    "data/empty": b"",
+    "data/folder/": b"",  # a folder marker: an empty collection, never an object
+    "other/x": b"outside the prefix",
+}
+
+
+@pytest.fixture
+def bucket(s3_server):
+    name = f"ingest{os.getpid()}-{next(_buckets)}"
+    s3_server.create_bucket(name)
+    return name
+
+
+def s3_start(zone, s3_server, bucket, target, tmp_path, operation="REGISTER_SYNC", *args, src_prefix="data",
+             mode="DO_NOT_DELETE", launcher=FOUR, keypair=None):
+    return start(zone, f"/{bucket}/{src_prefix}", target, "--event_handler", COUNTING, "--job_name", "s3",
+                 *s3_server.options(keypair), *args, launcher=launcher, job_dir=tmp_path / "jobs",
+                 env={"OPERATION": operation, "DELETE_MODE": mode, "HOOK_LOG": str(tmp_path / "hooks"),
+                      "TO_RESOURCE": zone.default_resource if operation == "REGISTER_AS_REPLICA_SYNC" else ""})
+
+
+def next_second() -> None:
+    """S3 times have whole seconds: an object written in the second its sync starts is looked
+    at again by the next pass, so tests that expect "unchanged" let that second pass first."""
+    time.sleep(1.05 - time.time() % 1)
+
+
+def object_bytes(zone, path: str) -> bytes:
+    with zone.session() as session, session.data_objects.open(path, "r") as f:
+        return f.read()
+
+
+def report(tmp_path) -> list[dict]:
+    path = tmp_path / "jobs" / "s3" / "failures.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def last_modified(s3_server, bucket: str, key: str) -> int:
+    return int(s3_server.client().head_object(Bucket=bucket, Key=key)["LastModified"].timestamp())
+
+
+@pytest.mark.parametrize("operation", ["REGISTER_SYNC", "REGISTER_AS_REPLICA_SYNC"])
+def test_register_puts_bucket_key_paths_sizes_and_times_in_the_catalog(zone, s3_server, bucket, target, tmp_path,
+                                                                      operation):
+    s3_server.put_objects(bucket, KEYS)
+    out = ok(s3_start(zone, s3_server, bucket, target, tmp_path, operation))
+    got = catalog(zone, target)
+    expected = {k[len("data/"):]: v for k, v in KEYS.items() if k.startswith("data/") and not k.endswith("/")}
+    assert set(got.objects) == set(expected)
+    for rel, data in expected.items():
+        size, mtime, physical, replicas = got.objects[rel]
+        assert (size, physical, replicas) == (len(data), f"/{bucket}/data/{rel}", 1)
+        assert mtime == last_modified(s3_server, bucket, f"data/{rel}")
+    assert got.collections == {"", "sub", "sub/deeper", "folder"}
+    assert "failed 0" in out and "bytes uploaded 0" in out
+
+
+def test_put_streams_small_and_big_objects_and_a_second_pass_changes_nothing(zone, s3_server, bucket, target,
+                                                                            tmp_path):
+    big = os.urandom(33 * MIB + 12345)  # over the single-buffer limit: ranged GETs in parallel
+    s3_server.put_objects(bucket, {**KEYS, "data/big.bin": big})
+    next_second()
+    out = ok(s3_start(zone, s3_server, bucket, target, tmp_path, "PUT", "--verify_checksum"))
+    assert object_bytes(zone, f"{target}/big.bin") == big
+    assert object_bytes(zone, f"{target}/sub/deeper/c.bin") == KEYS["data/sub/deeper/c.bin"]
+    assert object_bytes(zone, f"{target}/empty") == b""
+    assert "failed 0" in out and f"bytes uploaded {len(big) + 5 + 500 + 3000:,}" in out
+    again = ok(s3_start(zone, s3_server, bucket, target, tmp_path, "PUT"))
+    assert "bytes uploaded 0" in again and "unchanged 8" in again  # 5 objects, 3 prefixes
+
+
+def test_updates_between_passes_put_sync_and_put_append(zone, s3_server, bucket, target, tmp_path):
+    base = os.urandom(40 * MIB)
+    s3_server.put_objects(bucket, {"data/grows.bin": base[:20 * MIB], "data/rewritten.txt": b"first version",
+                                   "data/same.txt": b"unchanged"})
+    ok(s3_start(zone, s3_server, bucket, target, tmp_path, "PUT_APPEND"))
+    s3_server.put_objects(bucket, {"data/grows.bin": base, "data/rewritten.txt": b"v2",
+                                   "data/new.txt": b"added between passes"})
+    out = ok(s3_start(zone, s3_server, bucket, target, tmp_path, "PUT_APPEND", "--verify_checksum"))
+    assert object_bytes(zone, f"{target}/grows.bin") == base  # appended from the catalog size
+    assert object_bytes(zone, f"{target}/rewritten.txt") == b"v2"  # shrank: put again whole
+    assert object_bytes(zone, f"{target}/new.txt") == b"added between passes"
+    assert "failed 0" in out
+    s3_server.put_objects(bucket, {"data/rewritten.txt": b"third, with PUT_SYNC"})
+    ok(s3_start(zone, s3_server, bucket, target, tmp_path, "PUT_SYNC"))
+    assert object_bytes(zone, f"{target}/rewritten.txt") == b"third, with PUT_SYNC"
+
+
+def test_multipart_etags_are_rebuilt_with_the_chunk_size(zone, s3_server, bucket, target, tmp_path):
+    data = os.urandom(12 * MIB)
+    client = s3_server.client()
+    upload = client.create_multipart_upload(Bucket=bucket, Key="data/multi.bin")
+    parts = []
+    for number, offset in enumerate(range(0, len(data), 5 * MIB), start=1):
+        part = client.upload_part(Bucket=bucket, Key="data/multi.bin", UploadId=upload["UploadId"],
+                                  PartNumber=number, Body=data[offset:offset + 5 * MIB])
+        parts.append({"ETag": part["ETag"], "PartNumber": number})
+    client.complete_multipart_upload(Bucket=bucket, Key="data/multi.bin", UploadId=upload["UploadId"],
+                                     MultipartUpload={"Parts": parts})
+    assert client.head_object(Bucket=bucket, Key="data/multi.bin")["ETag"].endswith('-3"')
+    wrong = s3_start(zone, s3_server, bucket, target, tmp_path, "PUT", "--s3_multipart_chunksize_in_mib", "8")
+    assert wrong.returncode == 1
+    (failure,) = report(tmp_path)
+    assert failure["error"] == "S3_ETAG_UNVERIFIABLE" and "--s3_multipart_chunksize_in_mib" in failure["message"]
+    right = ok(s3_start(zone, s3_server, bucket, target, tmp_path, "PUT_SYNC", "--s3_multipart_chunksize_in_mib", "5"))
+    assert "failed 0" in right and object_bytes(zone, f"{target}/multi.bin") == data
+
+
+def test_bytes_damaged_on_the_way_are_a_failure_and_leave_no_object(zone, s3_server, bucket, target, tmp_path):
+    s3_server.put_objects(bucket, {"data/good.txt": b"fine", "data/damaged.txt": b"will be flipped"})
+    with SlowDownProxy(every=0, corrupt="/data/damaged.txt") as proxy:
+        result = s3_start(zone, s3_server, bucket, target, tmp_path, "PUT", "--s3_proxy_url", proxy.url)
+    assert result.returncode == 1 and proxy.corrupted >= 1
+    (failure,) = report(tmp_path)
+    assert failure["path"] == f"/{bucket}/data/damaged.txt" and failure["kind"] == "failed"
+    assert set(catalog(zone, target).objects) == {"good.txt"}  # the corrupt upload was removed again
+
+
+def test_excludes_apply_to_bucket_key_paths(zone, s3_server, bucket, target, tmp_path):
+    s3_server.put_objects(bucket, KEYS)
+    ok(s3_start(zone, s3_server, bucket, target, tmp_path, "REGISTER_SYNC", "--exclude_file_name",
+                rf"/{bucket}/data/.*\.txt$", "--exclude_directory_name", rf"/{bucket}/data/sub/deeper$"))
+    got = catalog(zone, target)
+    assert set(got.objects) == {"empty"} and "sub/deeper" not in got.collections
+
+
+def test_ten_thousand_keys_under_nested_prefixes(zone, s3_server, bucket, target, tmp_path):
+    keys = {f"data/p{i % 20:02d}/q{i % 7}/k{i:05d}": b"%d" % i for i in range(10_000)}
+    s3_server.put_objects(bucket, keys, threads=32)
+    out = ok(s3_start(zone, s3_server, bucket, target, tmp_path))
+    got = catalog(zone, target)
+    size, _, physical, _ = got.objects["p03/q2/k00023"]
+    assert len(got.objects) == 10_000 and (size, physical) == (2, f"/{bucket}/data/p03/q2/k00023")
+    summary = json.loads((tmp_path / "jobs" / "s3" / "summary.json").read_text())
+    assert min(summary["entries_per_rank"]) > 0  # every rank ingested while the pages arrived
+    assert "created REGISTER_SYNC 10,000" in out
+
+
+def test_bad_credentials_and_missing_bucket_fail_before_anything_is_written(zone, s3_server, bucket, target,
+                                                                          tmp_path):
+    s3_server.put_objects(bucket, KEYS)
+    wrong = tmp_path / "wrong.keypair"
+    wrong.write_text(f"{s3_server.access_key}\nnot-the-secret-at-all\n")
+    for keypair, src_bucket, expected in ((str(wrong), bucket, b"SignatureDoesNotMatch"),
+                                          (None, "no-such-bucket-here", b"no-such-bucket-here")):
+        result = s3_start(zone, s3_server, src_bucket, target, tmp_path, keypair=keypair)
+        assert result.returncode == 2, result.stderr
+        assert expected in result.stderr and b"Traceback" not in result.stderr
+        assert s3_server.secret_key.encode() not in result.stderr + result.stdout
+    with zone.session() as session:
+        assert not session.collections.exists(target)
+
+
+@pytest.mark.parametrize("operation, mode", [("REGISTER_SYNC", "UNREGISTER"), ("PUT_SYNC", "TRASH")])
+def test_delete_modes_for_s3(zone, s3_server, bucket, target, tmp_path, operation, mode):
+    s3_server.put_objects(bucket, KEYS)
+    ok(s3_start(zone, s3_server, bucket, target, tmp_path, operation, mode=mode))
+    s3_server.delete_objects(bucket, ["data/a.txt", "data/sub/b.txt", "data/sub/deeper/c.bin"])
+    out = ok(s3_start(zone, s3_server, bucket, target, tmp_path, operation, mode=mode))
+    got = catalog(zone, target)
+    assert set(got.objects) == {"empty"} and got.collections == {"", "folder"}
+    assert "deleted (gone from the source) 3 objects, 2 collections" in out
+    if mode == "TRASH":
+        trash = f"/{zone.zone}/trash/home/" + target[len(f"/{zone.zone}/home/"):]
+        with zone.session() as session:
+            assert session.data_objects.exists(f"{trash}/a.txt")
+
+
+def test_the_s3_secret_is_in_no_file_log_or_output(zone, s3_server, bucket, target, tmp_path):
+    s3_server.put_objects(bucket, KEYS)
+    log = tmp_path / "logs" / "s3.log"
+    log.parent.mkdir()
+    result = s3_start(zone, s3_server, bucket, target, tmp_path, "PUT", "--log_filename", str(log),
+                      "--log_level", "DEBUG", "--profile")
+    ok(result)
+    secret = s3_server.secret_key.encode()
+    assert secret not in result.stdout + result.stderr
+    written = [os.path.join(top, name) for top, _, names in os.walk(tmp_path) for name in names]
+    assert any(p.endswith("job.json") for p in written) and any(".rank" in p for p in written)
+    for path in written:
+        with open(path, "rb") as f:
+            assert secret not in f.read(), path
+    record = json.loads((tmp_path / "jobs" / "s3" / "job.json").read_text())
+    assert record["options"]["s3"]["s3_endpoint_domain"] == s3_server.endpoint
