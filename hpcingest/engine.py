@@ -89,6 +89,8 @@ class WorkContext(Protocol):
 
     def wait_until(self, done: Callable[[], bool]) -> None: ...
 
+    def throttle(self, units: int) -> None: ...
+
 
 ProcessFn = Callable[[bytes, WorkContext], None]
 ServiceFn = Callable[[bytes, int, "WorkStealingEngine"], None]  # (payload, source rank, engine)
@@ -111,6 +113,7 @@ class EngineStats:
     last_item_end: float = 0.0  # wall clock (time.time) when this rank finished its last item
     stop_seen: float = 0.0  # wall clock when this rank learnt that all work is done
     items_abandoned: int = 0  # dropped after request_stop()
+    throttled_s: float = 0.0  # waited in throttle() to hold the rate limit
 
 
 class WorkStealingEngine:
@@ -129,6 +132,7 @@ class WorkStealingEngine:
         low_water: int = 4,
         services: dict[int, ServiceFn] | None = None,
         stop: "threading.Event | None" = None,
+        rate_limit: float | None = None,
     ) -> None:
         from mpi4py import MPI
 
@@ -171,6 +175,11 @@ class WorkStealingEngine:
         self._misses = 0
         self._stop = False
         self.stats = EngineStats()
+        # token bucket for throttle(): this rank's share of a job-wide rate limit
+        self._rate = rate_limit if rate_limit and rate_limit > 0 else None
+        self._tokens = 0.0
+        self._token_time = time.monotonic()
+        self._burst = max(1.0, (self._rate or 0.0) * 0.05)  # at most 50 ms of work ahead of the rate
 
     # -- the callback API -------------------------------------------------------------
     def push(self, item: bytes) -> None:
@@ -223,6 +232,24 @@ class WorkStealingEngine:
                 self._handle_messages()
                 self._complete_sends()
             backoff.pause()
+
+    def throttle(self, units: int) -> None:
+        """Spend ``units`` (e.g. stats) of this rank's share of the job's rate limit, waiting
+        when it is used up: how a large job keeps off a shared metadata server's back.  The
+        wait sleeps in short steps and keeps answering steal requests and services."""
+        if self._rate is None:
+            return
+        now = time.monotonic()
+        self._tokens = min(self._burst, self._tokens + (now - self._token_time) * self._rate) - units
+        self._token_time = now
+        if self._tokens >= 0:
+            return
+        deadline = now - self._tokens / self._rate
+        with recorder.current.span("throttle"):
+            while (left := deadline - time.monotonic()) > 0:
+                self.poll()
+                time.sleep(min(left, 0.002))
+        self.stats.throttled_s += time.monotonic() - now
 
     # -- main loop ----------------------------------------------------------------------
     def run(self, initial_items: Iterable[bytes] = ()) -> EngineStats:

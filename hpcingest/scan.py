@@ -23,8 +23,9 @@ import numpy as np
 from hpcingest import collectives
 from hpcingest.exclusions import ExclusionError, Exclusions
 from hpcingest.records import EntryBatch, EntryType, WalkError
-from hpcingest.sources.posix import PosixSource, SourceRootError, check_root
-from hpcingest.sources.s3 import S3Settings, S3Source, check_s3_source, parse_s3_source, source_path
+from hpcingest.sources import check_source, check_walk_options, open_source
+from hpcingest.sources.posix import SourceRootError
+from hpcingest.sources.s3 import S3Settings
 from hpcingest.launch import validated_on_root
 from hpcingest.walk import run_walk
 
@@ -156,27 +157,20 @@ class ScanConfig:
     json_path: str | None
     quiet: bool
     s3: S3Settings | None = None  # set: root is /bucket/prefix, listed from S3
+    max_rate: float | None = None  # entries per second for the whole job
 
 
 def prepare(args) -> ScanConfig:
     """Validate everything before any rank starts work; raises ValueError with a message."""
-    if args.files_per_task < 1:
-        raise ValueError("--files_per_task must be at least 1")
+    check_walk_options(args)
     exclusions = Exclusions.parse(args.exclude_file_type, args.exclude_file_name, args.exclude_directory_name)
-    s3 = None
-    if args.s3_keypair:
-        s3 = S3Settings.from_options(args)
-        bucket, prefix = parse_s3_source(args.src)
-        check_s3_source(s3, bucket, prefix)
-        root = os.fsencode(source_path(bucket, prefix))
-    else:
-        root = check_root(args.src)
+    root, s3 = check_source(args)
     for option, path in (("--list", args.list), ("--json", args.json)):
         if path is not None:
             parent = os.path.dirname(os.path.abspath(path))
             if not os.path.isdir(parent):
                 raise ValueError(f"{option}: directory {parent!r} does not exist")
-    return ScanConfig(root, args.files_per_task, exclusions, args.list, args.json, args.quiet, s3)
+    return ScanConfig(root, args.files_per_task, exclusions, args.list, args.json, args.quiet, s3, args.max_rate)
 
 
 def run(comm, args) -> int:
@@ -197,16 +191,12 @@ def run(comm, args) -> int:
 
 def scan(comm, config: ScanConfig) -> ScanSummary | None:
     """Collective walk; returns the summary on rank 0 and None elsewhere."""
-    if config.s3 is None:
-        source = PosixSource(config.root, config.files_per_task, config.exclusions)
-    else:
-        source = S3Source(config.s3, *parse_s3_source(os.fsdecode(config.root)), config.files_per_task,
-                          config.exclusions)
+    source = open_source(config.root, config.files_per_task, config.exclusions, config.s3)
     with tempfile.TemporaryFile(prefix="hpcingest-list-") if config.list_path else nullcontext() as spool:
         sink = ScanSink(source.root, spool)
         collectives.barrier(comm)
         start = time.time()
-        stats = run_walk(comm, source, sink)
+        stats = run_walk(comm, source, sink, max_rate=config.max_rate)
         if config.list_path:
             spool.flush()
             _write_listing(comm, spool, config.list_path)

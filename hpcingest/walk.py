@@ -18,12 +18,13 @@ class Source(Protocol):
 
 def run_walk(comm, source: Source, sink: Sink, services: dict | None = None,
              sink_items: dict[int, Callable[[bytes, WorkContext], None]] | None = None,
-             stop=None) -> EngineStats:
+             stop=None, max_rate: float | None = None) -> EngineStats:
     """Walk collectively: every rank of ``comm`` must call this; returns this rank's stats.
 
     ``services`` are message handlers the sink relies on (e.g. the sync-state shards);
     ``sink_items`` process work items the sink itself creates, keyed by their first byte;
-    setting the ``stop`` event (a threading.Event) abandons the remaining work."""
+    setting the ``stop`` event (a threading.Event) abandons the remaining work; ``max_rate``
+    caps the entries per second of the whole job (each rank holds an equal share)."""
     handlers = dict(sink_items or {})
 
     def process(item: bytes, ctx: WorkContext) -> None:
@@ -33,5 +34,6 @@ def run_walk(comm, source: Source, sink: Sink, services: dict | None = None,
         else:
             source.process(item, ctx, sink)
 
-    engine = WorkStealingEngine(comm, process, services=services, stop=stop)
+    rate = max_rate / comm.Get_size() if max_rate else None
+    engine = WorkStealingEngine(comm, process, services=services, stop=stop, rate_limit=rate)
     return engine.run(source.initial_items() if comm.Get_rank() == 0 else [])

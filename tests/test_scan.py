@@ -134,6 +134,7 @@ def test_summary_text_and_histogram(tree_roots, tmp_path):
     (["/tmp", "--exclude_file_name", "("], "invalid regular expression"),
     (["/tmp", "--exclude_file_type", "regular,bogus"], "unknown type 'bogus'"),
     (["/tmp", "--files_per_task", "0"], "at least 1"),
+    (["/tmp", "--max_rate", "0"], "--max_rate must be a positive number"),
     (["/tmp", "--list", "/nonexistent-dir/list"], "does not exist"),
 ])
 def test_bad_input_is_a_clear_error(args, message):
@@ -143,3 +144,15 @@ def test_bad_input_is_a_clear_error(args, message):
     assert message in stderr
     assert "Traceback" not in stderr
     assert stderr.count("error:") == 1, "only rank 0 reports"
+
+
+def test_max_rate_holds_the_configured_rate(tree_roots, tmp_path):
+    """Never faster than --max_rate: by the end each rank may be ahead by its burst (50 ms of
+    its share) plus the one batch it was spending, nothing more."""
+    ranks, rate, per_task = 4, 2000.0, 50
+    listing, summary, _ = scan(Launcher("mpiexec", ranks), tree_roots["random"], tmp_path, "--max_rate", str(rate),
+                               "--files_per_task", str(per_task))
+    entries = len(listing)
+    allowance = ranks * (0.05 * rate / ranks + per_task)
+    assert entries > 10 * allowance
+    assert summary["elapsed_s"] >= (entries - allowance) / rate

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from hpcingest.exclusions import Exclusions
 from hpcingest.logs import LogOptions, LogOptionsError
 from hpcingest.jobdir import check_job_name, default_job_root
-from hpcingest.sources.posix import check_root
-from hpcingest.sources.s3 import S3Settings, check_s3_source, parse_s3_source, source_path
+from hpcingest.sources import check_source, check_walk_options
+from hpcingest.sources.s3 import S3Settings
 
 LEGACY_IGNORED = ("file_queue", "path_queue", "restart_queue", "redis_host", "redis_port", "redis_db")
 
@@ -47,6 +47,7 @@ class IngestConfig:
     log: dict = field(default_factory=dict)
     profile: bool = False
     s3: S3Settings | None = None  # an S3 source: root is b"/bucket/prefix"; holds the secret in memory only
+    max_rate: float | None = None  # entries per second for the whole job
     warnings: list[str] = field(default_factory=list)
 
     def options_for_record(self) -> dict:
@@ -56,7 +57,7 @@ class IngestConfig:
                 "interval": self.interval, "irods_idle_disconnect_seconds": self.idle_disconnect_s,
                 "irods_connections": self.irods_connections, "checksum": self.checksum,
                 "verify_checksum": self.verify_checksum, "log": self.log, "profile": self.profile,
-                "s3": self.s3.public_options() if self.s3 is not None else None}
+                "s3": self.s3.public_options() if self.s3 is not None else None, "max_rate": self.max_rate}
 
 
 def check_target(target: str) -> str:
@@ -92,8 +93,7 @@ def log_options(args) -> LogOptions:
 
 
 def build_config(args) -> IngestConfig:
-    if args.files_per_task < 1:
-        raise ConfigError("--files_per_task must be at least 1")
+    check_walk_options(args)
     if args.interval is not None and args.interval < 1:
         raise ConfigError("--interval must be a positive number of seconds")
     if args.irods_connections is not None and args.irods_connections < 1:
@@ -102,20 +102,13 @@ def build_config(args) -> IngestConfig:
         raise ConfigError("--irods_idle_disconnect_seconds must be at least 1")
     target = check_target(args.target)
     exclusions = Exclusions.parse(args.exclude_file_type, args.exclude_file_name, args.exclude_directory_name)
-    s3 = None
-    if args.s3_keypair:
-        s3 = S3Settings.from_options(args)
-        bucket, prefix = parse_s3_source(args.src)
-        check_s3_source(s3, bucket, prefix)  # credentials, bucket and endpoint, before any rank works
-        root = os.fsencode(source_path(bucket, prefix))
-    else:
-        root = os.path.realpath(check_root(args.src))
+    root, s3 = check_source(args)
     handler_text, handler_filename = read_handler(args.event_handler)
     job_name = check_job_name(args.job_name) if args.job_name else str(uuid.uuid1())
     warnings = [f"--{name} is an old Celery/Redis option and is ignored" for name in LEGACY_IGNORED
                 if getattr(args, name, None) is not None]
     return IngestConfig(
-        root=root, target=target, job_name=job_name, s3=s3,
+        root=root, target=target, job_name=job_name, s3=s3, max_rate=args.max_rate,
         job_root=os.path.abspath(args.job_dir or default_job_root()),
         files_per_task=args.files_per_task, exclusions=exclusions,
         handler_text=handler_text, handler_filename=handler_filename,

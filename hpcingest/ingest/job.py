@@ -39,12 +39,13 @@ from hpcingest.irods.settings import IrodsSettings, IrodsSettingsError, resolve_
 from hpcingest.launch import validated_on_root
 from hpcingest.profile import recorder
 from hpcingest.jobdir import JobDirectory, JobError, JobRecord, write_private
-from hpcingest.sources.posix import PosixSource, SourceRootError
-from hpcingest.sources.s3 import S3Source, S3SourceError, parse_s3_source
+from hpcingest.sources import WalkOptionError, open_source
+from hpcingest.sources.posix import SourceRootError
+from hpcingest.sources.s3 import S3SourceError, parse_s3_source
 from hpcingest.syncstate import SyncState
 from hpcingest.walk import run_walk
 
-_USAGE_ERRORS = (ConfigError, ExclusionError, SourceRootError, S3SourceError, HandlerError, IrodsSettingsError,
+_USAGE_ERRORS = (ConfigError, WalkOptionError, ExclusionError, SourceRootError, S3SourceError, HandlerError, IrodsSettingsError,
                  IrodsError, JobError)
 
 
@@ -87,10 +88,9 @@ def s3_meta(config: IngestConfig) -> dict[str, Any]:
 
 def make_source(config: IngestConfig):
     """The source of the job and how PUT reads from it."""
+    source = open_source(config.root, config.files_per_task, config.exclusions, config.s3)
     if config.s3 is None:
-        return PosixSource(config.root, config.files_per_task, config.exclusions), FileContent(config.root)
-    bucket, prefix = parse_s3_source(os.fsdecode(config.root))
-    source = S3Source(config.s3, bucket, prefix, config.files_per_task, config.exclusions)
+        return source, FileContent(config.root)
     return source, S3Content(source, verify=config.verify_checksum)
 
 
@@ -289,7 +289,7 @@ def run_pass(comm, setup: JobSetup, jobdir: JobDirectory, record: JobRecord):
                     progress_display(config, jobdir, comm.Get_rank()):
                 stats = run_walk(comm, source, funnel, services={**state.services(), **funnel.services()},
                                  sink_items={FORWARDED: funnel.process_forwarded, RESUME[0]: sink.resume},
-                                 stop=stop)
+                                 stop=stop, max_rate=config.max_rate)
         finally:
             state.close()
             failures.close()

@@ -1,1 +1,42 @@
-"""Sources list entries for the engine: the POSIX filesystem walker, and S3."""
+"""Sources list entries for the engine: the POSIX filesystem walker, and S3.
+
+The two functions here are what every command that walks does with SRC: check it once on
+rank 0 (a clear error before any rank works), then open the same source on every rank.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hpcingest.exclusions import Exclusions
+from hpcingest.sources.posix import PosixSource, check_root
+from hpcingest.sources.s3 import S3Settings, S3Source, check_s3_source, parse_s3_source, source_path
+
+
+class WalkOptionError(ValueError):
+    """A walk option that cannot work (reported as a usage error)."""
+
+
+def check_walk_options(args) -> None:
+    if args.files_per_task < 1:
+        raise WalkOptionError("--files_per_task must be at least 1")
+    if args.max_rate is not None and args.max_rate <= 0:
+        raise WalkOptionError("--max_rate must be a positive number of entries per second")
+
+
+def check_source(args) -> tuple[bytes, S3Settings | None]:
+    """The root every rank walks (an absolute real directory, or ``b"/bucket/prefix"``) and,
+    for S3, the settings; raises SourceRootError or S3SourceError saying what is wrong."""
+    if not args.s3_keypair:
+        return os.path.realpath(check_root(args.src)), None
+    settings = S3Settings.from_options(args)
+    bucket, prefix = parse_s3_source(args.src)
+    check_s3_source(settings, bucket, prefix)  # credentials, bucket and endpoint
+    return os.fsencode(source_path(bucket, prefix)), settings
+
+
+def open_source(root: bytes, files_per_task: int, exclusions: Exclusions,
+                s3: S3Settings | None) -> PosixSource | S3Source:
+    if s3 is None:
+        return PosixSource(root, files_per_task, exclusions)
+    return S3Source(s3, *parse_s3_source(os.fsdecode(root)), files_per_task, exclusions)

@@ -167,6 +167,7 @@ class PosixSource:
 
     # -- stat batches -------------------------------------------------------------------
     def _stat_batch(self, directory: bytes, names: list[bytes], ctx: WorkContext, sink: Sink) -> None:
+        ctx.throttle(len(names))
         try:
             fd = self._open_directory(directory)
         except OSError as err:

@@ -503,6 +503,8 @@ class S3Source:
 
     # -- batches ------------------------------------------------------------------------
     def _emit_batch(self, directory: bytes, records: Iterator[_Record], ctx: WorkContext, sink: Sink) -> None:
+        records = list(records)
+        ctx.throttle(len(records))
         batch = EntryBatch(directory)
         subdirectories: list[bytes] = []
         exclusions = self.exclusions

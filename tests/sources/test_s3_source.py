@@ -54,6 +54,9 @@ class FakeContext:
     def poll(self) -> None:
         pass
 
+    def throttle(self, units: int) -> None:
+        self.throttled = getattr(self, "throttled", 0) + units
+
     def queued(self) -> int:
         return len(self.items) + self.already_queued
 
