@@ -459,10 +459,22 @@ def verify(zone: RunningZone, facts: Facts, targets: dict[str, str], what: str) 
 
 
 def register_tree(workdir: str, files: int) -> str:
+    """The sample tree of benchmarks/ingest.py, minus its one non-UTF-8 file name.
+
+    The old tool 0.7.0 cannot ingest a non-UTF-8 name below the source root: it maps the logical
+    path to the parent collection and every such task fails with "cannot sync file ... to
+    collection" (peer.md §3.7 predicted it; the first run of this script confirmed it).  Comparing
+    against a failing run would be worthless, so the name is left out."""
     src = os.path.join(workdir, f"tree{files}")
     if not os.path.exists(src + ".complete"):
         shutil.rmtree(src, ignore_errors=True)
         sample.generate(src, files=files, seed=11, max_file_size=512)
+        for top, _, names in os.walk(os.fsencode(src)):
+            for name in names:
+                try:
+                    name.decode("utf-8")
+                except UnicodeDecodeError:
+                    os.unlink(os.path.join(top, name))
         open(src + ".complete", "w").close()
     return src
 
@@ -562,20 +574,20 @@ def make_round(args: argparse.Namespace, stack: OldStack, src: str, ranks: int, 
 def register_workloads(args: argparse.Namespace, python: str, redis_server: str, files: int,
                        ranks: int) -> list[Workload]:
     src = register_tree(args.workdir, files)
-    initial = Workload(f"initial REGISTER_SYNC, {files // 1000}k", files, ranks)
-    unchanged = Workload(f"unchanged tree, {files // 1000}k", files, ranks)
-    modified = Workload(f"1% modified, {files // 1000}k", files, ranks)
+    initial = Workload(f"initial REGISTER_SYNC, {files:,} files", files, ranks)
+    unchanged = Workload(f"unchanged tree, {files:,} files", files, ranks)
+    modified = Workload(f"1% modified, {files:,} files", files, ranks)
     for number in range(args.rounds):
         print(f"\nREGISTER_SYNC {files:,} files, N = {ranks}, round {number + 1}/{args.rounds} "
               f"(load average {os.getloadavg()[0]:.2f})", flush=True)
         with old_stack(args, python, redis_server, ranks, f"reg{files}n{ranks}") as stack:
-            rnd = make_round(args, stack, src, ranks, f"reg{files // 1000}k", number)
+            rnd = make_round(args, stack, src, ranks, f"reg{files}", number)
             facts = source_facts(src)
             rnd.run_pass(initial)
             verify(stack.zone, facts, rnd.targets, "initial")
             rnd.run_pass(unchanged)
             changed = modify_fraction(src, 0.01, seed=files + 7919 * number)
-            modified.name = f"1% modified ({changed} files), {files // 1000}k"
+            modified.name = f"1% modified ({changed:,} changed), {files:,} files"
             rnd.run_pass(modified)
             verify(stack.zone, source_facts(src), rnd.targets, "1% modified")
     return [initial, unchanged, modified]
@@ -584,7 +596,7 @@ def register_workloads(args: argparse.Namespace, python: str, redis_server: str,
 def put_workload(args: argparse.Namespace, python: str, redis_server: str, ranks: int) -> Workload:
     src = put_tree(args.workdir, args.put_files)
     handler = handler_file(args.workdir, "PUT")
-    workload = Workload(f"PUT of {args.put_files // 1000}k × 4 KiB", args.put_files, ranks)
+    workload = Workload(f"PUT, {args.put_files:,} files of 4 KiB", args.put_files, ranks)
     for number in range(args.rounds):
         print(f"\nPUT {args.put_files:,} files, N = {ranks}, round {number + 1}/{args.rounds} "
               f"(load average {os.getloadavg()[0]:.2f})", flush=True)

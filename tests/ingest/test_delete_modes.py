@@ -1,9 +1,10 @@
-"""Delete modes (peer.md §3.9): the old tool's 24 operation x mode cases, the emptied directory
-(#288), and what hpcingest adds: remapped names, exclusions and unreadable entries are never
+"""Delete modes (peer.md §3.9): the old tool's 24 operation x mode cases and the emptied directory
+(#288), for files and for S3 (which the old tool refuses), and what hpcingest adds: remapped names, exclusions and unreadable entries are never
 taken for deleted ones, the root target stays, restored files come back, and funnelled ranks."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import posixpath
 import shutil
@@ -16,6 +17,7 @@ from tests.ingest.test_register import ok
 from tests.launchers import Launcher
 
 COUNTING = os.path.join(HANDLERS, "counting.py")
+_buckets = itertools.count()
 TWO = Launcher("mpiexec", 2)
 
 
@@ -26,6 +28,46 @@ def make_tree(root) -> None:
     (root / "shallow_subdirectory" / "file.txt").write_text("shallow")
     for deep in ("a/b/c", "x/y/z"):
         (root / "deep_subdirectory" / deep).mkdir(parents=True)
+
+
+class FileSource:
+    """The old test's tree on the filesystem."""
+
+    def __init__(self, tmp_path) -> None:
+        self.root = tmp_path / "src"
+        make_tree(self.root)
+        self.src, self.args = self.root, ()
+
+    def remove_shallow_file(self) -> None:
+        (self.root / "shallow_subdirectory" / "file.txt").unlink()
+
+    def remove_shallow_directory(self) -> None:
+        shutil.rmtree(self.root / "shallow_subdirectory")
+
+
+class BucketSource:
+    """The same tree in a bucket; empty "directories" are folder markers."""
+
+    KEYS = {"src/top_level_file.txt": b"top", "src/shallow_subdirectory/file.txt": b"shallow",
+            "src/shallow_subdirectory/": b"", "src/deep_subdirectory/a/b/c/": b"",
+            "src/deep_subdirectory/x/y/z/": b""}
+
+    def __init__(self, tmp_path, s3_server) -> None:
+        self.s3 = s3_server
+        self.bucket = f"delete{os.getpid()}-{next(_buckets)}"
+        s3_server.create_bucket(self.bucket)
+        s3_server.put_objects(self.bucket, self.KEYS)
+        self.src, self.args = f"/{self.bucket}/src", tuple(s3_server.options())
+
+    def remove_shallow_file(self) -> None:
+        self.s3.delete_objects(self.bucket, ["src/shallow_subdirectory/file.txt"])
+
+    def remove_shallow_directory(self) -> None:
+        self.s3.delete_objects(self.bucket, ["src/shallow_subdirectory/file.txt", "src/shallow_subdirectory/"])
+
+
+def source_of(kind: str, tmp_path, request):
+    return FileSource(tmp_path) if kind == "files" else BucketSource(tmp_path, request.getfixturevalue("s3_server"))
 
 
 def in_trash(zone, target: str, rel: str) -> bool:
@@ -47,11 +89,11 @@ def run(zone, src, target, tmp_path, operation: str, mode: str, *args, launcher=
 CASES = [(op, mode) for op in Operation for mode in DeleteMode]
 
 
+@pytest.mark.parametrize("kind", ["files", "s3"])
 @pytest.mark.parametrize("operation, mode", CASES, ids=[f"{o.name}-{m.name}" for o, m in CASES])
-def test_operation_and_delete_mode(zone, target, tmp_path, operation, mode):
-    src = tmp_path / "src"
-    make_tree(src)
-    first = run(zone, src, target, tmp_path, operation.name, mode.name)
+def test_operation_and_delete_mode(zone, target, tmp_path, request, kind, operation, mode):
+    source = source_of(kind, tmp_path, request)
+    first = run(zone, source.src, target, tmp_path, operation.name, mode.name, *source.args)
     if mode not in compatible_delete_modes(operation):
         # refused before anything is written: one clear error, and no destination at all
         assert first.returncode == 2, first.stdout + first.stderr
@@ -64,8 +106,8 @@ def test_operation_and_delete_mode(zone, target, tmp_path, operation, mode):
         assert catalog(zone, target).objects == {}
         return
     assert "shallow_subdirectory/file.txt" in catalog(zone, target).objects
-    shutil.rmtree(src / "shallow_subdirectory")
-    out = ok(run(zone, src, target, tmp_path, operation.name, mode.name))
+    source.remove_shallow_directory()
+    out = ok(run(zone, source.src, target, tmp_path, operation.name, mode.name, *source.args))
     after = catalog(zone, target)
     assert "top_level_file.txt" in after.objects and "deep_subdirectory/x/y/z" in after.collections
     gone = "shallow_subdirectory" not in after.collections
@@ -80,16 +122,16 @@ def test_operation_and_delete_mode(zone, target, tmp_path, operation, mode):
     assert seen.count("pre_coll_delete") == seen.count("post_coll_delete") == 1
 
 
-def test_emptying_a_directory_keeps_its_collection_issue_288(zone, target, tmp_path):
-    src = tmp_path / "src"
-    make_tree(src)
-    ok(run(zone, src, target, tmp_path, "REGISTER_SYNC", "UNREGISTER"))
-    (src / "shallow_subdirectory" / "file.txt").unlink()
-    ok(run(zone, src, target, tmp_path, "REGISTER_SYNC", "UNREGISTER"))
+@pytest.mark.parametrize("kind", ["files", "s3"])
+def test_emptying_a_directory_keeps_its_collection_issue_288(zone, target, tmp_path, request, kind):
+    source = source_of(kind, tmp_path, request)
+    ok(run(zone, source.src, target, tmp_path, "REGISTER_SYNC", "UNREGISTER", *source.args))
+    source.remove_shallow_file()  # the directory (for S3: its folder marker) stays
+    ok(run(zone, source.src, target, tmp_path, "REGISTER_SYNC", "UNREGISTER", *source.args))
     after = catalog(zone, target)
     assert "shallow_subdirectory" in after.collections
     assert "shallow_subdirectory/file.txt" not in after.objects
-    assert os.path.exists(src / "top_level_file.txt")  # UNREGISTER never touches the source
+    assert "top_level_file.txt" in after.objects
 
 
 def test_excluded_unreadable_and_remapped_entries_are_not_deleted(zone, target, tmp_path):
