@@ -68,11 +68,14 @@ def time_python_loop(path: str) -> float:
     return float(out.stdout.split()[1])
 
 
-def run_scan(path: str, ranks: int, extra_env: dict | None = None) -> tuple[dict, float]:
+def run_scan(path: str, ranks: int, extra_env: dict | None = None,
+             launch: tuple[str, ...] = ("-m", "hpcingest", "scan")) -> tuple[dict, float]:
+    """``launch``: the interpreter arguments before SRC (benchmarks/scale.py passes its own
+    per-rank probe and scan options such as --max_rate)."""
     summary = tempfile.mktemp(suffix=".json")
     env = dict(os.environ, **(extra_env or {}))
     t = time.perf_counter()
-    subprocess.run([mpiexec_path(), "-n", str(ranks), sys.executable, "-m", "hpcingest", "scan", path,
+    subprocess.run([mpiexec_path(), "-n", str(ranks), sys.executable, *launch, path,
                     "--quiet", "--json", summary], check=True, env=env)
     wall = time.perf_counter() - t
     with open(summary) as f:

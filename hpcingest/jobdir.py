@@ -91,6 +91,10 @@ class JobDirectory:
     def summary_path(self) -> str:
         return os.path.join(self.path, "summary.json")
 
+    def pass_summary_path(self, pass_number: int) -> str:
+        """Every pass's summary is kept (summary.json is the last one's): periodic jobs."""
+        return os.path.join(self.path, "summaries", f"pass-{pass_number:04d}.json")
+
     def profile_dir(self, pass_number: int) -> str:
         return os.path.join(self.path, "profile", f"pass-{pass_number:04d}")
 

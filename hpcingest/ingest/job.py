@@ -341,7 +341,10 @@ def finish(setup: JobSetup, jobdir: JobDirectory, summary: IngestSummary, stoppe
         print(f"hpcingest start: error: post_job of {config.handler_filename} failed: "
               f"{type(err).__name__}: {err}", file=sys.stderr)
         summary.failed += 1
-    write_private(jobdir.summary_path, summary.to_json() + "\n")
+    pass_number = jobdir.load().pass_number
+    os.makedirs(os.path.dirname(jobdir.pass_summary_path(pass_number)), mode=0o700, exist_ok=True)
+    for path in (jobdir.pass_summary_path(pass_number), jobdir.summary_path):
+        write_private(path, summary.to_json() + "\n")
     if stopped:
         status = "stopped"
     else:

@@ -138,6 +138,9 @@ def test_the_summary_counts_match_the_source_and_the_catalog(job):
     assert summary["failed"] == summary["skipped"] == 0
     second = job.second_summary
     assert second["unchanged"] == second["entries"] and "PHY_PATH_REG_AN" not in second["irods_calls"]
+    for number, kept in ((1, summary), (2, second)):  # each pass's summary is kept
+        with open(os.path.join(job.jobs, "observed", "summaries", f"pass-{number:04d}.json")) as f:
+            assert json.load(f) == kept
     text = job.first.stdout.decode()
     assert "PHY_PATH_REG_AN" in text and "p95 ms" in text and "regular 1,5" in text
 
