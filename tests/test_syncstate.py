@@ -47,3 +47,41 @@ def test_bytes_per_file_on_disk(tmp_path):
     shard.close()
     size = os.path.getsize(tmp_path / "s.sqlite")
     assert size / 100_000 < 200, f"{size / 100_000:.0f} bytes per file"
+
+
+def test_many_small_segments_are_compacted_keeping_the_last_record(tmp_path):
+    import sqlite3
+
+    path = str(tmp_path / "shard.sqlite")
+    shard = ShardFile(path)
+    for round_number in range(200):  # 200 passes, each re-recording two names of a directory
+        shard.record(b"d", [(b"a", float(round_number), 1), (b"b%d" % (round_number % 3), float(round_number), 2)])
+    shard.close()
+    assert sqlite3.connect(path).execute("SELECT count(*) FROM segs").fetchone()[0] == 200
+    shard = ShardFile(path)
+    assert shard.lookup(b"d", [b"a", b"b0", b"b1", b"b2"]) == {b"a": 199.0, b"b0": 198.0, b"b1": 199.0,
+                                                             b"b2": 197.0}
+    shard.close()
+    connection = sqlite3.connect(path)
+    assert connection.execute("SELECT count(*) FROM segs").fetchone()[0] == 1
+    names, ops = connection.execute("SELECT names, ops FROM segs").fetchone()
+    assert dict(zip(names.split(b"\0"), ops)) == {b"a": 1, b"b0": 2, b"b1": 2, b"b2": 2}
+
+
+def test_state_written_one_row_per_name_is_migrated(tmp_path):
+    import sqlite3
+
+    path = str(tmp_path / "old.sqlite")
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE dirs (id INTEGER PRIMARY KEY, path BLOB UNIQUE NOT NULL)")
+    old.execute("CREATE TABLE sync (dir INTEGER NOT NULL, name BLOB NOT NULL, time REAL NOT NULL, "
+                "op INTEGER NOT NULL, PRIMARY KEY (dir, name)) WITHOUT ROWID")
+    old.execute("INSERT INTO dirs VALUES (1, ?)", (b"x/y",))
+    old.executemany("INSERT INTO sync VALUES (1, ?, ?, 1)", [(b"f%d" % i, float(i)) for i in range(10)])
+    old.commit()
+    old.close()
+    shard = ShardFile(path)
+    assert shard.lookup(b"x/y", [b"f3", b"f9", b"nope"]) == {b"f3": 3.0, b"f9": 9.0}
+    shard.close()
+    tables = {row[0] for row in sqlite3.connect(path).execute("SELECT name FROM sqlite_master")}
+    assert "sync" not in tables and "segs" in tables
