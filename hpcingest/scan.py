@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
@@ -25,9 +25,11 @@ from hpcingest.exclusions import ExclusionError, Exclusions
 from hpcingest.records import EntryBatch, EntryType, WalkError
 from hpcingest.sources import check_source, check_walk_options, open_source
 from hpcingest.sources.posix import SourceRootError
-from hpcingest.sources.s3 import S3Settings
 from hpcingest.launch import validated_on_root
 from hpcingest.walk import run_walk
+
+if TYPE_CHECKING:
+    from hpcingest.sources.s3 import S3Settings
 
 _TYPES = list(EntryType)
 _TYPE_INDEX = {t: i for i, t in enumerate(_TYPES)}

@@ -11,12 +11,15 @@ import os
 import posixpath
 import uuid
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from hpcingest.exclusions import Exclusions
 from hpcingest.logs import LogOptions, LogOptionsError
 from hpcingest.jobdir import check_job_name, default_job_root
 from hpcingest.sources import check_source, check_walk_options
-from hpcingest.sources.s3 import S3Settings
+
+if TYPE_CHECKING:
+    from hpcingest.sources.s3 import S3Settings
 
 LEGACY_IGNORED = ("file_queue", "path_queue", "restart_queue", "redis_host", "redis_port", "redis_db")
 

@@ -39,9 +39,8 @@ from hpcingest.irods.settings import IrodsSettings, IrodsSettingsError, resolve_
 from hpcingest.launch import validated_on_root
 from hpcingest.profile import recorder
 from hpcingest.jobdir import JobDirectory, JobError, JobRecord, write_private
-from hpcingest.sources import WalkOptionError, open_source
+from hpcingest.sources import S3SourceError, WalkOptionError, open_source
 from hpcingest.sources.posix import SourceRootError
-from hpcingest.sources.s3 import S3SourceError, parse_s3_source
 from hpcingest.syncstate import SyncState
 from hpcingest.walk import run_walk
 
@@ -81,6 +80,8 @@ def s3_meta(config: IngestConfig) -> dict[str, Any]:
     handler code and its logs; a handler that needs S3 itself reads the keypair file it names."""
     if config.s3 is None:
         return {"s3_keypair": None, "s3_prefix": None}
+    from hpcingest.sources.s3 import parse_s3_source
+
     bucket, prefix = parse_s3_source(os.fsdecode(config.root))
     options = config.s3.public_options()
     return {**options, "s3_secure_connection": not config.s3.insecure, "s3_prefix": prefix, "s3_bucket": bucket}

@@ -8,13 +8,21 @@ from __future__ import annotations
 
 import os
 
+from typing import TYPE_CHECKING
+
 from hpcingest.exclusions import Exclusions
 from hpcingest.sources.posix import PosixSource, check_root
-from hpcingest.sources.s3 import S3Settings, S3Source, check_s3_source, parse_s3_source, source_path
+
+if TYPE_CHECKING:  # the S3 module (and botocore) is imported only by jobs that read S3
+    from hpcingest.sources.s3 import S3Settings, S3Source
 
 
 class WalkOptionError(ValueError):
     """A walk option that cannot work (reported as a usage error)."""
+
+
+class S3SourceError(ValueError):
+    """The S3 source cannot be listed at all: a usage error, reported before work starts."""
 
 
 def check_walk_options(args) -> None:
@@ -29,6 +37,8 @@ def check_source(args) -> tuple[bytes, S3Settings | None]:
     for S3, the settings; raises SourceRootError or S3SourceError saying what is wrong."""
     if not args.s3_keypair:
         return os.path.realpath(check_root(args.src)), None
+    from hpcingest.sources.s3 import S3Settings, check_s3_source, parse_s3_source, source_path
+
     settings = S3Settings.from_options(args)
     bucket, prefix = parse_s3_source(args.src)
     check_s3_source(settings, bucket, prefix)  # credentials, bucket and endpoint
@@ -39,4 +49,6 @@ def open_source(root: bytes, files_per_task: int, exclusions: Exclusions,
                 s3: S3Settings | None) -> PosixSource | S3Source:
     if s3 is None:
         return PosixSource(root, files_per_task, exclusions)
+    from hpcingest.sources.s3 import S3Source, parse_s3_source
+
     return S3Source(s3, *parse_s3_source(os.fsdecode(root)), files_per_task, exclusions)

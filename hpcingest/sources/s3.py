@@ -58,6 +58,7 @@ from botocore.exceptions import (
 )
 
 from hpcingest import logs
+from hpcingest.sources import S3SourceError  # noqa: F401  (raised here, defined where no botocore is needed)
 from hpcingest.engine import WorkContext
 from hpcingest.exclusions import Exclusions
 from hpcingest.profile import recorder
@@ -80,10 +81,6 @@ _RECORD = struct.Struct("<BHHQd")  # kind, name length, etag length, size, mtime
 _OBJECT, _PREFIX = 0, 1
 _CONNECTION_ERRORS = (EndpointConnectionError, ConnectTimeoutError, ProxyConnectionError, SSLError)
 _BAD_COMPONENTS = frozenset((b"", b".", b".."))
-
-
-class S3SourceError(ValueError):
-    """The S3 source cannot be listed at all: a usage error, reported before work starts."""
 
 
 @dataclass(frozen=True)
