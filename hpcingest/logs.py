@@ -24,7 +24,6 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-import structlog
 
 LOGGER_PREFIX = "irods_sync"
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -80,7 +79,7 @@ class _Process:
 
 
 _secrets: set[str] = set()
-_loggers: dict[LogOptions, Any] = {}
+_loggers: dict[LogOptions, "JsonLogger"] = {}
 
 
 def set_identity(rank: int | None, size: int) -> None:
@@ -133,15 +132,22 @@ def _redact(logger, method: str, event: dict) -> dict:
 
 def _exception_text(logger, method: str, event: dict) -> dict:
     """Render exc_info, then scrub it too (a traceback can quote a password)."""
+    import structlog
+
     event = structlog.processors.format_exc_info(logger, method, event)
     if "exception" in event:
         event["exception"] = _scrub(event["exception"])
     return event
 
 
-_PROCESSORS = [structlog.stdlib.add_logger_name, structlog.stdlib.add_log_level, _timestamp, _identity,
-               _exception_text, _redact, structlog.processors.JSONRenderer(default=repr)]
 _handlers: list[logging.Handler] = []
+
+
+def _processors() -> list:
+    import structlog
+
+    return [structlog.stdlib.add_logger_name, structlog.stdlib.add_log_level, _timestamp, _identity,
+            _exception_text, _redact, structlog.processors.JSONRenderer(default=repr)]
 
 
 def _handler(options: LogOptions) -> logging.Handler:
@@ -155,28 +161,79 @@ def _handler(options: LogOptions) -> logging.Handler:
     return logging.FileHandler(filename, delay=True)
 
 
-def get_logger(options: LogOptions | Mapping[str, Any] | None = None):
-    """The structlog logger for these options, made once per process and options.
+class JsonLogger:
+    """What ``get_logger`` hands out: ``logger.info("event", key=value)`` like the old tool.
 
-    Its methods take ``logger.info("event", key=value)`` like the old framework's, so
-    handler files that log through it work unchanged.  Levels below the configured one
-    cost one no-op call (structlog's filtering logger), which matters on hot paths.
+    The level test happens here, first, so a call below the level is one comparison on the
+    hot paths that log per file; structlog (and the log file) are set up only when a line is
+    actually written, which spares every rank of a quiet job the import.  Anything else a
+    structlog logger offers (``bind``, ...) is passed through.
     """
+
+    __slots__ = ("options", "level", "_structlog")
+
+    def __init__(self, options: LogOptions) -> None:
+        self.options = options
+        self.level = logging.getLevelName(options.level.upper()) if options.level else logging.WARNING
+        self._structlog = None
+
+    def is_enabled_for(self, level: int) -> bool:
+        return level >= self.level
+
+    def structlog(self):
+        """The structlog logger behind this one (a filtering bound logger over a stdlib logger
+        with this options' handler), made on first use."""
+        if self._structlog is None:
+            import structlog
+
+            std = logging.getLogger(f"{LOGGER_PREFIX}/{self.options.filename or ''}/{self.options.level or ''}")
+            std.propagate = False
+            std.setLevel(self.level)
+            handler = _handler(self.options)
+            handler.setFormatter(logging.Formatter("%(message)s"))
+            std.handlers[:] = [handler]
+            _handlers.append(handler)
+            self._structlog = structlog.make_filtering_bound_logger(self.level)(std, _processors(), {})
+        return self._structlog
+
+    def debug(self, event: Any = None, **kw: Any) -> None:
+        if self.level <= logging.DEBUG:
+            self.structlog().debug(event, **kw)
+
+    def info(self, event: Any = None, **kw: Any) -> None:
+        if self.level <= logging.INFO:
+            self.structlog().info(event, **kw)
+
+    def warning(self, event: Any = None, **kw: Any) -> None:
+        if self.level <= logging.WARNING:
+            self.structlog().warning(event, **kw)
+
+    warn = warning
+
+    def error(self, event: Any = None, **kw: Any) -> None:
+        if self.level <= logging.ERROR:
+            self.structlog().error(event, **kw)
+
+    def exception(self, event: Any = None, **kw: Any) -> None:
+        if self.level <= logging.ERROR:
+            self.structlog().exception(event, **kw)
+
+    def critical(self, event: Any = None, **kw: Any) -> None:
+        if self.level <= logging.CRITICAL:
+            self.structlog().critical(event, **kw)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.structlog(), name)
+
+
+def get_logger(options: LogOptions | Mapping[str, Any] | None = None) -> JsonLogger:
+    """The logger for these options, one per process and options (as the old tool kept one
+    per filename and level, so repeated calls add no handlers)."""
     if not isinstance(options, LogOptions):
         options = LogOptions.from_mapping(options)
     logger = _loggers.get(options)
     if logger is None:
-        name = f"{LOGGER_PREFIX}/{options.filename or ''}/{options.level or ''}"
-        std = logging.getLogger(name)
-        std.propagate = False
-        level = logging.getLevelName(options.level.upper()) if options.level else logging.WARNING
-        std.setLevel(level)
-        handler = _handler(options)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        std.handlers[:] = [handler]
-        _handlers.append(handler)
-        # built directly, not through wrap_logger's lazy proxy, which re-binds on every call
-        logger = _loggers[options] = structlog.make_filtering_bound_logger(level)(std, _PROCESSORS, {})
+        logger = _loggers[options] = JsonLogger(options)
     return logger
 
 
