@@ -21,8 +21,9 @@ Design choices, and why:
   tolerates work messages in flight, needs no per-transfer acknowledgements, and takes
   O(log_k P) hops per wave instead of a ring's P (a ring of 64 oversubscribed ranks took
   over a second to notice the end).
-* Idle ranks back off (spin, then ``sleep(0)``, then growing sleeps capped at 1 ms) so
-  oversubscribed ranks do not starve the ones that still have work.
+* Idle ranks back off (spin, then ``sleep(0)``, then growing sleeps capped at 5 ms, or 1 ms
+  when the rank serves others) so oversubscribed ranks do not starve the ones that still
+  have work.
 * Long callbacks call ``ctx.poll()`` (``push()`` does so periodically) so a rank that is
   listing a million-entry directory still hands out the batches it has produced.
 """
@@ -180,6 +181,7 @@ class WorkStealingEngine:
         self._tokens = 0.0
         self._token_time = time.monotonic()
         self._burst = max(1.0, (self._rate or 0.0) * 0.05)  # at most 50 ms of work ahead of the rate
+        self._throttled_once = False
 
     # -- the callback API -------------------------------------------------------------
     def push(self, item: bytes) -> None:
@@ -240,6 +242,11 @@ class WorkStealingEngine:
         if self._rate is None:
             return
         now = time.monotonic()
+        if not self._throttled_once:
+            # start each rank at a random point of its first period: ranks that all begin at
+            # once would otherwise stay in step and hit the metadata server in bursts
+            self._throttled_once = True
+            self._tokens -= self._rng.random() * units
         self._tokens = min(self._burst, self._tokens + (now - self._token_time) * self._rate) - units
         self._token_time = now
         if self._tokens >= 0:

@@ -102,6 +102,8 @@ class ScanSummary:
     termination_latency_s: float
     exit_latency_s: float
     peak_rss_mb_per_rank: list[float]
+    termination_waves: int = 0  # counting waves rank 0 started (the last one proved the end)
+    throttled_s: float = 0.0  # summed over ranks: waiting to hold --max_rate
     size_histogram: dict[str, int] = field(default_factory=dict)
     error_samples: list[str] = field(default_factory=list)
 
@@ -234,7 +236,8 @@ def _summarize(comm, config: ScanConfig, sink: ScanSink, stats, start: float) ->
         sink.type_counts,
         sink.histogram,
         [sink.bytes, sink.errors, sink.excluded, stats.steal_requests, stats.steals_succeeded,
-         stats.items_received, sink.entries, rss_mb, stats.last_item_end, stats.stop_seen],
+         stats.items_received, sink.entries, rss_mb, stats.last_item_end, stats.stop_seen,
+         stats.termination_waves, stats.throttled_s],
     ]).astype(np.float64)
     rows = collectives.gather_array(comm, local)
     samples = collectives.gather_objects(comm, sink.error_samples)
@@ -251,6 +254,7 @@ def _summarize(comm, config: ScanConfig, sink: ScanSink, stats, start: float) ->
     rss = [round(float(v), 1) for v in rows[:, tail + 7]]
     last_item = float(rows[:, tail + 8].max())
     stop_seen = float(rows[:, tail + 9].max())
+    waves, throttled = int(totals[tail + 10]), float(totals[tail + 11])
     entries = sum(per_rank)
     elapsed = end - start
     mean = entries / len(per_rank)
@@ -278,6 +282,8 @@ def _summarize(comm, config: ScanConfig, sink: ScanSink, stats, start: float) ->
         termination_latency_s=round(max(0.0, stop_seen - last_item), 6) if last_item else 0.0,
         exit_latency_s=round(max(0.0, end - last_item), 6) if last_item else 0.0,
         peak_rss_mb_per_rank=rss,
+        termination_waves=waves,
+        throttled_s=round(throttled, 6),
         size_histogram={_size_label(i): int(c) for i, c in enumerate(histogram.tolist()) if c},
         error_samples=[s for part in samples for s in part][:_MAX_ERROR_SAMPLES],
     )
