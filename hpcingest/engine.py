@@ -92,6 +92,8 @@ class WorkContext(Protocol):
 
     def throttle(self, units: int) -> None: ...
 
+    throttling: bool
+
 
 ProcessFn = Callable[[bytes, WorkContext], None]
 ServiceFn = Callable[[bytes, int, "WorkStealingEngine"], None]  # (payload, source rank, engine)
@@ -178,6 +180,7 @@ class WorkStealingEngine:
         self.stats = EngineStats()
         # token bucket for throttle(): this rank's share of a job-wide rate limit
         self._rate = rate_limit if rate_limit and rate_limit > 0 else None
+        self.throttling = self._rate is not None  # callers then throttle finely (per stat, not per batch)
         self._tokens = 0.0
         self._token_time = time.monotonic()
         self._burst = max(1.0, (self._rate or 0.0) * 0.05)  # at most 50 ms of work ahead of the rate

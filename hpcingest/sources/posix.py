@@ -167,7 +167,9 @@ class PosixSource:
 
     # -- stat batches -------------------------------------------------------------------
     def _stat_batch(self, directory: bytes, names: list[bytes], ctx: WorkContext, sink: Sink) -> None:
-        ctx.throttle(len(names))
+        # under --max_rate each lstat waits its turn: a whole batch paid up front made every rank
+        # that received work at the same moment stat its batch at the same moment too
+        throttle = ctx.throttle if ctx.throttling else None
         try:
             fd = self._open_directory(directory)
         except OSError as err:
@@ -182,6 +184,8 @@ class PosixSource:
         check_paths = exclusions.needs_paths or bool(exclusions.types)
         try:
             for name in names:
+                if throttle is not None:
+                    throttle(1)
                 try:
                     st = os.lstat(name, dir_fd=fd)
                 except OSError as err:

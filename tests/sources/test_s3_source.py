@@ -41,6 +41,7 @@ class FakeContext:
     """A single rank's queue: ``run`` pops the newest item first, like the engine."""
 
     rank, size = 0, 1
+    throttling = False
 
     def __init__(self, already_queued: int = 0) -> None:
         self.items: list[bytes] = []
