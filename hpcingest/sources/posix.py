@@ -35,6 +35,12 @@ class Sink(Protocol):
     ``consume`` gets the engine context so a sink can talk to services on other ranks.
     A batch's subdirectories are listed only after ``consume`` returns, so a sink that
     creates a collection per directory has it in place before any of its children arrive.
+
+    Optional hooks, looked up with getattr (sources call them when present):
+    ``completed_earlier(directory, ctx)`` (a resumed pass skips finished directories),
+    ``listed(directory, batches, ok, ctx)`` (completion tracking), and
+    ``wants_listing(directory)`` / ``directory_names(directory, names, ctx)`` (the delete
+    modes: a directory's complete listing, handed over only when it was read in full).
     """
 
     def consume(self, batch: EntryBatch, ctx: WorkContext) -> None: ...
