@@ -2,6 +2,7 @@
 
 Usage:  python benchmarks/ingest.py [--files 100000] [--ranks 4] [--latency-ms 0.5] [--put-files 10000]
                                     [--big-mib 1024] [--workdir /tmp/hpcingest-ingest-bench] [--skip-big]
+                                    [--repeats 5]
 
 Prints files/s and the zone's count of iRODS API requests per file for:
   an initial REGISTER_SYNC of the tree, a second pass over the unchanged tree (and its time against
@@ -18,6 +19,7 @@ import multiprocessing
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,7 +27,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.common import handler_file  # noqa: E402
+from benchmarks.common import handler_file, precompile  # noqa: E402
 from hpcingest import sample  # noqa: E402
 from hpcingest.launch import mpiexec_path  # noqa: E402
 from hpcingest.zone.testing import start_zone  # noqa: E402
@@ -76,9 +78,12 @@ def register_section(zone, args, workdir) -> None:
     t_initial = run_start(zone, src, target, args.ranks, workdir)
     initial = delta(before, api_calls(zone))
     before = api_calls(zone)
-    t_unchanged = run_start(zone, src, target, args.ranks, workdir)
+    unchanged_times, scan_times = [run_start(zone, src, target, args.ranks, workdir)], [run_scan(src, args.ranks)]
     unchanged = delta(before, api_calls(zone))
-    t_scan = run_scan(src, args.ranks)
+    for _ in range(args.repeats - 1):  # alternating, so both see the same noise
+        unchanged_times.append(run_start(zone, src, target, args.ranks, workdir))
+        scan_times.append(run_scan(src, args.ranks))
+    t_unchanged, t_scan = statistics.median(unchanged_times), statistics.median(scan_times)
     rng = random.Random(1)
     all_files = [os.path.join(d, f) for d, _, fs in os.walk(src) for f in fs if not os.path.islink(os.path.join(d, f))]
     changed = rng.sample(all_files, max(1, len(all_files) // 100))
@@ -93,7 +98,9 @@ def register_section(zone, args, workdir) -> None:
     for label, t, calls in (("initial register", t_initial, initial), ("unchanged tree", t_unchanged, unchanged),
                             (f"1% modified ({len(changed)} files)", t_modified, modified)):
         print(f"{label:34s} {t:8.2f} {files / t:10,.0f} {per_file(calls, files):15.4f}  {json.dumps(calls)}")
-    print(f"hpcingest scan of the same tree: {t_scan:.2f} s; unchanged pass / scan = {t_unchanged / t_scan:.2f}")
+    print(f"hpcingest scan of the same tree: {t_scan:.2f} s; unchanged pass / scan = {t_unchanged / t_scan:.2f} "
+          f"(medians of {args.repeats} alternating runs; per-run ratios "
+          f"{', '.join(f'{u / c:.2f}' for u, c in zip(unchanged_times, scan_times))})")
     print("(times are whole commands: mpiexec, Python start-up, login, walk, summary)")
 
 
@@ -171,8 +178,10 @@ def main() -> int:
     parser.add_argument("--put-files", type=int, default=10_000)
     parser.add_argument("--big-mib", type=int, default=1024)
     parser.add_argument("--skip-big", action="store_true")
+    parser.add_argument("--repeats", type=int, default=5, help="alternating unchanged passes and scans (medians)")
     parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "hpcingest-ingest-bench"))
     args = parser.parse_args()
+    precompile()  # time the code, not its compilation
     os.makedirs(args.workdir, exist_ok=True)
     print(f"# hpcingest ingest benchmark ({os.cpu_count()} cores), command: {' '.join(sys.argv)}")
     zone_root = os.path.join(args.workdir, f"zone-{int(time.time())}")

@@ -21,6 +21,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks.common import precompile  # noqa: E402
 from benchmarks.ingest import run_start  # noqa: E402
 from hpcingest import sample  # noqa: E402
 from hpcingest.zone.testing import start_zone  # noqa: E402
@@ -47,6 +48,7 @@ def main() -> int:
     parser.add_argument("--latency-ms", type=float, default=0.5)
     parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "hpcingest-profile-bench"))
     args = parser.parse_args()
+    precompile()  # time the code, not its compilation
     shutil.rmtree(args.workdir, ignore_errors=True)
     os.makedirs(args.workdir)
     print(f"# profile/log overhead ({os.cpu_count()} cores), command: {' '.join(sys.argv)}")

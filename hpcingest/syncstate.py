@@ -86,6 +86,7 @@ class ShardFile:
                     "PRIMARY KEY (dir, seq))")  # a rowid table: kilobyte rows overflow WITHOUT ROWID pages
         self._dir_ids: dict[bytes, int] = {}
         self._next_seq: dict[int, int] = {}
+        self._marks: dict[bytes, str] = {}  # directory -> pass token, written at the next commit
         self._segments: dict[int, int] = {}  # segments per directory, as last loaded or written
         self._cache: OrderedDict[bytes, dict[bytes, float]] = OrderedDict()
         self._cached_rows = 0
@@ -128,6 +129,10 @@ class ShardFile:
         return _select(self._directory_rows(directory), names)
 
     def _directory_rows(self, directory: bytes) -> dict[bytes, float]:
+        cached = self._cache.get(directory)  # most lookups: the directory's other batches
+        if cached is not None:
+            self._cache.move_to_end(directory)
+            return cached
         with self._timed():
             return self._load_directory(directory)
 
@@ -203,15 +208,24 @@ class ShardFile:
             self._append_segment(dir_id, items[start:start + _COMPACT_ROWS])
 
     def mark_complete(self, directory: bytes, token: str) -> None:
-        with self._timed():
-            self.connection.execute("INSERT OR REPLACE INTO complete (path, token) VALUES (?, ?)", (directory, token))
+        """Kept until the next commit, which writes them all with the rows they vouch for."""
+        self._marks[directory] = token
 
     def is_complete(self, directory: bytes, token: str) -> bool:
+        if directory in self._marks:
+            return self._marks[directory] == token
         with self._timed():
             row = self.connection.execute("SELECT token FROM complete WHERE path = ?", (directory,)).fetchone()
         return row is not None and row[0] == token
 
+    def _write_marks(self) -> None:
+        if self._marks:
+            self.connection.executemany("INSERT OR REPLACE INTO complete (path, token) VALUES (?, ?)",
+                                        self._marks.items())
+            self._marks.clear()
+
     def commit(self) -> None:
+        self._write_marks()
         self.connection.execute("COMMIT")
         self.connection.execute("BEGIN")
         self._pending = 0
@@ -219,6 +233,7 @@ class ShardFile:
 
     def close(self) -> None:
         with self._timed():
+            self._write_marks()
             self.connection.execute("COMMIT")
             self.connection.close()
 
