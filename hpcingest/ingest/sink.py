@@ -112,7 +112,9 @@ class IngestSink:
         self.state = state
         self.failures = failures
         self.logger = logger
-        self._log_unchanged = logger.is_enabled_for(logging.INFO)
+        self._log_unchanged = self._log_succeeded = logger.is_enabled_for(logging.INFO)
+        # the built-in handler registers every new file alike, so those can be pipelined
+        self._pipeline_registrations = config.handler_text is None and config.s3 is None
         self.base_meta = base_meta
         self.char_map = handler.character_map()
         self.counters = IngestCounters()
@@ -209,12 +211,48 @@ class IngestSink:
         # would look older than the sync, so its sync is recorded at the start of that second
         synced = math.floor(started) if self.config.s3 is not None else started
         done = []
+        if self._pipeline_registrations and catalog.known:
+            pending = self._register_new_files(pending, names, catalog, synced, done, ctx)
         for entry in pending:
             ctx.poll()  # a batch of uploads takes long: keep answering steal and state requests
             operation = self._sync_entry(entry, names[entry.relpath], previous.get(entry.name), catalog, ctx)
             if operation is not None:
                 done.append((entry.name, synced, operation))
         self.state.record(ctx, batch.directory, done)
+
+    def _register_new_files(self, pending: list[Entry], names: dict[bytes, LogicalName], catalog: CatalogView,
+                            synced: float, done: list, ctx: WorkContext) -> list[Entry]:
+        """Register the batch's new regular files with pipelined requests; returns what is left
+        for the one-by-one path (everything else, and any registration that failed).
+
+        Only for the built-in handler (REGISTER_SYNC, no hooks, no proxying, no path mapping):
+        with a handler file each entry may choose its own operation and run hooks around its
+        create, which must happen in order, one request at a time."""
+        new = [e for e in pending if e.type is EntryType.REGULAR and names[e.relpath].reason is None
+               and catalog.objects.get(names[e.relpath].path) is None]
+        if len(new) < 2:
+            return pending
+        registrations = [ops.Registration(catalog_physical_path(os.path.join(self.config.root, e.relpath)),
+                                          names[e.relpath].path, e.size, e.mtime) for e in new]
+        try:
+            outcomes = self.connection.call(ops.register_pipelined, registrations, self.config.checksum)
+        except Exception as err:  # noqa: BLE001 - the one-by-one path decides each entry again
+            self.logger.warning("pipelined_register_failed", count=len(new), error=str(err))
+            return pending
+        ctx.poll()
+        left = [e for e in pending if e.type is not EntryType.REGULAR or names[e.relpath].reason is not None
+                or catalog.objects.get(names[e.relpath].path) is not None]
+        for entry, registration, outcome in zip(new, registrations, outcomes):
+            if outcome is not None and not (outcome.name in _REPLAYED and self.connection.call(
+                    _landed, registration.logical_path, registration.size, registration.physical_path)):
+                left.append(entry)  # retried and reported there, one by one
+                continue
+            self.counters.created[Operation.REGISTER_SYNC.name] += 1
+            done.append((entry.name, synced, Operation.REGISTER_SYNC.value))
+            if self._log_succeeded:
+                self.logger.info("succeeded", path=self._source(entry), target=names[entry.relpath].path,
+                                 outcome="created:REGISTER_SYNC")
+        return left
 
     def _count_scanned(self, batch: EntryBatch) -> None:
         counters = self.counters

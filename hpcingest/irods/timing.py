@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections import deque
 import time
 from dataclasses import dataclass, field
 
@@ -131,13 +132,16 @@ def install() -> None:
     def send(self, message):
         if message.msg_type == "RODS_API_REQ":
             name = names.get(message.int_info, str(message.int_info))
-            self._hpcingest_call = (name, time.perf_counter())
-            recorder.current.begin("irods:" + name)
+            calls = self.__dict__.setdefault("_hpcingest_calls", deque())
+            if not calls:  # the profile shows the connection busy from the first request out
+                recorder.current.begin("irods:" + name)
+            calls.append((name, time.perf_counter()))
             try:
                 return original_send(self, message)
             except BaseException:
-                self._hpcingest_call = None
-                recorder.current.end()
+                calls.pop()
+                if not calls:
+                    recorder.current.end()
                 raise
         return original_send(self, message)
 
@@ -145,11 +149,12 @@ def install() -> None:
         try:
             return original_recv(self, *args, **kwargs)
         finally:
-            call = getattr(self, "_hpcingest_call", None)
-            if call is not None:
-                self._hpcingest_call = None
-                timer.add(call[0], time.perf_counter() - call[1])
-                recorder.current.end()
+            calls = self.__dict__.get("_hpcingest_calls")
+            if calls:  # replies come in request order, also when requests are pipelined
+                name, started = calls.popleft()
+                timer.add(name, time.perf_counter() - started)
+                if not calls:
+                    recorder.current.end()
 
     Connection.send, Connection.recv = send, recv
     _installed = True

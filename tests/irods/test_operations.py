@@ -82,6 +82,22 @@ def test_register_records_size_mtime_path_and_checksum(connection, plain, workdi
     assert (info.value.name, info.value.code) == ("CATALOG_ALREADY_HAS_ITEM_BY_THAT_NAME", -809000)
 
 
+def test_pipelined_registrations_each_get_their_own_reply(connection, plain, workdir, tmp_path):
+    sources = [local_file(tmp_path, f"p{i}.bin", b"x" * i) for i in range(12)]
+    registrations = [ops.Registration(path, f"{workdir}/p{i}.bin", i, MTIME) for i, path in enumerate(sources)]
+    registrations[4] = ops.Registration(sources[4], f"{workdir}/no/such/collection/p4.bin", 4, MTIME)
+    registrations[9] = ops.Registration(sources[9], f"{workdir}/p8.bin", 9, MTIME)  # p8 is registered just before
+    outcomes = connection.call(ops.register_pipelined, registrations, window=5)  # replies span three windows
+    assert [i for i, outcome in enumerate(outcomes) if outcome is not None] == [4, 9]
+    assert outcomes[9].name == "CATALOG_ALREADY_HAS_ITEM_BY_THAT_NAME"
+    assert outcomes[4].name in ("CAT_UNKNOWN_COLLECTION", "USER_FILE_DOES_NOT_EXIST")
+    for i in (0, 1, 2, 3, 5, 6, 7, 8, 10, 11):
+        (replica,) = replicas(plain, f"{workdir}/p{i}.bin")
+        assert (replica.size, replica.path, int(replica.modify_time.timestamp())) == (i, sources[i], MTIME)
+    # the connection is in step afterwards: an ordinary call gets its own reply
+    assert connection.call(ops.ensure_collection, f"{workdir}/after") is True
+
+
 def test_register_as_replica_then_update_one_replica(connection, plain, workdir, tmp_path, second_resource):
     first = local_file(tmp_path, "v1", b"old")
     connection.call(ops.register, first, f"{workdir}/obj", 3, MTIME)
