@@ -22,7 +22,7 @@ import re
 import socket
 import sys
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 
 LOGGER_PREFIX = "irods_sync"
@@ -161,6 +161,16 @@ def _handler(options: LogOptions) -> logging.Handler:
     return logging.FileHandler(filename, delay=True)
 
 
+def _at_level(level: int, method: str) -> Callable[..., None]:
+    """A logging method: one comparison when the line is below the level, else structlog's."""
+    def log(self: "JsonLogger", event: Any = None, **kw: Any) -> None:
+        if self.level <= level:
+            getattr(self.structlog(), method)(event, **kw)
+
+    log.__name__ = method
+    return log
+
+
 class JsonLogger:
     """What ``get_logger`` hands out: ``logger.info("event", key=value)`` like the old tool.
 
@@ -196,31 +206,12 @@ class JsonLogger:
             self._structlog = structlog.make_filtering_bound_logger(self.level)(std, _processors(), {})
         return self._structlog
 
-    def debug(self, event: Any = None, **kw: Any) -> None:
-        if self.level <= logging.DEBUG:
-            self.structlog().debug(event, **kw)
-
-    def info(self, event: Any = None, **kw: Any) -> None:
-        if self.level <= logging.INFO:
-            self.structlog().info(event, **kw)
-
-    def warning(self, event: Any = None, **kw: Any) -> None:
-        if self.level <= logging.WARNING:
-            self.structlog().warning(event, **kw)
-
-    warn = warning
-
-    def error(self, event: Any = None, **kw: Any) -> None:
-        if self.level <= logging.ERROR:
-            self.structlog().error(event, **kw)
-
-    def exception(self, event: Any = None, **kw: Any) -> None:
-        if self.level <= logging.ERROR:
-            self.structlog().exception(event, **kw)
-
-    def critical(self, event: Any = None, **kw: Any) -> None:
-        if self.level <= logging.CRITICAL:
-            self.structlog().critical(event, **kw)
+    debug = _at_level(logging.DEBUG, "debug")
+    info = _at_level(logging.INFO, "info")
+    warning = warn = _at_level(logging.WARNING, "warning")
+    error = _at_level(logging.ERROR, "error")
+    exception = _at_level(logging.ERROR, "exception")
+    critical = _at_level(logging.CRITICAL, "critical")
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.structlog(), name)
