@@ -209,3 +209,17 @@ def test_the_s3_secret_is_in_no_file_log_or_output(zone, s3_server, bucket, targ
             assert secret not in f.read(), path
     record = json.loads((tmp_path / "jobs" / "s3" / "job.json").read_text())
     assert record["options"]["s3"]["s3_endpoint_domain"] == s3_server.endpoint
+
+
+def test_register_updates_size_and_time_when_an_object_changes(zone, s3_server, bucket, target, tmp_path):
+    s3_server.put_objects(bucket, {"data/grows.txt": b"short", "data/same.txt": b"same"})
+    next_second()
+    ok(s3_start(zone, s3_server, bucket, target, tmp_path))
+    next_second()
+    s3_server.put_objects(bucket, {"data/grows.txt": b"a good deal longer now"})
+    out = ok(s3_start(zone, s3_server, bucket, target, tmp_path))
+    got = catalog(zone, target)
+    size, mtime, physical, replicas = got.objects["grows.txt"]
+    assert (size, physical, replicas) == (22, f"/{bucket}/data/grows.txt", 1)
+    assert mtime == last_modified(s3_server, bucket, "data/grows.txt")
+    assert "updated REGISTER_SYNC 1" in out and "unchanged 1" in out
