@@ -42,7 +42,6 @@ TAG_COMPLETE_REPLY = FIRST_SERVICE_TAG + 6
 _PROGRESS = struct.Struct("<qB")  # batches listed (-1: a batch is done), ok
 
 DEFAULT_SHARDS = 64
-_ROW = struct.Struct("<dB")  # sync time, operation code
 _COMMIT_EVERY_ROWS = 5000
 _COMMIT_EVERY_S = 2.0
 _CACHE_ROWS = 1_000_000  # per shard file; ~100 MB at worst, usually far less
@@ -87,7 +86,6 @@ class ShardFile:
         self._dir_ids: dict[bytes, int] = {}
         self._next_seq: dict[int, int] = {}
         self._marks: dict[bytes, str] = {}  # directory -> pass token, written at the next commit
-        self._segments: dict[int, int] = {}  # segments per directory, as last loaded or written
         self._cache: OrderedDict[bytes, dict[bytes, float]] = OrderedDict()
         self._cached_rows = 0
         self.seconds = 0.0  # time spent in sqlite (and the cache), for the checkpoint-cost report
@@ -149,9 +147,8 @@ class ShardFile:
             segments = 0
             for names, times in self.connection.execute(
                     "SELECT names, times FROM segs WHERE dir = ? ORDER BY seq", (dir_id,)):
-                rows.update(zip(names.split(b"\0"), memoryview(times).cast("d").tolist()))
+                rows.update(zip(*_unpack_columns(names, times)))
                 segments += 1
-            self._segments[dir_id] = segments
             if segments > _MAX_SEGMENTS_PER_COMPACT_ROWS * (1 + len(rows) // _COMPACT_ROWS):
                 self._compact(dir_id)
         self._cache[directory] = rows
@@ -188,11 +185,9 @@ class ShardFile:
         if seq is None:
             found = self.connection.execute("SELECT max(seq) FROM segs WHERE dir = ?", (dir_id,)).fetchone()[0]
             seq = 0 if found is None else found + 1
-        names, times, ops = zip(*rows)
         self.connection.execute("INSERT INTO segs (dir, seq, names, times, ops) VALUES (?, ?, ?, ?, ?)",
-                                (dir_id, seq, b"\0".join(names), array("d", times).tobytes(), bytes(ops)))
+                                (dir_id, seq, *_pack_columns(*zip(*rows))))
         self._next_seq[dir_id] = seq + 1
-        self._segments[dir_id] = self._segments.get(dir_id, 0) + 1
 
     def _compact(self, dir_id: int) -> None:
         """Rewrite a directory's many small segments (years of periodic passes, each adding a
@@ -200,9 +195,10 @@ class ShardFile:
         latest: dict[bytes, tuple[float, int]] = {}
         for names, times, ops in self.connection.execute(
                 "SELECT names, times, ops FROM segs WHERE dir = ? ORDER BY seq", (dir_id,)):
-            latest.update(zip(names.split(b"\0"), zip(memoryview(times).cast("d").tolist(), ops)))
+            names, times = _unpack_columns(names, times)
+            latest.update(zip(names, zip(times, ops)))
         self.connection.execute("DELETE FROM segs WHERE dir = ?", (dir_id,))
-        self._next_seq[dir_id], self._segments[dir_id] = 0, 0
+        self._next_seq[dir_id] = 0
         items = [(name, t, op) for name, (t, op) in latest.items()]
         for start in range(0, len(items), _COMPACT_ROWS):
             self._append_segment(dir_id, items[start:start + _COMPACT_ROWS])
@@ -260,17 +256,23 @@ def _select(rows: dict[bytes, tuple], names: list[bytes]) -> dict[bytes, tuple]:
     return found
 
 
+def _pack_columns(names, times, ops) -> tuple[bytes, bytes, bytes]:
+    """The one layout of records, in a segment and on the wire: names NUL-joined, times as
+    float64, operations as bytes."""
+    return b"\0".join(names), array("d", times).tobytes(), bytes(ops)
+
+
+def _unpack_columns(names: bytes, times: bytes) -> tuple[list[bytes], list[float]]:
+    return (names.split(b"\0") if times else []), memoryview(times).cast("d").tolist()
+
+
 def _encode_rows(directory: bytes, rows: list[tuple[bytes, float, int]]) -> bytes:
-    """Columns, not rows, on the wire: names NUL-joined, times as float64, operations as bytes."""
-    if not rows:
-        return pack_items([directory, b"", b"", b""])
-    names, times, ops = zip(*rows)
-    return pack_items([directory, b"\0".join(names), array("d", times).tobytes(), bytes(ops)])
+    return pack_items([directory, *_pack_columns(*(zip(*rows) if rows else ((), (), ())))])
 
 
 def _decode_columns(payload: bytes) -> tuple[bytes, list[bytes], list[float], bytes]:
     directory, names, times, ops = unpack_items(payload)
-    return directory, (names.split(b"\0") if ops else []), memoryview(times).cast("d").tolist(), ops
+    return directory, *_unpack_columns(names, times), ops
 
 
 def _decode_rows(payload: bytes) -> tuple[bytes, list[tuple[bytes, float, int]]]:
@@ -280,7 +282,7 @@ def _decode_rows(payload: bytes) -> tuple[bytes, list[tuple[bytes, float, int]]]
 
 def _encode_times(directory: bytes, rows: dict[bytes, float]) -> bytes:
     """A lookup reply: a directory's names and sync times (operations are not needed to decide)."""
-    return pack_items([directory, b"\0".join(rows), array("d", rows.values()).tobytes(), bytes(len(rows))])
+    return pack_items([directory, *_pack_columns(rows, rows.values(), bytes(len(rows)))])
 
 
 class SyncState:
