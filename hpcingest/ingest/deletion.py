@@ -24,7 +24,6 @@ from typing import Any, Callable
 
 from hpcingest.compat.utils import DeleteMode, compatible_delete_modes
 from hpcingest.engine import WorkContext
-from hpcingest.ingest.failures import Failure, describe_error
 from hpcingest.irods import operations as ops
 from hpcingest.irods.errors import IrodsOperationError
 from hpcingest.irods.listing import CollectionContents, collection_contents, subtree
@@ -44,23 +43,25 @@ class DeletionSweep:
 
     def __init__(self, sink) -> None:
         self.sink = sink
-        self._modes: dict[bytes, DeleteMode] = {}
+        self._asked: dict[bytes, tuple[DeleteMode, dict[str, Any]]] = {}  # wants_listing's answer, for sweep
 
     def wants_listing(self, directory: bytes) -> bool:
         """Asked by the lister before it reads ``directory``: keep the names only when needed."""
-        mode = self.sink.handler.delete_mode(self._meta(directory))
+        mode, meta = self._mode(directory)
         if mode is DeleteMode.DO_NOT_DELETE:
             return False
-        self._modes[directory] = mode
+        self._asked[directory] = mode, meta
         return True
+
+    def _mode(self, directory: bytes) -> tuple[DeleteMode, dict[str, Any]]:
+        meta = self._meta(directory)
+        return self.sink.handler.delete_mode(meta), meta
 
     def sweep(self, directory: bytes, names: list[bytes], ctx: WorkContext) -> None:
         """Remove what ``directory``'s collection holds beyond ``names`` (its complete listing)."""
         sink = self.sink
-        meta = self._meta(directory)
-        mode = self._modes.pop(directory, None)
-        if mode is None:
-            mode = sink.handler.delete_mode(meta)
+        # asked on this rank by the lister, or (under a funnel) on another: then ask here
+        mode, meta = self._asked.pop(directory, None) or self._mode(directory)
         if mode is DeleteMode.DO_NOT_DELETE:
             return
         identity = sink.handler.as_user(meta)
@@ -78,7 +79,7 @@ class DeletionSweep:
                     f"{', '.join(sorted(m.name for m in compatible_delete_modes(operation)))})")
             contents = call(lambda session: _contents_if_any(session, meta["target"]))
         except Exception as err:  # noqa: BLE001 - reported, and nothing of this directory is removed
-            self._fail(meta["path"], meta["target"], f"delete:{mode.name}", err)
+            self.sink.report_failure(meta["path"], meta["target"], f"delete:{mode.name}", err)
             return
         present = {posixpath.basename(self._logical(_join(directory, name))) for name in names}
         gone_objects = sorted(contents.objects - present)
@@ -102,7 +103,7 @@ class DeletionSweep:
             call(lambda session: sink.handler.run_event(
                 "data_obj_delete", lambda s, m, *a, **k: action(s, path), None, session, event_meta))
         except Exception as err:  # noqa: BLE001 - one object's failure never stops the sweep
-            self._fail(meta["path"], path, f"delete:{mode.name}", err)
+            self.sink.report_failure(meta["path"], path, f"delete:{mode.name}", err)
             return False
         sink.counters.deleted_objects += 1
         sink.logger.info("deleted_data_object", target=path, mode=mode.name)
@@ -116,7 +117,7 @@ class DeletionSweep:
         try:
             objects, collections = call(lambda session: subtree(session, collection))
         except Exception as err:  # noqa: BLE001
-            self._fail(meta["path"], collection, f"delete:{mode.name}", err)
+            self.sink.report_failure(meta["path"], collection, f"delete:{mode.name}", err)
             return
         kept: set[str] = set()  # collections that still hold something whose removal failed
         for path in objects:
@@ -132,20 +133,16 @@ class DeletionSweep:
                     "coll_delete", lambda s, m, *a, **k: ops.remove_empty_collection(s, path), None, session,
                     event_meta))
             except Exception as err:  # noqa: BLE001
-                self._fail(meta["path"], path, f"delete:{mode.name}", err)
+                self.sink.report_failure(meta["path"], path, f"delete:{mode.name}", err)
                 kept.update(_ancestors(path, collection))
                 continue
             sink.counters.deleted_collections += 1
             sink.logger.info("deleted_collection", target=path, mode=mode.name)
         # the directory entry in its parent and everything below it start from scratch if they return
         forgotten.setdefault(parent, []).append(os.fsencode(posixpath.basename(collection)))
-        for path in objects:
+        for path in objects + [c for c in collections if c != collection]:
             where, _, name = posixpath.relpath(path, sink.config.target).rpartition("/")
             forgotten.setdefault(os.fsencode(where), []).append(os.fsencode(name))
-        for path in collections:
-            if path != collection:
-                where, _, name = posixpath.relpath(path, sink.config.target).rpartition("/")
-                forgotten.setdefault(os.fsencode(where), []).append(os.fsencode(name))
 
     # -- helpers ----------------------------------------------------------------------------
     def _logical(self, relpath: bytes) -> str:
@@ -158,14 +155,6 @@ class DeletionSweep:
         target = self._logical(directory) if directory else sink.config.target
         return dict(sink.base_meta, path=path, target=target, target_collection=target, task="sync_dir",
                     entry_type="dir", is_link=False, is_socket=False)
-
-    def _fail(self, source: str, target: str, operation: str, err: Exception) -> None:
-        sink = self.sink
-        error_name, code = describe_error(err)
-        sink.counters.failed += 1
-        sink.failures.add(Failure(source, target, operation, "failed", error_name, code, str(err), 1))
-        sink.logger.error("failed_task", path=source, target=target, operation=operation, error=error_name,
-                          code=code, message=str(err))
 
 
 def _contents_if_any(session, collection: str) -> CollectionContents:

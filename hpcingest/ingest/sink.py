@@ -342,7 +342,7 @@ class IngestSink:
                 if isinstance(err, EntryTimeout):
                     self.connection.cleanup()  # the protocol may have been cut mid-message
                 if attempt > max_retries:
-                    self._fail(entry, name, meta, err, attempt)
+                    self.report_failure(meta["path"], name.path, meta.get("operation", "?"), err, attempt)
                     return False
                 self.counters.retries += 1
                 logger.warning("retry_task", path=meta["path"], target=name.path, attempt=attempt, error=str(err))
@@ -351,13 +351,13 @@ class IngestSink:
                     deadline = time.monotonic() + delay
                     ctx.wait_until(lambda: time.monotonic() >= deadline)
 
-    def _fail(self, entry: Entry, name: LogicalName, meta: dict, err: Exception, attempts: int) -> None:
+    def report_failure(self, source: str, target: str, operation: str, err: Exception, attempts: int = 1) -> None:
+        """One failed entry (or deletion): counted, in the failure report, and a failed_task line."""
         error_name, code = describe_error(err)
         self.counters.failed += 1
-        self.failures.add(Failure(meta["path"], name.path, meta.get("operation", "?"), "failed", error_name,
-                                  code, str(err), attempts))
-        self.logger.error("failed_task", path=meta["path"], target=name.path, error=error_name, code=code,
-                          message=str(err), attempts=attempts)
+        self.failures.add(Failure(source, target, operation, "failed", error_name, code, str(err), attempts))
+        self.logger.error("failed_task", path=source, target=target, operation=operation, error=error_name,
+                          code=code, message=str(err), attempts=attempts)
 
     def _skip(self, entry: Entry, name: LogicalName, operation: str, why: str, message: str) -> str:
         self.failures.add(Failure(self._source(entry), name.path, operation, "skipped", why, None, message, 1))
