@@ -20,7 +20,7 @@ import hashlib
 import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 from hpcingest.irods import operations as ops
@@ -34,19 +34,27 @@ S3_PARALLEL_GETS = 4
 
 @dataclass
 class Digests:
-    """Digests of the bytes an upload sent: the MD5 for the ETag, and the SHA-256 for
-    --verify_checksum (only when asked: it costs as much CPU as the MD5)."""
+    """Digests of bytes as they stream past, only the ones asked for: the MD5 (an S3 upload's
+    ETag check) and the SHA-256 (--verify_checksum against a ``sha2:`` catalog checksum)."""
 
+    with_md5: bool = True
     with_sha256: bool = True
-    md5: Any = field(default_factory=hashlib.md5)
+    md5: Any = None
     sha256: Any = None
 
     def __post_init__(self) -> None:
-        if self.with_sha256:
-            self.sha256 = hashlib.sha256()
+        self.md5 = hashlib.md5() if self.with_md5 else None
+        self.sha256 = hashlib.sha256() if self.with_sha256 else None
+
+    @classmethod
+    def like_stored(cls, stored: str) -> "Digests":
+        """Just the digest that compares with a catalog checksum written like ``stored``."""
+        sha2 = stored.startswith("sha2:")
+        return cls(with_md5=not sha2, with_sha256=sha2)
 
     def update(self, chunk: bytes) -> None:
-        self.md5.update(chunk)
+        if self.md5 is not None:
+            self.md5.update(chunk)
         if self.sha256 is not None:
             self.sha256.update(chunk)
 
@@ -75,7 +83,7 @@ class FileContent:
         return ops.append_file(session, self.path(entry), logical, offset)
 
     def checksum_like(self, entry: Entry, stored: str) -> str:
-        digests = Digests()
+        digests = Digests.like_stored(stored)
         with open(self.path(entry), "rb") as f:
             while chunk := f.read(8 << 20):
                 digests.update(chunk)
@@ -133,7 +141,7 @@ class S3Content:
     def checksum_like(self, entry: Entry, stored: str) -> str:
         digests = self._digests.pop(entry.relpath, None)
         if digests is None:  # after an append: read the object once more
-            digests = Digests()
+            digests = Digests.like_stored(stored)
             for chunk in self._chunks(entry, 0):
                 digests.update(chunk)
         return digests.like(stored)
@@ -189,7 +197,7 @@ def check_etag(entry: Entry, digests: Digests, parts: list[bytes], written: int,
 
     A plain ETag is the MD5 of the object; a multipart one (``<hex>-<parts>``) is the MD5 of
     the concatenated part MD5s, which only the uploader's part size reproduces."""
-    etag = getattr(entry, "etag", "") or ""
+    etag = entry.etag
     if written != entry.size:
         raise IrodsOperationError("S3_SIZE_MISMATCH", None,
                                   f"read {written} bytes, the listing said {entry.size} (object changed?)")

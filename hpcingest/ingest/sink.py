@@ -112,7 +112,7 @@ class IngestSink:
         self.state = state
         self.failures = failures
         self.logger = logger
-        self._log_unchanged = self._log_succeeded = logger.is_enabled_for(logging.INFO)
+        self._log_per_file = logger.is_enabled_for(logging.INFO)  # the old tool's per-file INFO lines
         # the built-in handler registers every new file alike, so those can be pipelined
         self._pipeline_registrations = config.handler_text is None and config.s3 is None
         self.base_meta = base_meta
@@ -193,7 +193,7 @@ class IngestSink:
             keep = [i for i, (name, st) in enumerate(zip(batch.names, batch.stats))
                     if needs_catalog(st.st_mtime, st.st_ctime, previous.get(name))]
             self.counters.unchanged += len(batch) - len(keep)
-            if self._log_unchanged and len(keep) < len(batch):
+            if self._log_per_file and len(keep) < len(batch):
                 self._log_unchanged_entries(batch, set(keep))
             batch = EntryBatch(batch.directory, [batch.names[i] for i in keep], [batch.stats[i] for i in keep],
                                batch.excluded, batch.errors)
@@ -228,8 +228,12 @@ class IngestSink:
         Only for the built-in handler (REGISTER_SYNC, no hooks, no proxying, no path mapping):
         with a handler file each entry may choose its own operation and run hooks around its
         create, which must happen in order, one request at a time."""
-        new = [e for e in pending if e.type is EntryType.REGULAR and names[e.relpath].reason is None
-               and catalog.objects.get(names[e.relpath].path) is None]
+        new, left = [], []
+        for entry in pending:
+            name = names[entry.relpath]
+            plain_new_file = entry.type is EntryType.REGULAR and name.reason is None \
+                and catalog.objects.get(name.path) is None
+            (new if plain_new_file else left).append(entry)
         if len(new) < 2:
             return pending
         registrations = [ops.Registration(catalog_physical_path(os.path.join(self.config.root, e.relpath)),
@@ -240,8 +244,6 @@ class IngestSink:
             self.logger.warning("pipelined_register_failed", count=len(new), error=str(err))
             return pending
         ctx.poll()
-        left = [e for e in pending if e.type is not EntryType.REGULAR or names[e.relpath].reason is not None
-                or catalog.objects.get(names[e.relpath].path) is not None]
         for entry, registration, outcome in zip(new, registrations, outcomes):
             if outcome is not None and not (outcome.name in _REPLAYED and self.connection.call(
                     _landed, registration.logical_path, registration.size, registration.physical_path)):
@@ -249,7 +251,7 @@ class IngestSink:
                 continue
             self.counters.created[Operation.REGISTER_SYNC.name] += 1
             done.append((entry.name, synced, Operation.REGISTER_SYNC.value))
-            if self._log_succeeded:
+            if self._log_per_file:
                 self.logger.info("succeeded", path=self._source(entry), target=names[entry.relpath].path,
                                  outcome="created:REGISTER_SYNC")
         return left
