@@ -7,9 +7,11 @@ sqlite on Lustre/GPFS/NFS wants one writer per file and no shared-memory WAL.  S
 * rows live in one of K shard files chosen by a hash of the *directory* (K fixed when the
   state directory is created, recorded in it, independent of the rank count);
 * shard k is opened only by rank ``k % P``, in exclusive locking mode with a rollback journal;
-* other ranks read and write it through engine service messages: one lookup per stat batch
-  (request and reply, asynchronous so the asker keeps working meanwhile) and fire-and-forget
-  updates, which the owner commits in batches.
+* other ranks read and write it through engine service messages: one lookup per directory
+  (request and reply, asynchronous so the asker keeps working meanwhile; the reply carries the
+  whole directory, which the asker keeps for the directory's other batches) and
+  fire-and-forget updates, which the owner commits in batches.  Completion reports (how many
+  batches a directory made, and each batch done) are held back and sent many to a message.
 
 Directories are stored once in a ``dirs`` table.  A directory's records are *segments*, one
 row per ingested batch (names NUL-joined, times as float64, operations as bytes), so reading a
@@ -28,7 +30,7 @@ import time
 import zlib
 from contextlib import contextmanager
 from collections import OrderedDict
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping
 
 from hpcingest.engine import FIRST_SERVICE_TAG, WorkContext, pack_items, unpack_items
 from hpcingest.profile import recorder
@@ -40,6 +42,8 @@ TAG_DIRECTORY_PROGRESS = FIRST_SERVICE_TAG + 4
 TAG_COMPLETE_ASK = FIRST_SERVICE_TAG + 5
 TAG_COMPLETE_REPLY = FIRST_SERVICE_TAG + 6
 _PROGRESS = struct.Struct("<qB")  # batches listed (-1: a batch is done), ok
+_PROGRESS_PER_MESSAGE = 256
+_PROGRESS_HOLD_S = 1.0
 
 DEFAULT_SHARDS = 64
 _COMMIT_EVERY_ROWS = 5000
@@ -124,39 +128,50 @@ class ShardFile:
         """Records of these names.  A directory is read whole (one range scan of the primary
         key) and cached, since its other batches usually follow: an IN query per batch cost
         several microseconds per name."""
-        return _select(self._directory_rows(directory), names)
+        return _select(self.directory_rows(directory), names)
 
-    def _directory_rows(self, directory: bytes) -> dict[bytes, float]:
+    def directory_rows(self, directory: bytes) -> dict[bytes, float]:
+        """name -> last sync time for the whole directory (cached: its other batches follow)."""
         cached = self._cache.get(directory)  # most lookups: the directory's other batches
         if cached is not None:
             self._cache.move_to_end(directory)
             return cached
         with self._timed():
-            return self._load_directory(directory)
+            # unpacked a segment at a time, a split and a float cast each: no per-row Python
+            # step in sqlite (a per-row SELECT cost ~1 us a row)
+            rows: dict[bytes, float] = {}
+            for names, times in self._segments(directory):
+                rows.update(zip(*_unpack_columns(names, times)))
+            self._cache[directory] = rows
+            self._cached_rows += len(rows)
+            while self._cached_rows > _CACHE_ROWS and len(self._cache) > 1:
+                _, evicted = self._cache.popitem(last=False)
+                self._cached_rows -= len(evicted)
+            return rows
 
-    def _load_directory(self, directory: bytes) -> dict[bytes, float]:
+    def directory_segments(self, directory: bytes) -> list[tuple[bytes, bytes]]:
+        """The directory's records as stored, (names, times) column pairs in order, for a
+        rank that asked for them: passed on as they are, not unpacked here and packed again."""
         cached = self._cache.get(directory)
         if cached is not None:
-            self._cache.move_to_end(directory)
-            return cached
-        dir_id = self._dir_id(directory, create=False)
-        rows: dict[bytes, float] = {}
+            return [_pack_columns(cached, cached.values(), b"")[:2]]
+        with self._timed():
+            return self._segments(directory)
+
+    def _segments(self, directory: bytes) -> list[tuple[bytes, bytes]]:
+        """One statement finds the directory and its segments."""
+        dir_id, segments = None, []
+        for dir_id, names, times in self.connection.execute(
+                "SELECT d.id, s.names, s.times FROM dirs d LEFT JOIN segs s ON s.dir = d.id "
+                "WHERE d.path = ? ORDER BY s.seq", (directory,)):
+            if names is not None:
+                segments.append((names, times))
         if dir_id is not None:
-            # name -> last sync time, unpacked a segment at a time (split and a float cast per
-            # segment, no per-row Python step in sqlite): a per-row SELECT cost ~1 us a row
-            segments = 0
-            for names, times in self.connection.execute(
-                    "SELECT names, times FROM segs WHERE dir = ? ORDER BY seq", (dir_id,)):
-                rows.update(zip(*_unpack_columns(names, times)))
-                segments += 1
-            if segments > _MAX_SEGMENTS_PER_COMPACT_ROWS * (1 + len(rows) // _COMPACT_ROWS):
-                self._compact(dir_id)
-        self._cache[directory] = rows
-        self._cached_rows += len(rows)
-        while self._cached_rows > _CACHE_ROWS and len(self._cache) > 1:
-            _, evicted = self._cache.popitem(last=False)
-            self._cached_rows -= len(evicted)
-        return rows
+            self._dir_ids[directory] = dir_id
+            rows = sum(len(times) for _, times in segments) // 8
+            if len(segments) > _MAX_SEGMENTS_PER_COMPACT_ROWS * (1 + rows // _COMPACT_ROWS):
+                self._compact(dir_id)  # those read stay valid: later segments override earlier ones
+        return segments
 
     def record(self, directory: bytes, rows: Iterable[tuple[bytes, float, int]]) -> None:
         with self._timed():
@@ -175,8 +190,11 @@ class ShardFile:
                 cached[name] = t
         self._append_segment(dir_id, rows)
         self._pending += len(rows)
-        if self._pending >= _COMMIT_EVERY_ROWS or time.monotonic() - self._last_commit > _COMMIT_EVERY_S:
+        if self._commit_due():
             self.commit()
+
+    def _commit_due(self) -> bool:
+        return self._pending >= _COMMIT_EVERY_ROWS or time.monotonic() - self._last_commit > _COMMIT_EVERY_S
 
     def _append_segment(self, dir_id: int, rows: list[tuple[bytes, float, int]]) -> None:
         """One row per batch: names NUL-joined, times as float64, operations as bytes; later
@@ -204,8 +222,14 @@ class ShardFile:
             self._append_segment(dir_id, items[start:start + _COMPACT_ROWS])
 
     def mark_complete(self, directory: bytes, token: str) -> None:
-        """Kept until the next commit, which writes them all with the rows they vouch for."""
+        """Kept until the next commit, which writes them all with the rows they vouch for;
+        they count towards it like rows, so a long pass that records nothing (a rescan of an
+        unchanged tree) still commits them as it goes."""
         self._marks[directory] = token
+        self._pending += 1
+        if self._commit_due():
+            with self._timed():
+                self.commit()
 
     def is_complete(self, directory: bytes, token: str) -> bool:
         if directory in self._marks:
@@ -227,9 +251,13 @@ class ShardFile:
         self._pending = 0
         self._last_commit = time.monotonic()
 
-    def close(self) -> None:
+    def close(self, keep_marks: bool = True) -> None:
+        """``keep_marks=False`` when the pass is over: its completion marks could only ever
+        serve a resumed run of it, so those not yet written are dropped instead of costing a
+        commit (with its fsyncs) per shard at the end of every unchanged pass."""
         with self._timed():
-            self._write_marks()
+            if keep_marks:
+                self._write_marks()
             self.connection.execute("COMMIT")
             self.connection.close()
 
@@ -280,11 +308,6 @@ def _decode_rows(payload: bytes) -> tuple[bytes, list[tuple[bytes, float, int]]]
     return directory, list(zip(names, times, ops))
 
 
-def _encode_times(directory: bytes, rows: dict[bytes, float]) -> bytes:
-    """A lookup reply: a directory's names and sync times (operations are not needed to decide)."""
-    return pack_items([directory, *_pack_columns(rows, rows.values(), bytes(len(rows)))])
-
-
 class SyncState:
     """The per-path state as every rank sees it during one walk."""
 
@@ -298,12 +321,14 @@ class SyncState:
         self._owned: dict[int, ShardFile] = {}
         self._remote: OrderedDict[bytes, dict] = OrderedDict()  # whole directories other ranks sent
         self._remote_rows = 0
-        self._waiters: dict[bytes, list] = {}  # directory -> [(names, callback)] awaiting its rows
+        self._waiters: dict[bytes, list] = {}  # directory -> callbacks awaiting its rows
         self.lookups_sent = 0
         self.pass_token = pass_token
         self.resuming = resuming and bool(pass_token)
         self._directories: dict[bytes, list] = {}  # owner side: [batches listed or None, done, all ok]
         self._complete_answers: dict[bytes, bool] = {}
+        self._progress_out: dict[int, list[bytes]] = {}  # owner rank -> progress held back
+        self._progress_since = 0.0
         self.sqlite_seconds = 0.0  # summed over this rank's shards when closed
         self.sqlite_cpu_seconds = 0.0
 
@@ -334,13 +359,39 @@ class SyncState:
         return self._complete_answers.pop(directory)
 
     def _progress(self, ctx: WorkContext, directory: bytes, batches: int, ok: bool) -> None:
+        """Held back and sent many to a message (one per batch was most of an unchanged pass's
+        messages): when this rank runs out of work (:meth:`flush`), when one owner's share
+        is large, or when the oldest is a second old.  A rank killed meanwhile only costs
+        those directories a second look when the pass is resumed."""
         if not self.pass_token:
             return
-        ctx.send(_PROGRESS.pack(batches, int(ok)) + directory, self.owner(directory)[1], TAG_DIRECTORY_PROGRESS)
+        progress = _PROGRESS.pack(batches, int(ok)) + directory
+        owner = self.owner(directory)[1]
+        if owner == self.rank:
+            self._count_progress(progress)
+            return
+        if not self._progress_out:
+            self._progress_since = time.monotonic()
+        held = self._progress_out.setdefault(owner, [])
+        held.append(progress)
+        if len(held) >= _PROGRESS_PER_MESSAGE:
+            ctx.send(pack_items(self._progress_out.pop(owner)), owner, TAG_DIRECTORY_PROGRESS)
+        elif time.monotonic() - self._progress_since > _PROGRESS_HOLD_S:
+            self.flush(ctx)
+
+    def flush(self, ctx: WorkContext) -> None:
+        """Send the progress held back (the engine calls this whenever the rank is idle)."""
+        while self._progress_out:
+            owner, held = self._progress_out.popitem()
+            ctx.send(pack_items(held), owner, TAG_DIRECTORY_PROGRESS)
 
     def _serve_progress(self, payload: bytes, source: int, engine) -> None:
-        batches, ok = _PROGRESS.unpack_from(payload)
-        directory = payload[_PROGRESS.size:]
+        for progress in unpack_items(payload):
+            self._count_progress(progress)
+
+    def _count_progress(self, progress: bytes) -> None:
+        batches, ok = _PROGRESS.unpack_from(progress)
+        directory = progress[_PROGRESS.size:]
         counts = self._directories.setdefault(directory, [None, 0, True])
         if batches >= 0:
             counts[0] = batches
@@ -372,37 +423,44 @@ class SyncState:
         return found
 
     # -- what the ingest sink calls ------------------------------------------------------
-    def lookup(self, ctx: WorkContext, directory: bytes, names: list[bytes]) -> dict[bytes, float]:
-        """Previous records of these names (empty with --ignore_cache, which skips reads only)."""
+    def lookup(self, ctx: WorkContext, directory: bytes, names: list[bytes] | None = None) -> dict[bytes, float]:
+        """Previous records of ``directory`` (of just ``names`` when given; empty with
+        --ignore_cache, which skips reads only)."""
         found: list[dict[bytes, float]] = []
-        if not self.lookup_async(ctx, directory, names, found.append):
+        if not self.lookup_async(ctx, directory, found.append):
             with recorder.current.span("state"):
                 ctx.wait_until(lambda: bool(found))
-        return found[0]
+        return found[0] if names is None else _select(found[0], names)
 
-    def lookup_async(self, ctx: WorkContext, directory: bytes, names: list[bytes],
-                     on_reply: Callable[[dict[bytes, float]], None]) -> bool:
-        """Like lookup, without waiting: ``on_reply`` runs when the records arrive (at once,
-        and True is returned, when they are at hand).  It may run inside message handling,
-        so it must only queue work.
+    def at_hand(self, directory: bytes) -> Mapping[bytes, float] | None:
+        """The directory's records (name -> last sync time; read-only) if no message is
+        needed for them (a local shard, or a directory fetched before), else None."""
+        if self.ignore_cache:
+            return {}
+        shard, owner = self.owner(directory)
+        if owner == self.rank:
+            return self._shard(shard).directory_rows(directory)
+        return self._remote.get(directory)
+
+    def lookup_async(self, ctx: WorkContext, directory: bytes,
+                     on_reply: Callable[[Mapping[bytes, float]], None]) -> bool:
+        """Like lookup, without waiting: ``on_reply`` gets the directory's records when they
+        arrive (at once, and True is returned, when they are at hand).  It may run inside
+        message handling, so it must only queue work.
 
         The owner answers with the whole directory, which this rank keeps: the other batches
         of a directory usually come to the same rank, and then cost no message at all."""
-        if self.ignore_cache:
-            on_reply({})
-            return True
-        shard, owner = self.owner(directory)
-        rows = self._shard(shard)._directory_rows(directory) if owner == self.rank else self._remote.get(directory)
+        rows = self.at_hand(directory)
         if rows is not None:
-            on_reply(_select(rows, names))
+            on_reply(rows)
             return True
         waiting = self._waiters.get(directory)
         if waiting is None:
-            self._waiters[directory] = [(names, on_reply)]
+            self._waiters[directory] = [on_reply]
             self.lookups_sent += 1
-            ctx.send(pack_items([directory]), owner, TAG_LOOKUP)
+            ctx.send(directory, self.owner(directory)[1], TAG_LOOKUP)
         else:
-            waiting.append((names, on_reply))
+            waiting.append(on_reply)
         return False
 
     def record(self, ctx: WorkContext, directory: bytes, rows: list[tuple[bytes, float, int]]) -> None:
@@ -414,29 +472,33 @@ class SyncState:
         else:
             ctx.send(_encode_rows(directory, rows), owner, TAG_RECORD)
 
-    def close(self) -> None:
+    def close(self, pass_over: bool = False) -> None:
+        """``pass_over``: the walk ended without being stopped, so the pass is complete."""
         for shard in self._owned.values():
-            shard.close()
+            shard.close(keep_marks=not pass_over)
             self.sqlite_seconds += shard.seconds
             self.sqlite_cpu_seconds += shard.cpu_seconds
         self._owned.clear()
 
     # -- services --------------------------------------------------------------------------
     def _serve_lookup(self, payload: bytes, source: int, engine) -> None:
-        (directory,) = unpack_items(payload)
-        rows = self._shard(self.owner(directory)[0])._directory_rows(directory)
-        engine.send(_encode_times(directory, rows), source, TAG_LOOKUP_REPLY)
+        directory = payload
+        segments = self._shard(self.owner(directory)[0]).directory_segments(directory)
+        engine.send(pack_items([directory, *(column for segment in segments for column in segment)]), source,
+                    TAG_LOOKUP_REPLY)
 
     def _take_reply(self, payload: bytes, source: int, engine) -> None:
-        directory, names, times, _ = _decode_columns(payload)
-        rows = dict(zip(names, times))
+        directory, *columns = unpack_items(payload)
+        rows: dict[bytes, float] = {}
+        for names, times in zip(columns[::2], columns[1::2]):
+            rows.update(zip(*_unpack_columns(names, times)))
         self._remote[directory] = rows
         self._remote_rows += len(rows)
         while self._remote_rows > _CACHE_ROWS and len(self._remote) > 1:
             _, evicted = self._remote.popitem(last=False)
             self._remote_rows -= len(evicted)
-        for names, callback in self._waiters.pop(directory, []):
-            callback(_select(rows, names))
+        for callback in self._waiters.pop(directory, []):
+            callback(rows)
 
     def _serve_record(self, payload: bytes, source: int, engine) -> None:
         directory, rows = _decode_rows(payload)

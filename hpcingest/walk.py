@@ -18,13 +18,15 @@ class Source(Protocol):
 
 def run_walk(comm, source: Source, sink: Sink, services: dict | None = None,
              sink_items: dict[int, Callable[[bytes, WorkContext], None]] | None = None,
-             stop=None, max_rate: float | None = None) -> EngineStats:
+             stop=None, max_rate: float | None = None,
+             on_idle: Callable[[WorkContext], None] | None = None) -> EngineStats:
     """Walk collectively: every rank of ``comm`` must call this; returns this rank's stats.
 
     ``services`` are message handlers the sink relies on (e.g. the sync-state shards);
     ``sink_items`` process work items the sink itself creates, keyed by their first byte;
     setting the ``stop`` event (a threading.Event) abandons the remaining work; ``max_rate``
-    caps the entries per second of the whole job (each rank holds an equal share)."""
+    caps the entries per second of the whole job (each rank holds an equal share); ``on_idle``
+    runs whenever this rank runs out of work (e.g. to send messages held back for batching)."""
     handlers = dict(sink_items or {})
 
     def process(item: bytes, ctx: WorkContext) -> None:
@@ -35,5 +37,5 @@ def run_walk(comm, source: Source, sink: Sink, services: dict | None = None,
             source.process(item, ctx, sink)
 
     rate = max_rate / comm.Get_size() if max_rate else None
-    engine = WorkStealingEngine(comm, process, services=services, stop=stop, rate_limit=rate)
+    engine = WorkStealingEngine(comm, process, services=services, stop=stop, rate_limit=rate, on_idle=on_idle)
     return engine.run(source.initial_items() if comm.Get_rank() == 0 else [])

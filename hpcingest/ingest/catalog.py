@@ -10,10 +10,14 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass, field
 
-from irods.column import In
-from irods.models import Collection
+from typing import TYPE_CHECKING
 
-from hpcingest.irods.listing import ObjectInfo, ReplicaInfo, list_collection_objects, name_batches
+from hpcingest.lazy import lazy_module
+
+if TYPE_CHECKING:
+    from hpcingest.irods.listing import ObjectInfo, ReplicaInfo
+
+listing = lazy_module("hpcingest.irods.listing")
 
 
 @dataclass
@@ -58,7 +62,7 @@ class CatalogView:
             info = self.objects.get(path)
         else:
             parent, name = posixpath.split(path)
-            info = list_collection_objects(session, parent, [name]).get(name)
+            info = listing.list_collection_objects(session, parent, [name]).get(name)
         return CatalogObject(info) if info is not None else None
 
     def has_collection(self, path: str, session) -> bool:
@@ -67,14 +71,17 @@ class CatalogView:
 
 def catalog_view(session, collection: str, files: list[str], directories: list[str]) -> CatalogView:
     """One query for the files (DATA_NAME in ...) and one for the subdirectories of a batch."""
+    from irods.column import In
+    from irods.models import Collection
+
     view = CatalogView()
     if files:
-        found = list_collection_objects(session, collection, files)
+        found = listing.list_collection_objects(session, collection, files)
         view.objects = {posixpath.join(collection, name): info for name, info in found.items()}
         view.queries += 1
     if directories:
         paths = [posixpath.join(collection, name) for name in directories]
-        for batch in name_batches(paths):
+        for batch in listing.name_batches(paths):
             query = session.query(Collection.name).filter(Collection.parent_name == collection)
             view.collections.update(row[Collection.name] for row in query.filter(In(Collection.name, batch)))
             view.queries += 1

@@ -23,10 +23,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from hpcingest.irods import operations as ops
 from hpcingest.irods.errors import IrodsOperationError
-from hpcingest.irods.single_put import SINGLE_BUFFER_LIMIT, put_bytes
+from hpcingest.lazy import lazy_module
 from hpcingest.records import Entry
+
+ops = lazy_module("hpcingest.irods.operations")
 
 #: Ranged GETs in flight per rank for one big object (each holds one chunk in memory).
 S3_PARALLEL_GETS = 4
@@ -111,12 +112,12 @@ class S3Content:
         if checksum:
             options["regChksum"] = ""
         digests = Digests(with_sha256=self.verify)
-        if entry.size <= SINGLE_BUFFER_LIMIT:
+        if entry.size <= ops.SINGLE_BUFFER_LIMIT:
             data = self._get(entry, 0, None)
             digests.update(data)
             if overwrite:
                 options["forceFlag"] = ""
-            ops.guarded(lambda: put_bytes(session, data, logical, 0o644, options))
+            ops.guarded(lambda: ops.put_bytes(session, data, logical, 0o644, options))
             written, parts = len(data), [hashlib.md5(data[i:i + self.chunk]).digest()
                                          for i in range(0, max(len(data), 1), self.chunk)]
         else:

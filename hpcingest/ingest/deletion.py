@@ -24,15 +24,17 @@ from typing import Any, Callable
 
 from hpcingest.compat.utils import DeleteMode, compatible_delete_modes
 from hpcingest.engine import WorkContext
-from hpcingest.irods import operations as ops
 from hpcingest.irods.errors import IrodsOperationError
-from hpcingest.irods.listing import CollectionContents, collection_contents, subtree
+from hpcingest.lazy import lazy_module
 from hpcingest.naming import logical_path
+
+ops = lazy_module("hpcingest.irods.operations")
+listing = lazy_module("hpcingest.irods.listing")
 
 #: Sync time recorded for a removed path: older than any mtime, so it is always looked at again.
 FORGOTTEN = -1.0
 _OBJECT_ACTIONS: dict[DeleteMode, Callable[[Any, str], None]] = {
-    DeleteMode.UNREGISTER: ops.unregister_object,
+    DeleteMode.UNREGISTER: lambda session, path: ops.unregister_object(session, path),
     DeleteMode.TRASH: lambda session, path: ops.remove_object(session, path, to_trash=True),
     DeleteMode.NO_TRASH: lambda session, path: ops.remove_object(session, path, to_trash=False),
 }
@@ -44,9 +46,13 @@ class DeletionSweep:
     def __init__(self, sink) -> None:
         self.sink = sink
         self._asked: dict[bytes, tuple[DeleteMode, dict[str, Any]]] = {}  # wants_listing's answer, for sweep
+        # the built-in handler never deletes: no meta to build per directory
+        self._never = sink.config.handler_text is None or not sink.handler.has("delete_mode")
 
     def wants_listing(self, directory: bytes) -> bool:
         """Asked by the lister before it reads ``directory``: keep the names only when needed."""
+        if self._never:
+            return False
         mode, meta = self._mode(directory)
         if mode is DeleteMode.DO_NOT_DELETE:
             return False
@@ -115,7 +121,7 @@ class DeletionSweep:
         if collection.rstrip("/") == sink.config.target.rstrip("/"):
             return  # never, whatever the catalog says
         try:
-            objects, collections = call(lambda session: subtree(session, collection))
+            objects, collections = call(lambda session: listing.subtree(session, collection))
         except Exception as err:  # noqa: BLE001
             self.sink.report_failure(meta["path"], collection, f"delete:{mode.name}", err)
             return
@@ -157,10 +163,10 @@ class DeletionSweep:
                     entry_type="dir", is_link=False, is_socket=False)
 
 
-def _contents_if_any(session, collection: str) -> CollectionContents:
+def _contents_if_any(session, collection: str) -> listing.CollectionContents:
     if not session.collections.exists(collection):
-        return CollectionContents(frozenset(), frozenset())
-    return collection_contents(session, collection)
+        return listing.CollectionContents(frozenset(), frozenset())
+    return listing.collection_contents(session, collection)
 
 
 def _ancestors(path: str, top: str) -> list[str]:

@@ -31,7 +31,7 @@ from hpcingest.ingest.content import FileContent, S3Content
 from hpcingest.ingest.display import ProgressDisplay
 from hpcingest.ingest.sink import RESUME, IngestCounters, IngestSink, _noop
 from hpcingest.ingest.summary import IngestSummary, summarize
-from hpcingest.irods import operations as ops, timing
+from hpcingest.irods import timing
 from hpcingest.irods.connection import IrodsConnection
 from hpcingest.irods.errors import IrodsError
 from hpcingest.irods.timing import ApiLatency
@@ -39,10 +39,13 @@ from hpcingest.irods.settings import IrodsSettings, IrodsSettingsError, resolve_
 from hpcingest.launch import validated_on_root
 from hpcingest.profile import recorder
 from hpcingest.jobdir import JobDirectory, JobError, JobRecord, write_private
+from hpcingest.lazy import lazy_module
 from hpcingest.sources import S3SourceError, WalkOptionError, open_source
 from hpcingest.sources.posix import SourceRootError
 from hpcingest.syncstate import SyncState
 from hpcingest.walk import run_walk
+
+ops = lazy_module("hpcingest.irods.operations")
 
 _USAGE_ERRORS = (ConfigError, WalkOptionError, ExclusionError, SourceRootError, S3SourceError, HandlerError, IrodsSettingsError,
                  IrodsError, JobError)
@@ -271,7 +274,6 @@ def run_pass(comm, setup: JobSetup, jobdir: JobDirectory, record: JobRecord):
                       pass_token=record.pass_token, resuming=setup.resuming)
     failures = FailureLog(jobdir.path, comm.Get_rank())
     stop = threading.Event()
-    timing.install()
     profile_dir = jobdir.profile_dir(record.pass_number)
     if config.profile and comm.Get_rank() == 0:
         clear_profile(profile_dir)  # a resumed pass may run with fewer ranks than the run before
@@ -285,14 +287,17 @@ def run_pass(comm, setup: JobSetup, jobdir: JobDirectory, record: JobRecord):
         funnel = Funnel(sink, comm.Get_rank(), comm.Get_size(),
                         connected_ranks(comm.Get_size(), config.irods_connections))
         snapshot = lambda done: Progress.from_counters(sink.counters, record.pass_number, started, done)  # noqa: E731
+        stopped = None  # decided by every rank together once the walk is over
         try:
             with PassMonitor(jobdir.path, comm.Get_rank(), snapshot, stop), \
                     progress_display(config, jobdir, comm.Get_rank()):
                 stats = run_walk(comm, source, funnel, services={**state.services(), **funnel.services()},
                                  sink_items={FORWARDED: funnel.process_forwarded, RESUME[0]: sink.resume},
-                                 stop=stop, max_rate=config.max_rate)
+                                 stop=stop, max_rate=config.max_rate, on_idle=state.flush)
+                stopped = collectives.bcast_object(comm, os.path.exists(stop_path(jobdir.path))
+                                                   if comm.Get_rank() == 0 else None)
         finally:
-            state.close()
+            state.close(pass_over=stopped is False)
             failures.close()
     if profile is not None:
         profile.save(profile_dir, config.job_name, record.pass_number, comm.Get_rank())
@@ -301,7 +306,6 @@ def run_pass(comm, setup: JobSetup, jobdir: JobDirectory, record: JobRecord):
     sink.counters.state_seconds = state.sqlite_seconds
     sink.counters.state_cpu_seconds = state.sqlite_cpu_seconds
     sink.counters.cpu_seconds = time.process_time() - cpu_started
-    stopped = collectives.bcast_object(comm, os.path.exists(stop_path(jobdir.path)) if comm.Get_rank() == 0 else None)
     return PassOutcome(sink.counters, stats, timing.timer.take(), started, stopped,
                        profile_dir if profile is not None else None)
 

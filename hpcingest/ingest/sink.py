@@ -20,6 +20,8 @@ import time
 from collections import Counter, deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import compress
+from operator import attrgetter
 from typing import Any, Callable
 
 from hpcingest.compat.utils import Operation
@@ -31,18 +33,20 @@ from hpcingest.ingest.deletion import DeletionSweep
 from hpcingest.ingest.decide import Change, classify, needs_catalog
 from hpcingest.ingest.catalog import CatalogView, catalog_view
 from hpcingest.ingest.failures import Failure, FailureLog, describe_error, errno_name
-from hpcingest.irods import operations as ops
 from hpcingest.irods.connection import IrodsConnection
 from hpcingest.irods.errors import IrodsOperationError
-from hpcingest.irods.listing import list_collection_objects
+from hpcingest.lazy import lazy_module
 from hpcingest.naming import REASON_UNICODE, LogicalName, catalog_physical_path, logical_path, special_file_avu
 from hpcingest.profile import recorder
 from hpcingest.records import Entry, EntryBatch, EntryType, WalkError
 from hpcingest.syncstate import SyncState
 
+ops = lazy_module("hpcingest.irods.operations")
+
 RESUME = b"R"  # a local work item: ingest the batches whose sync state has arrived
 _MAX_WAITING = 64
 _PUT_FAMILY = (Operation.PUT, Operation.PUT_SYNC, Operation.PUT_APPEND)
+_MODE, _SIZE, _MTIME, _CTIME = (attrgetter(f"st_{n}") for n in ("mode", "size", "mtime", "ctime"))
 _NEVER_UPLOADED = (EntryType.PIPE, EntryType.CHARACTER, EntryType.BLOCK, EntryType.SOCKET, EntryType.LINK)
 
 
@@ -136,9 +140,14 @@ class IngestSink:
     def _consume(self, batch: EntryBatch, ctx: WorkContext) -> None:
         started = time.time()
         self.counters.state_lookups += 1
-        if any(stat.S_ISDIR(st.st_mode) for st in batch.stats):
-            # its subdirectories are listed as soon as this returns: their collections must exist
-            self._ingest(batch, started, self.state.lookup(ctx, batch.directory, batch.names), ctx)
+        has_subdirectories = self._count_scanned(batch).get(stat.S_IFDIR)
+        previous = self.state.at_hand(batch.directory)
+        if previous is not None or has_subdirectories:
+            # most batches find the state at hand (a local shard, or a directory fetched for an
+            # earlier batch); one with subdirectories waits for it, since they are listed as
+            # soon as this returns and their collections must exist by then
+            self._ingest(batch, started, previous if previous is not None else
+                         self.state.lookup(ctx, batch.directory), ctx)
             return
         while self._waiting >= _MAX_WAITING:  # bound the batches held while their state travels
             ctx.wait_until(lambda: bool(self._ready) or self._waiting < _MAX_WAITING)
@@ -150,7 +159,7 @@ class IngestSink:
             self._ready.append((batch, started, previous))
             ctx.push_local(RESUME)
 
-        self.state.lookup_async(ctx, batch.directory, batch.names, resume)
+        self.state.lookup_async(ctx, batch.directory, resume)
 
     def completed_earlier(self, directory: bytes, ctx: WorkContext) -> bool:
         """Source hook: a directory an earlier run of this pass finished is not statted again."""
@@ -188,13 +197,15 @@ class IngestSink:
         self.state.batch_done(ctx, batch.directory, ok)
 
     def _ingest_entries(self, batch: EntryBatch, started: float, previous, ctx: WorkContext) -> None:
-        self._count_scanned(batch)
         if previous:  # the unchanged majority never becomes Entry objects
-            keep = [i for i, (name, st) in enumerate(zip(batch.names, batch.stats))
-                    if needs_catalog(st.st_mtime, st.st_ctime, previous.get(name))]
+            stats = batch.stats
+            keep = list(compress(range(len(stats)), map(needs_catalog, map(_MTIME, stats), map(_CTIME, stats),
+                                                        map(previous.get, batch.names))))
             self.counters.unchanged += len(batch) - len(keep)
             if self._log_per_file and len(keep) < len(batch):
                 self._log_unchanged_entries(batch, set(keep))
+            if not keep:
+                return  # the common case of a rescan: nothing to look at, nothing to record
             batch = EntryBatch(batch.directory, [batch.names[i] for i in keep], [batch.stats[i] for i in keep],
                                batch.excluded, batch.errors)
         pending = batch.entries()
@@ -256,14 +267,20 @@ class IngestSink:
                                  outcome="created:REGISTER_SYNC")
         return left
 
-    def _count_scanned(self, batch: EntryBatch) -> None:
+    def _count_scanned(self, batch: EntryBatch) -> Counter:
+        """Counts the batch's entries by type and bytes; returns the counts by file-type bits."""
         counters = self.counters
         counters.entries += len(batch)
-        modes = Counter(stat.S_IFMT(st.st_mode) for st in batch.stats)
+        stats = batch.stats
+        modes = Counter(map(stat.S_IFMT, map(_MODE, stats)))
         for mode, count in modes.items():
             counters.by_type[EntryType.from_mode(mode).value] += count
-        if modes.get(stat.S_IFREG):
-            counters.bytes_scanned += sum(st.st_size for st in batch.stats if stat.S_ISREG(st.st_mode))
+        regular = modes.get(stat.S_IFREG)
+        if regular == len(stats):
+            counters.bytes_scanned += sum(map(_SIZE, stats))
+        elif regular:
+            counters.bytes_scanned += sum(st.st_size for st in stats if stat.S_ISREG(st.st_mode))
+        return modes
 
     def _log_unchanged_entries(self, batch: EntryBatch, changed: set[int]) -> None:
         """The old tool's per-file line for a file it skipped (only at --log_level INFO)."""
@@ -536,7 +553,7 @@ class IngestSink:
             stored = ops.guarded(lambda: session.data_objects.chksum(logical, forceChksum=""))
         else:
             parent, base = posixpath.split(logical)
-            info = list_collection_objects(session, parent, [base]).get(base)
+            info = ops.list_collection_objects(session, parent, [base]).get(base)
             stored = info.current.checksum if info is not None else None
         if not stored:
             self.content.discard(entry)
@@ -575,6 +592,6 @@ def _replayable(call: Callable[[], Any], landed: Callable[[], bool], replay: boo
 
 def _landed(session, logical: str, size: int, physical: str | None) -> bool:
     parent, base = posixpath.split(logical)
-    info = list_collection_objects(session, parent, [base]).get(base)
+    info = ops.list_collection_objects(session, parent, [base]).get(base)
     return info is not None and any(r.size == size and (physical is None or r.physical_path == physical)
                                     for r in info.replicas)

@@ -20,13 +20,15 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, replace
-from typing import Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
-from irods.session import iRODSSession
-
+from . import timing
 from .errors import (IrodsConnectionError, auth_error, is_auth_failure, is_connection_lost,
                      operation_error)
 from .settings import IrodsSettings
+
+if TYPE_CHECKING:
+    from irods.session import iRODSSession
 
 log = logging.getLogger(__name__)
 
@@ -227,6 +229,9 @@ class IrodsConnection:
 
     def _open_session(self, identity: Identity) -> iRODSSession:
         """A session with its one connection already logged in, so login errors surface here."""
+        from irods.session import iRODSSession  # here: a rank that never connects never loads PRC
+
+        timing.install()  # every session this package opens feeds the per-API latencies
         user, zone = identity
         options = self.settings.session_options()
         if identity != (self.settings.user, self.settings.zone):

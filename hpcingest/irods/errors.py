@@ -10,9 +10,7 @@
 from __future__ import annotations
 
 import errno
-import ssl
-
-from irods import exception as prc_errors
+import functools
 
 # Codes real servers send that PRC 3.3.0 has no class for: PRC raises KeyError(code) for them
 # after reading the whole reply, so the connection itself is fine.
@@ -26,12 +24,28 @@ _CODES_UNKNOWN_TO_PRC = {
     -405000: "INTERMEDIATE_REPLICA_ACCESS",
     -1811000: "INVALID_OPERATION",
 }
-_AUTH_FAILURES = (prc_errors.CAT_INVALID_AUTHENTICATION, prc_errors.CAT_INVALID_USER,
-                  prc_errors.CAT_PASSWORD_EXPIRED, prc_errors.SYS_PROXYUSER_NO_PRIV,
-                  prc_errors.PAM_AUTH_PASSWORD_FAILED, prc_errors.CAT_INVALID_CLIENT_USER)
 _NETWORK_ERRNOS = {errno.ECONNRESET, errno.ECONNREFUSED, errno.ECONNABORTED, errno.EPIPE, errno.ENOTCONN,
                    errno.ETIMEDOUT, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ENETDOWN, errno.EHOSTDOWN}
 _NEGOTIATION_FAILURE = "Client-Server negotiation failure"
+
+
+def _prc():
+    """python-irodsclient's exceptions, imported on first need: a rank that never connects
+    never loads python-irodsclient (see hpcingest.lazy), and only a call into it can fail
+    with one of them.  (ssl too is imported where it is needed.)"""
+    from irods import exception
+
+    return exception
+
+
+@functools.cache
+def _auth_failures() -> tuple[type, ...]:
+    import ssl
+
+    prc = _prc()
+    return (prc.CAT_INVALID_AUTHENTICATION, prc.CAT_INVALID_USER, prc.CAT_PASSWORD_EXPIRED,
+            prc.SYS_PROXYUSER_NO_PRIV, prc.PAM_AUTH_PASSWORD_FAILED, prc.CAT_INVALID_CLIENT_USER,
+            ssl.SSLCertVerificationError)
 
 
 class IrodsError(Exception):
@@ -75,6 +89,9 @@ def _chain(exc: BaseException):
 
 def is_connection_lost(exc: BaseException) -> bool:
     """True when the failure is the transport's, not the server's verdict on the request."""
+    import ssl
+
+    prc_errors = _prc()
     if is_auth_failure(exc):
         return False
     for link in _chain(exc):
@@ -92,7 +109,8 @@ def is_connection_lost(exc: BaseException) -> bool:
 
 
 def is_auth_failure(exc: BaseException) -> bool:
-    if isinstance(exc, _AUTH_FAILURES + (ssl.SSLCertVerificationError,)):
+    prc_errors = _prc()
+    if isinstance(exc, _auth_failures()):
         return True
     if type(exc).__name__ == "NonAnonymousLoginWithoutPassword":
         return True
@@ -101,6 +119,9 @@ def is_auth_failure(exc: BaseException) -> bool:
 
 def auth_error(exc: BaseException, where: str) -> IrodsAuthError:
     """A message naming the cause in words, without any secret."""
+    import ssl
+
+    prc_errors = _prc()
     if isinstance(exc, prc_errors.CAT_INVALID_AUTHENTICATION):
         reason = "wrong password (CAT_INVALID_AUTHENTICATION)"
     elif isinstance(exc, prc_errors.CAT_INVALID_USER):
@@ -122,6 +143,7 @@ def auth_error(exc: BaseException, where: str) -> IrodsAuthError:
 
 def operation_error(exc: BaseException, after_retry: bool = False) -> IrodsOperationError | None:
     """The iRODS error name and code behind a PRC exception, or None if it carries no code."""
+    prc_errors = _prc()
     if isinstance(exc, IrodsOperationError):
         return exc
     if isinstance(exc, prc_errors.iRODSException):

@@ -15,8 +15,6 @@ import ssl
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from irods import PAM_AUTH_SCHEMES
-from irods.password_obfuscation import decode
 
 from hpcingest import logs
 
@@ -111,6 +109,8 @@ class IrodsSettings:
             raise IrodsSettingsError(f"cannot read the iRODS authentication file {self.auth_file}: "
                                      f"{exc.strerror or exc} (run iinit?)") from None
         try:
+            from irods.password_obfuscation import decode
+
             return decode(scrambled)
         except (IndexError, ValueError):
             raise IrodsSettingsError(f"the iRODS authentication file {self.auth_file} is not a valid "
@@ -154,6 +154,8 @@ def settings_from_env_file(env_file: str, auth_file: str) -> IrodsSettings:
     if missing:
         raise IrodsSettingsError(f"{env_file} lacks {', '.join(missing)}")
     scheme = str(data.get("irods_authentication_scheme") or "native").lower()
+    from irods import PAM_AUTH_SCHEMES
+
     if scheme in PAM_AUTH_SCHEMES:
         scheme = "native"  # .irodsA then holds the PAM-derived native password, as PRC does it
     if scheme != "native":

@@ -16,7 +16,8 @@ from __future__ import annotations
 import os
 import stat
 from itertools import islice
-from typing import Protocol
+from operator import attrgetter
+from typing import Iterator, Protocol
 
 from hpcingest.engine import WorkContext
 from hpcingest.exclusions import Exclusions
@@ -27,6 +28,7 @@ LIST_DIR = b"D"[0]
 STAT_BATCH = b"S"[0]
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _PATH_CHUNK = 3000  # well under PATH_MAX (4096) for one openat() call
+_ENTRY_NAME = attrgetter("name")
 
 
 class Sink(Protocol):
@@ -126,7 +128,8 @@ class PosixSource:
             return
         try:
             with listing as entries:
-                while names := [_name_bytes(e.name) for e in islice(entries, self.files_per_task)]:
+                all_names = _entry_names(listing, entries)
+                while names := list(islice(all_names, self.files_per_task)):
                     ctx.push(stat_item(directory, names))
                     batches += 1
                     if every_name is not None:
@@ -219,6 +222,13 @@ class PosixSource:
         if len(path) < _PATH_CHUNK:
             return os.open(path, _DIR_FLAGS)
         return _open_long(self.root, directory)
+
+
+def _entry_names(listing, entries) -> Iterator[bytes]:
+    """The names as bytes, without a Python step per entry: a scandir of a bytes path yields
+    them so, one of a descriptor (paths past PATH_MAX) as str."""
+    names = map(_ENTRY_NAME, entries)
+    return map(os.fsencode, names) if isinstance(listing, _ClosingScandir) else names
 
 
 def _name_bytes(name: str | bytes) -> bytes:

@@ -32,7 +32,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--password-file", help="file whose first line is the admin password")
     parser.add_argument("--version", default="4.3.4", choices=SUPPORTED_VERSIONS,
                         help="iRODS version to report (decides which login flow clients use)")
-    parser.add_argument("--latency-ms", type=float, default=0.0, help="delay added to every API reply")
+    parser.add_argument("--latency-ms", type=float, default=0.0,
+                        help="network delay added to every API reply (requests already sent go on being served)")
+    parser.add_argument("--service-ms", type=float, default=0.0,
+                        help="time each API request occupies its connection, like a slow agent (the reply "
+                             "leaves after it, plus --latency-ms, and only then is the next request served)")
     parser.add_argument("--log-level", default="WARNING", type=str.upper,
                         choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     return parser
@@ -55,8 +59,8 @@ def main(argv: list[str]) -> int:
     if not 0 <= args.port <= 65535:
         print(f"hpcingest zone: invalid port {args.port}", file=sys.stderr)
         return 2
-    if args.latency_ms < 0:
-        print("hpcingest zone: --latency-ms must not be negative", file=sys.stderr)
+    if args.latency_ms < 0 or args.service_ms < 0:
+        print("hpcingest zone: --latency-ms and --service-ms must not be negative", file=sys.stderr)
         return 2
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     from .server import ZoneServer
@@ -67,7 +71,7 @@ def main(argv: list[str]) -> int:
             raise ValueError("the admin password must not be empty")
         root = os.path.abspath(args.root)
         config = ZoneConfig(root=root, zone=args.zone, user=args.user, host=args.host, port=args.port,
-                            version=args.version, latency_ms=args.latency_ms)
+                            version=args.version, latency_ms=args.latency_ms, service_ms=args.service_ms)
         server = ZoneServer(config, password)
         write_client_files(root, ClientEnvironment("localhost", server.port, args.zone, args.user), password)
     except (OSError, ValueError, sqlite3.Error) as exc:

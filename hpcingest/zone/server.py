@@ -45,7 +45,7 @@ class _Connection:
         self.inbuf = bytearray()
         self.outbuf: deque[memoryview] = deque()
         self.phase = "startup"
-        self.held = False
+        self.held = False  # --service-ms: busy with a request until its reply leaves
         self.closed = False
         self.waiting_to_write = False
 
@@ -179,9 +179,15 @@ class ZoneServer:
                 self._close(conn)
             elif message.type == "RODS_API_REQ":
                 reply = self._dispatch(conn.session, message)
-                if self.config.latency_ms:
-                    conn.held = True
-                    due = time.monotonic() + self.config.latency_ms / 1000.0
+                delay_ms = self.config.latency_ms + self.config.service_ms
+                if delay_ms:
+                    # --latency-ms: the reply reaches the client later, as over a slow network;
+                    # like a real agent, the server meanwhile goes on with the requests already
+                    # in its socket (a client that pipelines is not made to wait a round trip
+                    # per request; one that waits for each reply sees no difference).
+                    # --service-ms: the connection is busy until its reply has left.
+                    conn.held = self.config.service_ms > 0
+                    due = time.monotonic() + delay_ms / 1000.0
                     heapq.heappush(self._delayed, (due, next(self._sequence), conn, reply))
                 else:
                     self._send(conn, reply)
@@ -224,7 +230,7 @@ class ZoneServer:
             _, _, conn, reply = heapq.heappop(self._delayed)
             conn.held = False
             if not conn.closed:
-                self._send(conn, reply)
+                self._send(conn, reply)  # in order: every reply of a connection waits equally long
                 self._process(conn)
 
     # -----------------------------------------------------------------------------------------

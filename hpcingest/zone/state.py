@@ -23,7 +23,8 @@ class ZoneConfig:
     host: str = "127.0.0.1"
     port: int = 0
     version: str = "4.3.4"
-    latency_ms: float = 0.0
+    latency_ms: float = 0.0  # network: each reply reaches the client this much later
+    service_ms: float = 0.0  # a busy agent: a connection's next request waits for the reply to leave
     default_resource: str = "demoResc"
 
     @property

@@ -114,17 +114,17 @@ class RunningZone:
 
 def start_zone(root: str | os.PathLike, *, subprocess_mode: bool = False, port: int = 0, zone: str = "tempZone",
                user: str = "rods", password: str = "rods", version: str = "4.3.4", latency_ms: float = 0.0,
-               host: str = "127.0.0.1") -> RunningZone:
+               host: str = "127.0.0.1", service_ms: float = 0.0) -> RunningZone:
     """Start a built-in zone on ``root`` (a thread in this process, or a child process)."""
     root = os.path.abspath(os.fspath(root))
     os.makedirs(root, exist_ok=True)
     if subprocess_mode:
-        return _start_subprocess(root, port, zone, user, password, version, latency_ms, host)
+        return _start_subprocess(root, port, zone, user, password, version, latency_ms, service_ms, host)
     from .server import ZoneServer
     from .state import ZoneConfig
 
     config = ZoneConfig(root=root, zone=zone, user=user, host=host, port=port, version=version,
-                        latency_ms=latency_ms)
+                        latency_ms=latency_ms, service_ms=service_ms)
     server = ZoneServer(config, password)
     env_file, auth_file = write_client_files(root, ClientEnvironment("localhost", server.port, zone, user), password)
     thread = threading.Thread(target=server.serve_forever, name="zone-accept", daemon=True)
@@ -134,12 +134,13 @@ def start_zone(root: str | os.PathLike, *, subprocess_mode: bool = False, port: 
 
 
 def _start_subprocess(root: str, port: int, zone: str, user: str, password: str, version: str,
-                      latency_ms: float, host: str) -> RunningZone:
+                      latency_ms: float, service_ms: float, host: str) -> RunningZone:
     env = dict(os.environ)
     env[PASSWORD_ENV] = password
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_PARENT, env.get("PYTHONPATH")]))
     command = [sys.executable, "-m", "hpcingest.zone.cli", "--root", root, "--port", str(port), "--host", host,
-               "--zone", zone, "--user", user, "--version", version, "--latency-ms", str(latency_ms)]
+               "--zone", zone, "--user", user, "--version", version, "--latency-ms", str(latency_ms),
+               "--service-ms", str(service_ms)]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     line = process.stdout.readline()

@@ -20,8 +20,9 @@ from tests.launchers import Launcher, hpcingest_argv
 
 @pytest.fixture
 def slow_zone(tmp_path):
-    """A zone of its own with 8 ms per request, so jobs last long enough to be interrupted."""
-    zone = start_zone(tmp_path / "zone", subprocess_mode=True, latency_ms=8.0)
+    """A zone of its own that serves 8 ms per request and connection, so jobs last long enough
+    to be interrupted (a network latency alone would not do: pipelined requests hide it)."""
+    zone = start_zone(tmp_path / "zone", subprocess_mode=True, service_ms=8.0)
     yield zone
     zone.stop()
 

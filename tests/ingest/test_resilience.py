@@ -14,7 +14,7 @@ from tests.launchers import Launcher, hpcingest_argv
 
 def test_zone_restart_mid_run_loses_nothing(tmp_path):
     zone_root = tmp_path / "zone"
-    zone = start_zone(zone_root, subprocess_mode=True, latency_ms=2.0)
+    zone = start_zone(zone_root, subprocess_mode=True, service_ms=2.0)
     port = zone.port
     tree = tmp_path / "src"
     sample.generate(tree, files=1500, seed=5, max_file_size=100)
