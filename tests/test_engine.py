@@ -38,6 +38,15 @@ def test_every_item_processed_exactly_once(ranks):
             assert all(n > 0 for n in attempt["per_rank"]), attempt
 
 
+@pytest.mark.parametrize("ranks", [1, 3, 8])
+def test_messages_sent_from_the_idle_hook_are_counted_by_termination(ranks):
+    report = last_json(run(Launcher("mpiexec", ranks), script("engine_idle_flush") + ["3"]))
+    assert report["ok"], report
+    for attempts in report["report"].values():
+        # held back: far fewer messages than notes (one per destination per idle spell)
+        assert all(a["messages"] < a["noted"] for a in attempts if a["noted"] > 100), attempts
+
+
 @pytest.fixture(scope="module")
 def tiny_trees(tmp_path_factory):
     base = tmp_path_factory.mktemp("tiny")

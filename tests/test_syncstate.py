@@ -85,3 +85,20 @@ def test_state_written_one_row_per_name_is_migrated(tmp_path):
     shard.close()
     tables = {row[0] for row in sqlite3.connect(path).execute("SELECT name FROM sqlite_master")}
     assert "sync" not in tables and "segs" in tables
+
+
+def test_completion_marks_commit_as_they_go_and_a_finished_pass_drops_the_unwritten(tmp_path, monkeypatch):
+    from hpcingest import syncstate
+
+    monkeypatch.setattr(syncstate, "_COMMIT_EVERY_ROWS", 3)
+    path = str(tmp_path / "shard.sqlite")
+    shard = ShardFile(path)
+    for name in (b"a", b"b", b"c"):  # a pass that records nothing: the marks alone make the commit due
+        shard.mark_complete(name, "pass-1")
+    shard.mark_complete(b"late", "pass-1")
+    shard.close(keep_marks=False)  # the pass is over: its last marks could serve no resume
+    again = ShardFile(path)
+    assert [again.is_complete(name, "pass-1") for name in (b"a", b"b", b"c", b"late")] == [True, True, True, False]
+    again.mark_complete(b"stopped", "pass-2")
+    again.close()  # a stopped pass keeps them: its resume skips those directories
+    assert ShardFile(path).is_complete(b"stopped", "pass-2")

@@ -234,6 +234,33 @@ def test_api_stats_and_latency(tmp_path):
 
 
 @builtin_only
+@pytest.mark.parametrize("model", ["latency", "service"])
+def test_latency_delays_replies_but_a_busy_agent_holds_the_next_request(tmp_path, model):
+    """--latency-ms is a slow network: requests already in the server's socket go on being
+    served while a reply travels.  --service-ms is a slow agent: the next request waits."""
+    from irods.api_number import api_number
+    from irods.message import CollectionRequest, StringStringMap, iRODSMessage
+
+    requests = 5
+    zone = start_zone(tmp_path / model, **{f"{model}_ms": 400.0})
+    try:
+        with zone.session() as sess, sess.pool.get_connection() as conn:
+            for i in range(requests):  # pipelined: all sent before any reply is read
+                body = CollectionRequest(collName=f"{zone.home}/c{i}", KeyValPair_PI=StringStringMap({}))
+                conn.send(iRODSMessage("RODS_API_REQ", msg=body, int_info=api_number["COLL_CREATE_AN"]))
+            conn.recv()
+            served_at_first_reply = zone.api_stats()[str(api_number["COLL_CREATE_AN"])]["count"]
+            for _ in range(requests - 1):
+                conn.recv()
+        if model == "latency":
+            assert served_at_first_reply == requests
+        else:
+            assert served_at_first_reply < requests
+    finally:
+        zone.stop()
+
+
+@builtin_only
 def test_subprocess_zone_cli_signals_and_password_privacy(tmp_path):
     secret = f"pw-{uuid.uuid4().hex}"
     zone = start_zone(tmp_path / "sub", subprocess_mode=True, password=secret)
