@@ -168,7 +168,11 @@ def main(argv: list[str] | None = None) -> int:
         return run_collectively(lambda comm: scan.run(comm, args))
     if args.command in ("start", "resume"):
         from hpcingest.ingest import job
+        from hpcingest.irods.connection import load_client
         from hpcingest.launch import run_collectively
+
+        if launcher_rank() == 0:
+            load_client()  # rank 0 logs in before any rank may start: load the client meanwhile
 
         if args.command == "resume":
             from hpcingest import jobctl

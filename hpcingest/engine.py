@@ -48,6 +48,7 @@ TAG_WORK = 7002
 TAG_WAVE_DOWN = 7003
 TAG_WAVE_UP = 7005
 TAG_STOP = 7004
+TAG_PLACED = 7006
 
 _COUNT = struct.Struct("<I")
 _WAVE = struct.Struct("<qqq")  # wave number, work messages sent, work messages received
@@ -77,6 +78,10 @@ class WorkContext(Protocol):
     def push(self, item: bytes) -> None: ...
 
     def push_local(self, item: bytes) -> None: ...
+
+    def push_to(self, rank: int, item: bytes) -> None: ...
+
+    def queued(self) -> int: ...
 
     def poll(self) -> None: ...
 
@@ -190,6 +195,15 @@ class WorkStealingEngine:
         self._pushes += 1
         if self._pushes & 31 == 0:
             self.poll()
+
+    def push_to(self, rank: int, item: bytes) -> None:
+        """Work better done on ``rank`` (e.g. where the state it needs lives); it lands in that
+        rank's queue, stealable there like any other."""
+        if rank == self.rank or self.size == 1:
+            self.push(item)
+            return
+        self._sent += 1
+        self._send(item, rank, TAG_PLACED)
 
     def poll(self) -> None:
         """Serve steal requests from inside a long callback, at most every poll interval."""
@@ -350,6 +364,9 @@ class WorkStealingEngine:
             elif tag == TAG_WAVE_UP:
                 _, sent, received = _WAVE.unpack(buf)
                 self._wave_reports.append((sent, received))
+            elif tag == TAG_PLACED:
+                self._received += 1
+                self._queue.append(bytes(buf))
             elif tag == TAG_STOP:
                 self._stop = True
                 self._forward_stop()

@@ -365,15 +365,14 @@ class SyncState:
         those directories a second look when the pass is resumed."""
         if not self.pass_token:
             return
-        progress = _PROGRESS.pack(batches, int(ok)) + directory
         owner = self.owner(directory)[1]
         if owner == self.rank:
-            self._count_progress(progress)
+            self._count_progress(directory, batches, ok)
             return
         if not self._progress_out:
             self._progress_since = time.monotonic()
         held = self._progress_out.setdefault(owner, [])
-        held.append(progress)
+        held.append(_PROGRESS.pack(batches, int(ok)) + directory)
         if len(held) >= _PROGRESS_PER_MESSAGE:
             ctx.send(pack_items(self._progress_out.pop(owner)), owner, TAG_DIRECTORY_PROGRESS)
         elif time.monotonic() - self._progress_since > _PROGRESS_HOLD_S:
@@ -387,17 +386,16 @@ class SyncState:
 
     def _serve_progress(self, payload: bytes, source: int, engine) -> None:
         for progress in unpack_items(payload):
-            self._count_progress(progress)
+            batches, ok = _PROGRESS.unpack_from(progress)
+            self._count_progress(progress[_PROGRESS.size:], batches, bool(ok))
 
-    def _count_progress(self, progress: bytes) -> None:
-        batches, ok = _PROGRESS.unpack_from(progress)
-        directory = progress[_PROGRESS.size:]
+    def _count_progress(self, directory: bytes, batches: int, ok: bool) -> None:
         counts = self._directories.setdefault(directory, [None, 0, True])
         if batches >= 0:
             counts[0] = batches
         else:
             counts[1] += 1
-        counts[2] = counts[2] and bool(ok)
+        counts[2] = counts[2] and ok
         if counts[0] is not None and counts[1] >= counts[0]:
             del self._directories[directory]
             if counts[2]:

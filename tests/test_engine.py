@@ -47,6 +47,14 @@ def test_messages_sent_from_the_idle_hook_are_counted_by_termination(ranks):
         assert all(a["messages"] < a["noted"] for a in attempts if a["noted"] > 100), attempts
 
 
+@pytest.mark.parametrize("ranks", [1, 4])
+def test_work_pushed_to_its_home_rank_is_processed_once_mostly_there(ranks):
+    report = last_json(run(Launcher("mpiexec", ranks), script("engine_placed")))
+    assert report["ok"], report
+    wide = report["report"]["wide"]
+    assert wide["at_home"] > wide["expected"] // 2, wide  # stealing moves some, not most
+
+
 @pytest.fixture(scope="module")
 def tiny_trees(tmp_path_factory):
     base = tmp_path_factory.mktemp("tiny")

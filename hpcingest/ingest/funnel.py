@@ -77,6 +77,9 @@ class Funnel:
     def error(self, error: WalkError) -> None:
         self.inner.error(error)
 
+    def home_rank(self, directory: bytes) -> int:
+        return self.inner.home_rank(directory)
+
     def completed_earlier(self, directory: bytes, ctx: WorkContext) -> bool:
         return self.inner.completed_earlier(directory, ctx)
 

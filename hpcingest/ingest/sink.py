@@ -161,6 +161,12 @@ class IngestSink:
 
         self.state.lookup_async(ctx, batch.directory, resume)
 
+    def home_rank(self, directory: bytes) -> int:
+        """Source hook: a directory is best listed by the rank that owns its sync state, since
+        whoever lists it also stats most of its batches: the state is then read locally
+        instead of asked for and sent back."""
+        return self.state.owner(directory)[1]
+
     def completed_earlier(self, directory: bytes, ctx: WorkContext) -> bool:
         """Source hook: a directory an earlier run of this pass finished is not statted again."""
         done = self.state.completed_earlier(ctx, directory)

@@ -30,6 +30,13 @@ from .settings import IrodsSettings
 if TYPE_CHECKING:
     from irods.session import iRODSSession
 
+
+def load_client() -> None:
+    """Import python-irodsclient now: for a rank that will connect before the others can go
+    on (it checks the login and the target while they wait), better while they are still
+    starting up themselves.  Other ranks load it only if and when they connect."""
+    import irods.session  # noqa: F401
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")

@@ -42,7 +42,8 @@ class Sink(Protocol):
     ``completed_earlier(directory, ctx)`` (a resumed pass skips finished directories),
     ``listed(directory, batches, ok, ctx)`` (completion tracking), and
     ``wants_listing(directory)`` / ``directory_names(directory, names, ctx)`` (the delete
-    modes: a directory's complete listing, handed over only when it was read in full).
+    modes: a directory's complete listing, handed over only when it was read in full), and
+    ``home_rank(directory)`` (the rank that should list it, e.g. where its state lives).
     """
 
     def consume(self, batch: EntryBatch, ctx: WorkContext) -> None: ...
@@ -212,8 +213,15 @@ class PosixSource:
         finally:
             os.close(fd)
         sink.consume(batch, ctx)
+        home = getattr(sink, "home_rank", None)
         for subdirectory in subdirectories:
-            ctx.push(list_item(subdirectory))
+            # listed where the sink's state for it lives, unless this rank has nothing else to
+            # do (a deep chain of single directories then stays on one rank)
+            rank = home(subdirectory) if home is not None and ctx.queued() else None
+            if rank is None:
+                ctx.push(list_item(subdirectory))
+            else:
+                ctx.push_to(rank, list_item(subdirectory))
 
     def _open_directory(self, directory: bytes) -> int:
         if not directory:
