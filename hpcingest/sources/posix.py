@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import stat
+import zlib
 from itertools import islice
 from operator import attrgetter
 from typing import Iterator, Protocol
@@ -213,15 +214,28 @@ class PosixSource:
         finally:
             os.close(fd)
         sink.consume(batch, ctx)
+        self._push_listings(subdirectories, ctx, sink)
+
+    @staticmethod
+    def _push_listings(directories: list[bytes], ctx: WorkContext, sink: Sink) -> None:
+        """Each directory's listing goes to its home rank: where the sink's state for it lives
+        (``home_rank``), else one chosen by its hash.  So listings spread over every rank from
+        the start, instead of waiting to be stolen (which, with more ranks than cores, waits for
+        the victim to be scheduled); a rank with nothing else to do keeps one, so a deep chain
+        of single directories stays on one rank instead of hopping at every level."""
+        if ctx.size == 1:
+            for directory in directories:
+                ctx.push(list_item(directory))
+            return
         home = getattr(sink, "home_rank", None)
-        for subdirectory in subdirectories:
-            # listed where the sink's state for it lives, unless this rank has nothing else to
-            # do (a deep chain of single directories then stays on one rank)
-            rank = home(subdirectory) if home is not None and ctx.queued() else None
-            if rank is None:
-                ctx.push(list_item(subdirectory))
+        keep_one = not ctx.queued()
+        for directory in directories:
+            if keep_one:
+                ctx.push(list_item(directory))
+                keep_one = False
             else:
-                ctx.push_to(rank, list_item(subdirectory))
+                ctx.push_to(home(directory) if home is not None else zlib.crc32(directory) % ctx.size,
+                            list_item(directory))
 
     def _open_directory(self, directory: bytes) -> int:
         if not directory:
