@@ -7,7 +7,7 @@ Usage:  python benchmarks/ingest.py [--files 100000] [--ranks 4] [--latency-ms 0
 Prints files/s and the zone's count of iRODS API requests per file for:
   an initial REGISTER_SYNC of the tree, a second pass over the unchanged tree (and its time against
   `hpcingest scan` of the same tree), a pass with 1% of the files modified;
-  PUT of --put-files 4 KiB files against a loop of python-irodsclient's data_objects.put run by the
+  PUT of --put-files 4 KiB files (0 skips it) against a loop of python-irodsclient's data_objects.put run by the
   same number of processes; and one --big-mib file against PRC's own (parallel) put.
 """
 
@@ -188,7 +188,8 @@ def main() -> int:
     zone = start_zone(zone_root, subprocess_mode=True, latency_ms=args.latency_ms)
     try:
         register_section(zone, args, args.workdir)
-        put_section(zone, args, args.workdir)
+        if args.put_files:
+            put_section(zone, args, args.workdir)
         if not args.skip_big:
             big_section(zone, args, args.workdir)
     finally:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime
 import logging
-import logging.handlers
 import os
 import re
 import socket
@@ -155,6 +154,8 @@ def _handler(options: LogOptions) -> logging.Handler:
         return logging.StreamHandler(sys.stderr)
     filename = rank_filename(options.filename, _Process.rank, _Process.size)
     if options.when is not None:
+        import logging.handlers
+
         # interval defaults to 1: the old tool crashed when only --log_when was given
         return logging.handlers.TimedRotatingFileHandler(filename, when=options.when,
                                                          interval=options.interval or 1, delay=True)

@@ -15,11 +15,9 @@ pass created with wrong content is removed again, so the next pass retries it.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import os
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -62,6 +60,8 @@ class Digests:
     def like(self, stored: str) -> str:
         """In the server's notation: ``sha2:<base64>`` or hex MD5."""
         if stored.startswith("sha2:"):
+            import base64
+
             return "sha2:" + base64.b64encode(self.sha256.digest()).decode()
         return self.md5.hexdigest()
 
@@ -163,6 +163,8 @@ class S3Content:
 
     def _chunks(self, entry: Entry, start: int) -> Iterator[bytes]:
         """The object from ``start`` on, in chunk-size pieces fetched ahead in parallel."""
+        from concurrent.futures import ThreadPoolExecutor  # here: only S3 ingest of large objects uses it
+
         ranges = deque((offset, min(offset + self.chunk, entry.size)) for offset in range(start, entry.size, self.chunk))
         with ThreadPoolExecutor(self.parallel_gets, thread_name_prefix="s3-get") as pool:
             pending = deque()

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import ssl
 from dataclasses import dataclass
-from typing import Any, Mapping
-
+from typing import TYPE_CHECKING, Any, Mapping
 
 from hpcingest import logs
+
+if TYPE_CHECKING:
+    import ssl
 
 VARIABLES = ("IRODS_HOST", "IRODS_PORT", "IRODS_USER_NAME", "IRODS_ZONE_NAME", "IRODS_PASSWORD")
 PASSWORD_VARIABLE = "IRODS_PASSWORD"
@@ -49,6 +50,8 @@ class TlsSettings:
         """A context trusting the configured CA, or None to let PRC build its default one."""
         if self.verify_server == "none":
             return None
+        import ssl  # here: only a rank that connects with TLS needs it
+
         context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=self.ca_certificate_file,
                                              capath=self.ca_certificate_path)
         context.check_hostname = self.verify_server == "hostname"
