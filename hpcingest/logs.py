@@ -154,11 +154,10 @@ def _handler(options: LogOptions) -> logging.Handler:
         return logging.StreamHandler(sys.stderr)
     filename = rank_filename(options.filename, _Process.rank, _Process.size)
     if options.when is not None:
-        import logging.handlers
+        from logging.handlers import TimedRotatingFileHandler
 
         # interval defaults to 1: the old tool crashed when only --log_when was given
-        return logging.handlers.TimedRotatingFileHandler(filename, when=options.when,
-                                                         interval=options.interval or 1, delay=True)
+        return TimedRotatingFileHandler(filename, when=options.when, interval=options.interval or 1, delay=True)
     return logging.FileHandler(filename, delay=True)
 
 
