@@ -5,7 +5,8 @@ found by whichever rank handles its directory next time, even with a different r
 sqlite on Lustre/GPFS/NFS wants one writer per file and no shared-memory WAL.  So:
 
 * rows live in one of K shard files chosen by a hash of the *directory* (K fixed when the
-  state directory is created, recorded in it, independent of the rank count);
+  state directory is created, recorded in it: at least 64 and at least the rank count of
+  that first run, so later runs with other rank counts find every row);
 * shard k is opened only by rank ``k % P``, in exclusive locking mode with a rollback journal;
 * other ranks read and write it through engine service messages: one lookup per directory
   (request and reply, asynchronous so the asker keeps working meanwhile; the reply carries the
@@ -57,8 +58,10 @@ def shard_of(directory: bytes, shards: int) -> int:
     return zlib.crc32(directory) % shards
 
 
-def shard_count(state_dir: str) -> int:
-    """The shard count recorded in ``state_dir`` (created with the default when new)."""
+def shard_count(state_dir: str, ranks: int = 1) -> int:
+    """The shard count recorded in ``state_dir``.  A new state directory gets at least one
+    shard per rank of the run that creates it (a power of two, at least 64), so every rank
+    owns a shard: a rank that owns none serves no state and is home to no directory."""
     marker = os.path.join(state_dir, "shards")
     try:
         with open(marker) as f:
@@ -66,10 +69,11 @@ def shard_count(state_dir: str) -> int:
     except FileNotFoundError:
         os.makedirs(state_dir, mode=0o700, exist_ok=True)
         tmp = f"{marker}.{os.getpid()}"
+        shards = max(DEFAULT_SHARDS, 1 << (max(ranks, 1) - 1).bit_length())
         with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
-            f.write(f"{DEFAULT_SHARDS}\n")
-        os.replace(tmp, marker)
-        return DEFAULT_SHARDS
+            f.write(f"{shards}\n")
+        os.replace(tmp, marker)  # every rank writes the same count: whichever lands is right
+        return shards
 
 
 class ShardFile:
@@ -317,7 +321,7 @@ class SyncState:
         self.rank = rank
         self.size = size
         self.ignore_cache = ignore_cache
-        self.shards = shard_count(state_dir)
+        self.shards = shard_count(state_dir, size)
         self._owned: dict[int, ShardFile] = {}
         self._remote: OrderedDict[bytes, dict] = OrderedDict()  # whole directories other ranks sent
         self._remote_rows = 0
@@ -408,6 +412,12 @@ class SyncState:
 
     def _take_complete_reply(self, payload: bytes, source: int, engine) -> None:
         self._complete_answers[payload[1:]] = bool(payload[0])
+
+    def home_rank(self, directory: bytes) -> int | None:
+        """The rank that owns ``directory``'s shard, where its listing is best done; None when
+        some ranks own no shard (a state made by a smaller run): homes would then crowd onto
+        the ranks that do."""
+        return self.owner(directory)[1] if self.shards >= self.size else None
 
     def owner(self, directory: bytes) -> tuple[int, int]:
         shard = shard_of(directory, self.shards)

@@ -38,6 +38,8 @@ def test_single_rank_lookup_and_ignore_cache(tmp_path):
     state.close()
     assert SyncState(str(tmp_path), 0, 1, ignore_cache=True).lookup(None, b"d", [b"a"]) == {}
     assert shard_count(str(tmp_path)) == 64
+    assert shard_count(str(tmp_path), 300) == 64  # fixed once written, whatever the next run's size
+    assert shard_count(str(tmp_path / "big"), 300) == 512 and shard_count(str(tmp_path / "big")) == 512
 
 
 def test_bytes_per_file_on_disk(tmp_path):
@@ -102,3 +104,11 @@ def test_completion_marks_commit_as_they_go_and_a_finished_pass_drops_the_unwrit
     again.mark_complete(b"stopped", "pass-2")
     again.close()  # a stopped pass keeps them: its resume skips those directories
     assert ShardFile(path).is_complete(b"stopped", "pass-2")
+
+
+def test_a_directory_is_at_home_with_its_shard_owner_unless_some_ranks_own_none(tmp_path):
+    shard_count(str(tmp_path), 4)  # the state of a first run with 4 ranks: 64 shards
+    at_four, at_hundred = SyncState(str(tmp_path), 1, 4), SyncState(str(tmp_path), 1, 100)
+    homes = {at_four.home_rank(b"dir%d" % i) for i in range(200)}
+    assert homes == {0, 1, 2, 3} and all(at_four.home_rank(d) == at_four.owner(d)[1] for d in (b"a", b"b/c"))
+    assert at_hundred.home_rank(b"a") is None  # 36 of the 100 ranks own no shard: spread by hash instead

@@ -77,7 +77,7 @@ class Funnel:
     def error(self, error: WalkError) -> None:
         self.inner.error(error)
 
-    def home_rank(self, directory: bytes) -> int:
+    def home_rank(self, directory: bytes) -> int | None:
         return self.inner.home_rank(directory)
 
     def completed_earlier(self, directory: bytes, ctx: WorkContext) -> bool:

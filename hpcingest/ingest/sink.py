@@ -161,11 +161,11 @@ class IngestSink:
 
         self.state.lookup_async(ctx, batch.directory, resume)
 
-    def home_rank(self, directory: bytes) -> int:
+    def home_rank(self, directory: bytes) -> int | None:
         """Source hook: a directory is best listed by the rank that owns its sync state, since
         whoever lists it also stats most of its batches: the state is then read locally
         instead of asked for and sent back."""
-        return self.state.owner(directory)[1]
+        return self.state.home_rank(directory)
 
     def completed_earlier(self, directory: bytes, ctx: WorkContext) -> bool:
         """Source hook: a directory an earlier run of this pass finished is not statted again."""

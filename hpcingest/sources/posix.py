@@ -44,7 +44,7 @@ class Sink(Protocol):
     ``listed(directory, batches, ok, ctx)`` (completion tracking), and
     ``wants_listing(directory)`` / ``directory_names(directory, names, ctx)`` (the delete
     modes: a directory's complete listing, handed over only when it was read in full), and
-    ``home_rank(directory)`` (the rank that should list it, e.g. where its state lives).
+    ``home_rank(directory)`` (the rank that should list it, e.g. where its state lives, or None).
     """
 
     def consume(self, batch: EntryBatch, ctx: WorkContext) -> None: ...
@@ -227,15 +227,15 @@ class PosixSource:
             for directory in directories:
                 ctx.push(list_item(directory))
             return
-        home = getattr(sink, "home_rank", None)
+        home = getattr(sink, "home_rank", None) or (lambda directory: None)
         keep_one = not ctx.queued()
         for directory in directories:
             if keep_one:
                 ctx.push(list_item(directory))
                 keep_one = False
             else:
-                ctx.push_to(home(directory) if home is not None else zlib.crc32(directory) % ctx.size,
-                            list_item(directory))
+                rank = home(directory)
+                ctx.push_to(zlib.crc32(directory) % ctx.size if rank is None else rank, list_item(directory))
 
     def _open_directory(self, directory: bytes) -> int:
         if not directory:
