@@ -10,7 +10,8 @@ sqlite on Lustre/GPFS/NFS wants one writer per file and no shared-memory WAL.  S
 * shard k is opened only by rank ``k % P``, in exclusive locking mode with a rollback journal;
 * other ranks read and write it through engine service messages: one lookup per directory
   (request and reply, asynchronous so the asker keeps working meanwhile; the reply carries the
-  whole directory, which the asker keeps for the directory's other batches) and
+  whole directory, which the asker keeps for the directory's other batches, unless it holds
+  more than 8,192 names: then each batch asks for its own) and
   fire-and-forget updates, which the owner commits in batches.  Completion reports (how many
   batches a directory made, and each batch done) are held back and sent many to a message.
 
@@ -30,7 +31,7 @@ import struct
 import time
 import zlib
 from contextlib import contextmanager
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from typing import Callable, Iterable, Mapping
 
 from hpcingest.engine import FIRST_SERVICE_TAG, WorkContext, pack_items, unpack_items
@@ -50,6 +51,8 @@ DEFAULT_SHARDS = 64
 _COMMIT_EVERY_ROWS = 5000
 _COMMIT_EVERY_S = 2.0
 _CACHE_ROWS = 1_000_000  # per shard file; ~100 MB at worst, usually far less
+_WHOLE_REPLY_ROWS = 8192  # a directory up to this size is sent whole to a rank that asks, and kept there
+_WHOLE, _PART = b"W", b"P"
 _COMPACT_ROWS = 4096  # rows per segment after compaction
 _MAX_SEGMENTS_PER_COMPACT_ROWS = 64  # more segments than this per 4,096 rows: compact on load
 
@@ -141,26 +144,38 @@ class ShardFile:
             self._cache.move_to_end(directory)
             return cached
         with self._timed():
-            # unpacked a segment at a time, a split and a float cast each: no per-row Python
-            # step in sqlite (a per-row SELECT cost ~1 us a row)
-            rows: dict[bytes, float] = {}
-            for names, times in self._segments(directory):
-                rows.update(zip(*_unpack_columns(names, times)))
-            self._cache[directory] = rows
-            self._cached_rows += len(rows)
-            while self._cached_rows > _CACHE_ROWS and len(self._cache) > 1:
-                _, evicted = self._cache.popitem(last=False)
-                self._cached_rows -= len(evicted)
-            return rows
+            return self._keep(directory, self._segments(directory))
 
-    def directory_segments(self, directory: bytes) -> list[tuple[bytes, bytes]]:
-        """The directory's records as stored, (names, times) column pairs in order, for a
-        rank that asked for them: passed on as they are, not unpacked here and packed again."""
+    def _keep(self, directory: bytes, segments: list[tuple[bytes, bytes]]) -> dict[bytes, float]:
+        # unpacked a segment at a time, a split and a float cast each: no per-row Python
+        # step in sqlite (a per-row SELECT cost ~1 us a row)
+        rows: dict[bytes, float] = {}
+        for names, times in segments:
+            rows.update(zip(*_unpack_columns(names, times)))
+        self._cache[directory] = rows
+        self._cached_rows += len(rows)
+        while self._cached_rows > _CACHE_ROWS and len(self._cache) > 1:
+            _, evicted = self._cache.popitem(last=False)
+            self._cached_rows -= len(evicted)
+        return rows
+
+    def reply_columns(self, directory: bytes, names: list[bytes]) -> tuple[bool, list[tuple[bytes, bytes]]]:
+        """For a rank that asked about ``names`` of ``directory``: (True, the whole directory)
+        when it is small enough for the asker to keep, as stored (passed on, not unpacked here
+        and packed again); else (False, the records of ``names`` only): a million-file
+        directory whose batches were stolen by hundreds of ranks must not be sent to each."""
         cached = self._cache.get(directory)
-        if cached is not None:
-            return [_pack_columns(cached, cached.values(), b"")[:2]]
-        with self._timed():
-            return self._segments(directory)
+        if cached is None:
+            with self._timed():
+                segments = self._segments(directory)
+            if sum(len(times) for _, times in segments) <= 8 * _WHOLE_REPLY_ROWS:
+                return True, segments
+            with self._timed():
+                cached = self._keep(directory, segments)
+        else:
+            self._cache.move_to_end(directory)
+        rows = cached if len(cached) <= _WHOLE_REPLY_ROWS else _select(cached, names)
+        return rows is cached, [_pack_columns(rows, rows.values(), b"")[:2]]
 
     def _segments(self, directory: bytes) -> list[tuple[bytes, bytes]]:
         """One statement finds the directory and its segments."""
@@ -325,7 +340,8 @@ class SyncState:
         self._owned: dict[int, ShardFile] = {}
         self._remote: OrderedDict[bytes, dict] = OrderedDict()  # whole directories other ranks sent
         self._remote_rows = 0
-        self._waiters: dict[bytes, list] = {}  # directory -> callbacks awaiting its rows
+        self._waiters: dict[bytes, deque] = {}  # directory -> [names, callback, sent] awaiting a reply
+        self._large: set[bytes] = set()  # directories too large to be sent whole: asked batch by batch
         self.lookups_sent = 0
         self.pass_token = pass_token
         self.resuming = resuming and bool(pass_token)
@@ -431,14 +447,14 @@ class SyncState:
         return found
 
     # -- what the ingest sink calls ------------------------------------------------------
-    def lookup(self, ctx: WorkContext, directory: bytes, names: list[bytes] | None = None) -> dict[bytes, float]:
-        """Previous records of ``directory`` (of just ``names`` when given; empty with
-        --ignore_cache, which skips reads only)."""
-        found: list[dict[bytes, float]] = []
-        if not self.lookup_async(ctx, directory, found.append):
+    def lookup(self, ctx: WorkContext, directory: bytes, names: list[bytes]) -> dict[bytes, float]:
+        """Previous records of ``names`` in ``directory`` (empty with --ignore_cache, which
+        skips reads only)."""
+        found: list[Mapping[bytes, float]] = []
+        if not self.lookup_async(ctx, directory, names, found.append):
             with recorder.current.span("state"):
                 ctx.wait_until(lambda: bool(found))
-        return found[0] if names is None else _select(found[0], names)
+        return _select(found[0], names)
 
     def at_hand(self, directory: bytes) -> Mapping[bytes, float] | None:
         """The directory's records (name -> last sync time; read-only) if no message is
@@ -450,26 +466,33 @@ class SyncState:
             return self._shard(shard).directory_rows(directory)
         return self._remote.get(directory)
 
-    def lookup_async(self, ctx: WorkContext, directory: bytes,
+    def lookup_async(self, ctx: WorkContext, directory: bytes, names: list[bytes],
                      on_reply: Callable[[Mapping[bytes, float]], None]) -> bool:
-        """Like lookup, without waiting: ``on_reply`` gets the directory's records when they
-        arrive (at once, and True is returned, when they are at hand).  It may run inside
-        message handling, so it must only queue work.
+        """Like lookup, without waiting: ``on_reply`` gets records of at least ``names`` (read
+        only) when they arrive (at once, and True is returned, when they are at hand).  It may
+        run inside message handling, so it must only queue work.
 
-        The owner answers with the whole directory, which this rank keeps: the other batches
-        of a directory usually come to the same rank, and then cost no message at all."""
+        The owner answers with the whole directory when it is small, which this rank keeps:
+        the other batches of a directory usually come to the same rank, and then cost no
+        message at all (those that come meanwhile wait for that reply).  A large directory is
+        answered with the names asked for, batch by batch."""
         rows = self.at_hand(directory)
         if rows is not None:
             on_reply(rows)
             return True
         waiting = self._waiters.get(directory)
         if waiting is None:
-            self._waiters[directory] = [on_reply]
-            self.lookups_sent += 1
-            ctx.send(directory, self.owner(directory)[1], TAG_LOOKUP)
-        else:
-            waiting.append(on_reply)
+            waiting = self._waiters[directory] = deque()
+        request = [names, on_reply, False]
+        if not waiting or directory in self._large:
+            self._ask(ctx, directory, request)
+        waiting.append(request)  # the requests sent come first: replies answer them in order
         return False
+
+    def _ask(self, ctx: WorkContext, directory: bytes, request: list) -> None:
+        request[2] = True
+        self.lookups_sent += 1
+        ctx.send(pack_items([directory, *request[0]]), self.owner(directory)[1], TAG_LOOKUP)
 
     def record(self, ctx: WorkContext, directory: bytes, rows: list[tuple[bytes, float, int]]) -> None:
         if not rows:
@@ -490,23 +513,40 @@ class SyncState:
 
     # -- services --------------------------------------------------------------------------
     def _serve_lookup(self, payload: bytes, source: int, engine) -> None:
-        directory = payload
-        segments = self._shard(self.owner(directory)[0]).directory_segments(directory)
-        engine.send(pack_items([directory, *(column for segment in segments for column in segment)]), source,
-                    TAG_LOOKUP_REPLY)
+        directory, *names = unpack_items(payload)
+        whole, segments = self._shard(self.owner(directory)[0]).reply_columns(directory, names)
+        engine.send(pack_items([_WHOLE if whole else _PART, directory,
+                                *(column for segment in segments for column in segment)]), source, TAG_LOOKUP_REPLY)
 
     def _take_reply(self, payload: bytes, source: int, engine) -> None:
-        directory, *columns = unpack_items(payload)
+        kind, directory, *columns = unpack_items(payload)
         rows: dict[bytes, float] = {}
         for names, times in zip(columns[::2], columns[1::2]):
             rows.update(zip(*_unpack_columns(names, times)))
-        self._remote[directory] = rows
-        self._remote_rows += len(rows)
-        while self._remote_rows > _CACHE_ROWS and len(self._remote) > 1:
-            _, evicted = self._remote.popitem(last=False)
-            self._remote_rows -= len(evicted)
-        for callback in self._waiters.pop(directory, []):
+        waiting = self._waiters[directory]
+        _, callback, _ = waiting.popleft()  # the oldest request sent: this reply answers it
+        if callback is not None:
             callback(rows)
+        if kind == _WHOLE:  # kept; it answers every request of the directory made meanwhile
+            self._remote[directory] = rows
+            self._remote_rows += len(rows)
+            while self._remote_rows > _CACHE_ROWS and len(self._remote) > 1:
+                _, evicted = self._remote.popitem(last=False)
+                self._remote_rows -= len(evicted)
+            for request in waiting:
+                if request[1] is not None:
+                    request[1](rows)
+                    request[1] = None
+            waiting = deque(request for request in waiting if request[2])  # their replies are still due
+        else:  # a large directory: each waiting batch asks for its own names
+            self._large.add(directory)
+            for request in waiting:
+                if not request[2]:
+                    self._ask(engine, directory, request)
+        if waiting:
+            self._waiters[directory] = waiting
+        else:
+            del self._waiters[directory]
 
     def _serve_record(self, payload: bytes, source: int, engine) -> None:
         directory, rows = _decode_rows(payload)

@@ -112,3 +112,20 @@ def test_a_directory_is_at_home_with_its_shard_owner_unless_some_ranks_own_none(
     homes = {at_four.home_rank(b"dir%d" % i) for i in range(200)}
     assert homes == {0, 1, 2, 3} and all(at_four.home_rank(d) == at_four.owner(d)[1] for d in (b"a", b"b/c"))
     assert at_hundred.home_rank(b"a") is None  # 36 of the 100 ranks own no shard: spread by hash instead
+
+
+@pytest.mark.parametrize("write_ranks, read_ranks", [(2, 4), (4, 3)])
+def test_asynchronous_lookups_small_directories_whole_a_large_one_batch_by_batch(tmp_path, write_ranks, read_ranks):
+    state_dir = tmp_path / "state"
+
+    def run_script(ranks: int, mode: str) -> dict:
+        result = run(Launcher("mpiexec", ranks), [sys.executable, "-m", "tests.mpi_scripts.syncstate_async",
+                                                  str(state_dir), mode])
+        assert result.returncode == 0, result.stderr.decode(errors="replace")
+        return json.loads(result.stdout.decode().splitlines()[-1])
+
+    assert run_script(write_ranks, "write")["problems"] == []
+    report = run_script(read_ranks, "check")
+    assert report["problems"] == []
+    # every rank that statted a stolen batch of the large directory got only the names it asked for
+    assert report["ranks_answered_batch_by_batch"] >= 1

@@ -147,7 +147,7 @@ class IngestSink:
             # earlier batch); one with subdirectories waits for it, since they are listed as
             # soon as this returns and their collections must exist by then
             self._ingest(batch, started, previous if previous is not None else
-                         self.state.lookup(ctx, batch.directory), ctx)
+                         self.state.lookup(ctx, batch.directory, batch.names), ctx)
             return
         while self._waiting >= _MAX_WAITING:  # bound the batches held while their state travels
             ctx.wait_until(lambda: bool(self._ready) or self._waiting < _MAX_WAITING)
@@ -159,7 +159,7 @@ class IngestSink:
             self._ready.append((batch, started, previous))
             ctx.push_local(RESUME)
 
-        self.state.lookup_async(ctx, batch.directory, resume)
+        self.state.lookup_async(ctx, batch.directory, batch.names, resume)
 
     def home_rank(self, directory: bytes) -> int | None:
         """Source hook: a directory is best listed by the rank that owns its sync state, since
