@@ -11,8 +11,12 @@ from __future__ import annotations
 import hashlib
 import pickle
 import time
+from array import array
+from itertools import accumulate
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class Backoff:
@@ -64,7 +68,7 @@ def bcast_object(comm, obj=None, root: int = 0):
     from mpi4py import MPI
 
     payload = pickle.dumps(obj) if comm.Get_rank() == root else b""
-    length = np.array([len(payload)], dtype=np.int64)
+    length = array("q", [len(payload)])
     wait(comm.Ibcast([length, MPI.INT64_T], root=root))
     buf = bytearray(payload) if comm.Get_rank() == root else bytearray(int(length[0]))
     wait(comm.Ibcast([buf, MPI.BYTE], root=root))
@@ -73,6 +77,7 @@ def bcast_object(comm, obj=None, root: int = 0):
 
 def gather_array(comm, values: np.ndarray, root: int = 0) -> np.ndarray | None:
     """Gather one equal-length float64 vector per rank into a (ranks, n) array on root."""
+    import numpy as np  # here: the rest of this module runs on every rank without it
     from mpi4py import MPI
 
     send = np.ascontiguousarray(values, dtype=np.float64)
@@ -86,22 +91,24 @@ def gather_objects(comm, obj, root: int = 0) -> list | None:
     from mpi4py import MPI
 
     payload = pickle.dumps(obj)
-    lengths = gather_array(comm, np.array([len(payload)]), root)
-    if comm.Get_rank() != root:
+    root_here = comm.Get_rank() == root
+    counts = array("q", bytes(8 * comm.Get_size())) if root_here else None
+    wait(comm.Igather([array("q", [len(payload)]), MPI.INT64_T],
+                      [counts, MPI.INT64_T] if root_here else None, root=root))
+    if not root_here:
         wait(comm.Igatherv([payload, MPI.BYTE], None, root=root))
         return None
-    counts = lengths[:, 0].astype(np.int64)
-    displs = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    buf = bytearray(int(counts.sum()))
-    wait(comm.Igatherv([payload, MPI.BYTE], [buf, (counts, displs), MPI.BYTE], root=root))
-    return [pickle.loads(bytes(buf[d:d + c])) for d, c in zip(displs.tolist(), counts.tolist())]
+    displs = list(accumulate(counts, initial=0))[:-1]
+    buf = bytearray(sum(counts))
+    wait(comm.Igatherv([payload, MPI.BYTE], [buf, (list(counts), displs), MPI.BYTE], root=root))
+    return [pickle.loads(bytes(buf[d:d + c])) for d, c in zip(displs, counts)]
 
 
 def exscan_sum(comm, value: int) -> int:
     from mpi4py import MPI
 
-    send = np.array([value], dtype=np.int64)
-    recv = np.zeros(1, dtype=np.int64)
+    send = array("q", [value])
+    recv = array("q", [0])
     wait(comm.Iexscan([send, MPI.INT64_T], [recv, MPI.INT64_T], op=MPI.SUM))
     return 0 if comm.Get_rank() == 0 else int(recv[0])
 
@@ -111,8 +118,8 @@ def node_peers(comm) -> list[int]:
     from mpi4py import MPI
 
     digest = hashlib.blake2b(MPI.Get_processor_name().encode(), digest_size=7).digest()
-    key = np.array([int.from_bytes(digest, "little")], dtype=np.int64)
-    keys = np.empty(comm.Get_size(), dtype=np.int64)
+    key = array("q", [int.from_bytes(digest, "little")])
+    keys = array("q", bytes(8 * comm.Get_size()))
     wait(comm.Iallgather([key, MPI.INT64_T], [keys, MPI.INT64_T]))
     me = comm.Get_rank()
-    return [r for r, k in enumerate(keys.tolist()) if k == key[0] and r != me]
+    return [r for r, k in enumerate(keys) if k == key[0] and r != me]

@@ -287,17 +287,18 @@ def run_pass(comm, setup: JobSetup, jobdir: JobDirectory, record: JobRecord):
         funnel = Funnel(sink, comm.Get_rank(), comm.Get_size(),
                         connected_ranks(comm.Get_size(), config.irods_connections))
         snapshot = lambda done: Progress.from_counters(sink.counters, record.pass_number, started, done)  # noqa: E731
-        stopped = None  # decided by every rank together once the walk is over
+        finished = False  # the walk ended without a stop (an exception leaves it False)
         try:
             with PassMonitor(jobdir.path, comm.Get_rank(), snapshot, stop), \
                     progress_display(config, jobdir, comm.Get_rank()):
                 stats = run_walk(comm, source, funnel, services={**state.services(), **funnel.services()},
                                  sink_items={FORWARDED: funnel.process_forwarded, RESUME[0]: sink.resume},
                                  stop=stop, max_rate=config.max_rate, on_idle=state.flush)
-                stopped = collectives.bcast_object(comm, os.path.exists(stop_path(jobdir.path))
-                                                   if comm.Get_rank() == 0 else None)
+                finished = not stop.is_set()
         finally:
-            state.close(pass_over=stopped is False)
+            # a walk that ended without a stop needs no more marks (a stop this rank did not see
+            # costs the resume some statting again, nothing else)
+            state.close(pass_over=finished)
             failures.close()
     if profile is not None:
         profile.save(profile_dir, config.job_name, record.pass_number, comm.Get_rank())
@@ -306,6 +307,7 @@ def run_pass(comm, setup: JobSetup, jobdir: JobDirectory, record: JobRecord):
     sink.counters.state_seconds = state.sqlite_seconds
     sink.counters.state_cpu_seconds = state.sqlite_cpu_seconds
     sink.counters.cpu_seconds = time.process_time() - cpu_started
+    stopped = collectives.bcast_object(comm, os.path.exists(stop_path(jobdir.path)) if comm.Get_rank() == 0 else None)
     return PassOutcome(sink.counters, stats, timing.timer.take(), started, stopped,
                        profile_dir if profile is not None else None)
 

@@ -9,13 +9,14 @@ sum of arrays and percentiles cost nothing to keep, whatever the call count.
 
 from __future__ import annotations
 
+import bisect
 import math
 import threading
 from collections import deque
 import time
 from dataclasses import dataclass, field
+from itertools import accumulate
 
-import numpy as np
 
 from hpcingest.profile import recorder
 
@@ -42,7 +43,7 @@ class ApiLatency:
     calls: int = 0
     total_s: float = 0.0
     max_s: float = 0.0
-    histogram: np.ndarray = field(default_factory=lambda: np.zeros(N_BINS, dtype=np.int64))
+    histogram: list[int] = field(default_factory=lambda: [0] * N_BINS)
 
     def add(self, seconds: float) -> None:
         self.calls += 1
@@ -55,18 +56,19 @@ class ApiLatency:
         self.calls += other.calls
         self.total_s += other.total_s
         self.max_s = max(self.max_s, other.max_s)
-        self.histogram += other.histogram
+        self.histogram = [a + b for a, b in zip(self.histogram, other.histogram)]
 
     def sparse(self) -> tuple[int, float, float, list[int], list[int]]:
         """Compact form for gathering over ranks: only the bins in use."""
-        used = np.flatnonzero(self.histogram)
-        return self.calls, self.total_s, self.max_s, used.tolist(), self.histogram[used].tolist()
+        used = [i for i, count in enumerate(self.histogram) if count]
+        return self.calls, self.total_s, self.max_s, used, [self.histogram[i] for i in used]
 
     @classmethod
     def from_sparse(cls, data: tuple[int, float, float, list[int], list[int]]) -> "ApiLatency":
         calls, total_s, max_s, used, counts = data
         latency = cls(calls, total_s, max_s)
-        latency.histogram[np.asarray(used, dtype=np.int64)] = counts
+        for index, count in zip(used, counts):
+            latency.histogram[index] = count
         return latency
 
     def percentile_s(self, q: float) -> float:
@@ -74,7 +76,7 @@ class ApiLatency:
         if not self.calls:
             return 0.0
         rank = math.ceil(q / 100.0 * self.calls)
-        index = int(np.searchsorted(np.cumsum(self.histogram), max(rank, 1)))
+        index = bisect.bisect_left(list(accumulate(self.histogram)), max(rank, 1))
         return min(bin_upper_s(index), self.max_s)
 
     def summary(self) -> dict:

@@ -20,9 +20,10 @@ import time
 from array import array
 from typing import Callable
 
-import numpy as np
+from typing import TYPE_CHECKING
 
-from hpcingest.profile.timeline import SEGMENT_DTYPE, RankTimeline, write_rank
+if TYPE_CHECKING:
+    from hpcingest.profile.timeline import RankTimeline
 
 
 class _Span:
@@ -138,6 +139,10 @@ class ActivityRecorder:
 
     def timeline(self, rank: int) -> RankTimeline:
         """This rank's recording so far (open activities are cut at the current instant)."""
+        import numpy as np  # here: every rank imports this module, only --profile needs numpy (activate loads it)
+
+        from hpcingest.profile.timeline import SEGMENT_DTYPE, RankTimeline
+
         now = time.perf_counter()
         starts, ends, kinds = array("d", self._starts), array("d", self._ends), array("H", self._kind_col)
         if self._stack and now > self._open_since:
@@ -152,6 +157,8 @@ class ActivityRecorder:
                             started=self.started, ended=now + self._offset)
 
     def save(self, directory: str | os.PathLike, job_name: str, pass_number: int, rank: int) -> None:
+        from hpcingest.profile.timeline import write_rank
+
         write_rank(directory, job_name, pass_number, self.timeline(rank))
 
 
@@ -162,6 +169,8 @@ current: NullRecorder | ActivityRecorder = NullRecorder()
 def activate() -> ActivityRecorder:
     """Start a fresh recording (one per pass)."""
     global current
+    import hpcingest.profile.timeline  # noqa: F401  (and numpy: loaded now, not inside the recording)
+
     current = ActivityRecorder()
     return current
 
