@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Callable, Protocol
 
 from hpcingest.engine import EngineStats, WorkContext, WorkStealingEngine
+from hpcingest.profile import recorder
 from hpcingest.sources.posix import Sink
 
 
@@ -37,5 +38,6 @@ def run_walk(comm, source: Source, sink: Sink, services: dict | None = None,
             source.process(item, ctx, sink)
 
     rate = max_rate / comm.Get_size() if max_rate else None
-    engine = WorkStealingEngine(comm, process, services=services, stop=stop, rate_limit=rate, on_idle=on_idle)
+    with recorder.current.span("idle"):  # setting up is collective: waiting for the other ranks
+        engine = WorkStealingEngine(comm, process, services=services, stop=stop, rate_limit=rate, on_idle=on_idle)
     return engine.run(source.initial_items() if comm.Get_rank() == 0 else [])

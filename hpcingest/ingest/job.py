@@ -275,8 +275,10 @@ def run_pass(comm, setup: JobSetup, jobdir: JobDirectory, record: JobRecord):
     failures = FailureLog(jobdir.path, comm.Get_rank())
     stop = threading.Event()
     profile_dir = jobdir.profile_dir(record.pass_number)
-    if config.profile and comm.Get_rank() == 0:
-        clear_profile(profile_dir)  # a resumed pass may run with fewer ranks than the run before
+    if config.profile:
+        recorder.preload()
+        if comm.Get_rank() == 0:
+            clear_profile(profile_dir)  # a resumed pass may run with fewer ranks than the run before
     collectives.barrier(comm)
     timing.timer.take()  # only this pass's calls from here on
     profile = recorder.activate() if config.profile else None

@@ -139,7 +139,7 @@ class ActivityRecorder:
 
     def timeline(self, rank: int) -> RankTimeline:
         """This rank's recording so far (open activities are cut at the current instant)."""
-        import numpy as np  # here: every rank imports this module, only --profile needs numpy (activate loads it)
+        import numpy as np  # here: every rank imports this module, only --profile needs numpy (see preload)
 
         from hpcingest.profile.timeline import SEGMENT_DTYPE, RankTimeline
 
@@ -166,11 +166,15 @@ class ActivityRecorder:
 current: NullRecorder | ActivityRecorder = NullRecorder()
 
 
+def preload() -> None:
+    """Import what saving a recording needs (numpy): before the ranks line up to start, so
+    that no rank's import shows as a gap at the start of every other rank's timeline."""
+    import hpcingest.profile.timeline  # noqa: F401
+
+
 def activate() -> ActivityRecorder:
     """Start a fresh recording (one per pass)."""
     global current
-    import hpcingest.profile.timeline  # noqa: F401  (and numpy: loaded now, not inside the recording)
-
     current = ActivityRecorder()
     return current
 
