@@ -147,11 +147,7 @@ class ShardFile:
             return self._keep(directory, self._segments(directory))
 
     def _keep(self, directory: bytes, segments: list[tuple[bytes, bytes]]) -> dict[bytes, float]:
-        # unpacked a segment at a time, a split and a float cast each: no per-row Python
-        # step in sqlite (a per-row SELECT cost ~1 us a row)
-        rows: dict[bytes, float] = {}
-        for names, times in segments:
-            rows.update(zip(*_unpack_columns(names, times)))
+        rows = _merge_segments(segments)
         self._cache[directory] = rows
         self._cached_rows += len(rows)
         while self._cached_rows > _CACHE_ROWS and len(self._cache) > 1:
@@ -311,6 +307,16 @@ def _pack_columns(names, times, ops) -> tuple[bytes, bytes, bytes]:
 
 def _unpack_columns(names: bytes, times: bytes) -> tuple[list[bytes], list[float]]:
     return (names.split(b"\0") if times else []), memoryview(times).cast("d").tolist()
+
+
+def _merge_segments(segments: Iterable[tuple[bytes, bytes]]) -> dict[bytes, float]:
+    """name -> sync time from (names, times) segments in order, later ones overriding: a
+    split and a float cast per segment, no per-row Python step in sqlite (a per-row SELECT
+    cost ~1 us a row)."""
+    rows: dict[bytes, float] = {}
+    for names, times in segments:
+        rows.update(zip(*_unpack_columns(names, times)))
+    return rows
 
 
 def _encode_rows(directory: bytes, rows: list[tuple[bytes, float, int]]) -> bytes:
@@ -520,9 +526,7 @@ class SyncState:
 
     def _take_reply(self, payload: bytes, source: int, engine) -> None:
         kind, directory, *columns = unpack_items(payload)
-        rows: dict[bytes, float] = {}
-        for names, times in zip(columns[::2], columns[1::2]):
-            rows.update(zip(*_unpack_columns(names, times)))
+        rows = _merge_segments(zip(columns[::2], columns[1::2]))
         waiting = self._waiters[directory]
         _, callback, _ = waiting.popleft()  # the oldest request sent: this reply answers it
         if callback is not None:

@@ -12,11 +12,10 @@ from __future__ import annotations
 import bisect
 import math
 import threading
-from collections import deque
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from itertools import accumulate
-
 
 from hpcingest.profile import recorder
 

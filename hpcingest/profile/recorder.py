@@ -18,9 +18,7 @@ import socket
 import threading
 import time
 from array import array
-from typing import Callable
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
     from hpcingest.profile.timeline import RankTimeline

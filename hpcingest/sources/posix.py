@@ -223,10 +223,6 @@ class PosixSource:
         the start, instead of waiting to be stolen (which, with more ranks than cores, waits for
         the victim to be scheduled); a rank with nothing else to do keeps one, so a deep chain
         of single directories stays on one rank instead of hopping at every level."""
-        if ctx.size == 1:
-            for directory in directories:
-                ctx.push(list_item(directory))
-            return
         home = getattr(sink, "home_rank", None) or (lambda directory: None)
         keep_one = not ctx.queued()
         for directory in directories:
