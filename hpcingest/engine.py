@@ -9,11 +9,15 @@ Design choices, and why:
 * Each rank pops its own work LIFO (depth first keeps the queue short) and gives stolen
   work from the FIFO end: the oldest items are nearest the root and carry the most work.
 * A rank has at most one steal request in flight, to a random victim, preferring ranks on
-  its own node for the first attempts (cheap shared-memory transfers).  It asks when its
-  queue runs low, not only when empty, so the reply's latency hides behind its last items
-  (with more ranks than cores a victim may not be scheduled for tens of milliseconds).
+  its own node for the first attempts (cheap shared-memory transfers).  It asks once its
+  queue is empty (``low_water``).
 * A victim splits its queue equally between itself and every requester seen in the same
-  poll round (libcircle's SPLIT_EQUAL), capped per reply so one message stays small.
+  poll round (libcircle's SPLIT_EQUAL), but gives at most a small bite (two items) per reply.
+  Spreading work is the callers' job (``push_to``: sources hand out listings and deal large
+  directories round robin); stealing evens out the rest.  Half a queue per steal, and asking
+  before running dry, moved a quarter of all entries between ranks at 64 ranks on 2 cores,
+  to whichever ranks the scheduler happened to favour: max/mean entries per rank 1.23-1.28
+  against 1.14 with bites (skewed tree, median of 5).
 * Work travels as one packed buffer (count, lengths, concatenated bytes), never pickled.
 * Termination uses counting waves over a k-ary tree (Mattern's four-counter method): each
   wave sums the work messages sent and received, read at every rank while it is passive;
@@ -79,7 +83,7 @@ class WorkContext(Protocol):
 
     def push_local(self, item: bytes) -> None: ...
 
-    def push_to(self, rank: int, item: bytes) -> None: ...
+    def push_to(self, rank: int, *items: bytes) -> None: ...
 
     def queued(self) -> int: ...
 
@@ -127,11 +131,11 @@ class WorkStealingEngine:
         process: ProcessFn,
         *,
         poll_interval_s: float = 0.002,
-        max_items_per_reply: int = 4096,
+        max_items_per_reply: int = 2,
         max_bytes_per_reply: int = 1 << 20,
         near_attempts: int = 2,
         tree_width: int = 8,
-        low_water: int = 4,
+        low_water: int = 0,
         services: dict[int, ServiceFn] | None = None,
         stop: "threading.Event | None" = None,
         rate_limit: float | None = None,
@@ -196,14 +200,16 @@ class WorkStealingEngine:
         if self._pushes & 31 == 0:
             self.poll()
 
-    def push_to(self, rank: int, item: bytes) -> None:
-        """Work better done on ``rank`` (e.g. where the state it needs lives); it lands in that
-        rank's queue, stealable there like any other."""
+    def push_to(self, rank: int, *items: bytes) -> None:
+        """Work better done on ``rank`` (e.g. where the state it needs lives, or a share of a
+        large listing); it lands in that rank's queue, stealable there like any other.  Several
+        items travel in one message."""
         if rank == self.rank or self.size == 1:
-            self.push(item)
+            for item in items:
+                self.push(item)
             return
         self._sent += 1
-        self._send(item, rank, TAG_PLACED)
+        self._send(pack_items(list(items)), rank, TAG_PLACED)
 
     def poll(self) -> None:
         """Serve steal requests from inside a long callback, at most every poll interval."""
@@ -366,7 +372,7 @@ class WorkStealingEngine:
                 self._wave_reports.append((sent, received))
             elif tag == TAG_PLACED:
                 self._received += 1
-                self._queue.append(bytes(buf))
+                self._queue.extend(unpack_items(buf))
             elif tag == TAG_STOP:
                 self._stop = True
                 self._forward_stop()

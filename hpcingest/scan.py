@@ -13,7 +13,7 @@ import stat
 import sys
 import tempfile
 import time
-from collections import Counter
+from array import array
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, BinaryIO
@@ -36,6 +36,7 @@ _TYPE_INDEX = {t: i for i, t in enumerate(_TYPES)}
 _HISTOGRAM_BINS = 65  # bin k holds sizes with bit_length k: 0, 1, 2-3, 4-7, ...
 _MAX_ERROR_SAMPLES = 100
 _IFMT = 0o170000
+_FOLD_ENTRIES = 1 << 16
 
 
 class ScanSink:
@@ -48,6 +49,8 @@ class ScanSink:
         self.type_counts = np.zeros(len(_TYPES), dtype=np.int64)
         self.histogram = np.zeros(_HISTOGRAM_BINS, dtype=np.int64)
         self.bytes = 0
+        self._modes = array("I")  # st_mode and st_size of entries not yet folded into the counts
+        self._sizes = array("q")
         self.entries = 0
         self.excluded = 0
         self.errors = 0
@@ -57,17 +60,31 @@ class ScanSink:
         stats = batch.stats
         self.entries += len(stats)
         self.excluded += batch.excluded
-        formats = [s.st_mode & _IFMT for s in stats]
-        for fmt, count in Counter(formats).items():
-            self.type_counts[_TYPE_INDEX[EntryType.from_mode(fmt)]] += count
-        sizes = np.array([s.st_size for s, f in zip(stats, formats) if f == stat.S_IFREG], dtype=np.int64)
+        self._modes.extend([s.st_mode for s in stats])
+        self._sizes.extend([s.st_size for s in stats])
+        if len(self._modes) >= _FOLD_ENTRIES:
+            self.fold()
+        if self.listing is not None and batch.names:
+            prefix = batch.directory + b"/" if batch.directory else b""
+            self.listing.write(b"".join([prefix + n + b"\0" for n in batch.names]))
+
+    def fold(self) -> None:
+        """Count the entries gathered since the last fold into types, bytes and the histogram.
+
+        Why in bulk: numpy on one 50-entry batch cost ~20 us, an eighth of the batch's lstats;
+        on tens of thousands of entries at once it costs next to nothing per entry."""
+        if not self._modes:
+            return
+        formats = np.frombuffer(self._modes, dtype=np.uint32) & _IFMT
+        for fmt, count in zip(*np.unique(formats, return_counts=True)):
+            self.type_counts[_TYPE_INDEX[EntryType.from_mode(int(fmt))]] += count
+        sizes = np.frombuffer(self._sizes, dtype=np.int64)[formats == stat.S_IFREG]
         if sizes.size:
             self.bytes += int(sizes.sum())
             self.histogram += np.bincount(np.frexp(sizes.astype(np.float64))[1],
                                           minlength=_HISTOGRAM_BINS)[:_HISTOGRAM_BINS]
-        if self.listing is not None and batch.names:
-            prefix = batch.directory + b"/" if batch.directory else b""
-            self.listing.write(b"".join([prefix + n + b"\0" for n in batch.names]))
+        self._modes = array("I")
+        self._sizes = array("q")
 
     def error(self, error: WalkError) -> None:
         self.errors += 1
@@ -232,6 +249,7 @@ def _write_listing(comm, spool: BinaryIO, path: str) -> None:
 
 def _summarize(comm, config: ScanConfig, sink: ScanSink, stats, start: float) -> ScanSummary | None:
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    sink.fold()
     local = np.concatenate([
         sink.type_counts,
         sink.histogram,

@@ -51,7 +51,7 @@ DEFAULT_SHARDS = 64
 _COMMIT_EVERY_ROWS = 5000
 _COMMIT_EVERY_S = 2.0
 _CACHE_ROWS = 1_000_000  # per shard file; ~100 MB at worst, usually far less
-_WHOLE_REPLY_ROWS = 8192  # a directory up to this size is sent whole to a rank that asks, and kept there
+WHOLE_REPLY_ROWS = 8192  # a directory up to this size is sent whole to a rank that asks, and kept there
 _WHOLE, _PART = b"W", b"P"
 _COMPACT_ROWS = 4096  # rows per segment after compaction
 _MAX_SEGMENTS_PER_COMPACT_ROWS = 64  # more segments than this per 4,096 rows: compact on load
@@ -164,13 +164,13 @@ class ShardFile:
         if cached is None:
             with self._timed():
                 segments = self._segments(directory)
-            if sum(len(times) for _, times in segments) <= 8 * _WHOLE_REPLY_ROWS:
+            if sum(len(times) for _, times in segments) <= 8 * WHOLE_REPLY_ROWS:
                 return True, segments
             with self._timed():
                 cached = self._keep(directory, segments)
         else:
             self._cache.move_to_end(directory)
-        rows = cached if len(cached) <= _WHOLE_REPLY_ROWS else _select(cached, names)
+        rows = cached if len(cached) <= WHOLE_REPLY_ROWS else _select(cached, names)
         return rows is cached, [_pack_columns(rows, rows.values(), b"")[:2]]
 
     def _segments(self, directory: bytes) -> list[tuple[bytes, bytes]]:

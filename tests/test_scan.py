@@ -156,3 +156,31 @@ def test_max_rate_holds_the_configured_rate(tree_roots, tmp_path):
     allowance = ranks * (0.05 * rate / ranks + per_task)
     assert entries > 10 * allowance
     assert summary["elapsed_s"] >= (entries - allowance) / rate
+
+
+def test_counts_gathered_in_bulk_equal_counts_entry_by_entry(tmp_path):
+    """The scan sink folds types, bytes and the histogram in bulk (every 64k entries and at the
+    end); the result must not depend on where the folds fall."""
+    import stat as stat_module
+
+    from hpcingest.records import EntryBatch
+    from hpcingest.scan import _FOLD_ENTRIES, ScanSink
+
+    (tmp_path / "d").mkdir()
+    os.symlink("d", tmp_path / "l")
+    sizes = [0, 1, 2, 3, 1000, 1 << 20]
+    for i, size in enumerate(sizes):
+        (tmp_path / f"f{i}").write_bytes(b"x" * size)
+    names = sorted(os.listdir(tmp_path))
+    stats = [os.lstat(tmp_path / name) for name in names]
+    sink = ScanSink(b"/")
+    repeats = _FOLD_ENTRIES // len(stats) + 7  # crosses a fold, and leaves a remainder
+    for _ in range(repeats):
+        sink.consume(EntryBatch(b"", names=list(names), stats=list(stats)))
+    sink.fold()
+    regular = [s.st_size for s in stats if stat_module.S_ISREG(s.st_mode)]
+    assert sink.entries == repeats * len(stats)
+    assert sink.bytes == repeats * sum(regular)
+    assert list(sink.type_counts[:3]) == [repeats * len(sizes), repeats, repeats]  # regular, directory, link
+    assert sink.histogram.sum() == repeats * len(sizes)
+    assert [sink.histogram[size.bit_length()] for size in (0, 1, 1000, 1 << 20)] == [repeats] * 4

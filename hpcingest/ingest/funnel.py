@@ -80,6 +80,10 @@ class Funnel:
     def home_rank(self, directory: bytes) -> int | None:
         return self.inner.home_rank(directory)
 
+    @property
+    def batches_kept_by_lister(self) -> int:
+        return self.inner.batches_kept_by_lister
+
     def completed_earlier(self, directory: bytes, ctx: WorkContext) -> bool:
         return self.inner.completed_earlier(directory, ctx)
 

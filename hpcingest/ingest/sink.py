@@ -39,7 +39,8 @@ from hpcingest.lazy import lazy_module
 from hpcingest.naming import REASON_UNICODE, LogicalName, catalog_physical_path, logical_path, special_file_avu
 from hpcingest.profile import recorder
 from hpcingest.records import Entry, EntryBatch, EntryType, WalkError
-from hpcingest.syncstate import SyncState
+from hpcingest.sources.posix import BATCHES_KEPT_BY_LISTER
+from hpcingest.syncstate import WHOLE_REPLY_ROWS, SyncState
 
 ops = lazy_module("hpcingest.irods.operations")
 
@@ -166,6 +167,13 @@ class IngestSink:
         whoever lists it also stats most of its batches: the state is then read locally
         instead of asked for and sent back."""
         return self.state.home_rank(directory)
+
+    @property
+    def batches_kept_by_lister(self) -> int:
+        """Source hook: a directory small enough for its state to travel whole is best statted
+        where it was listed, its home, where that state is read locally; past that size every
+        batch asks for just its own records wherever it runs, so the rest is dealt out."""
+        return max(BATCHES_KEPT_BY_LISTER, WHOLE_REPLY_ROWS // self.config.files_per_task)
 
     def completed_earlier(self, directory: bytes, ctx: WorkContext) -> bool:
         """Source hook: a directory an earlier run of this pass finished is not statted again."""

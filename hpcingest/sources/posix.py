@@ -3,7 +3,8 @@
 Two kinds of work item, both plain bytes so the engine can ship them between ranks:
 
 * ``D<relpath>``: list one directory.  Its names are cut into stat batches *while* it is
-  being listed, so a directory of a million entries spreads over every rank.
+  being listed; past the first few, the batches are dealt round robin to the other ranks,
+  so a directory of a million entries spreads over every rank at once, not steal by steal.
 * ``S<relpath>\\0<name>\\0<name>...``: lstat a batch of names of one directory, hand the
   results to the sink, and push a ``D`` item for every subdirectory found.
 
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import os
 import stat
-import zlib
 from itertools import islice
 from operator import attrgetter
 from typing import Iterator, Protocol
@@ -44,7 +44,10 @@ class Sink(Protocol):
     ``listed(directory, batches, ok, ctx)`` (completion tracking), and
     ``wants_listing(directory)`` / ``directory_names(directory, names, ctx)`` (the delete
     modes: a directory's complete listing, handed over only when it was read in full), and
-    ``home_rank(directory)`` (the rank that should list it, e.g. where its state lives, or None).
+    ``home_rank(directory)`` (the rank that should list it, e.g. where its state lives, or None),
+    and ``batches_kept_by_lister`` (how many of a directory's stat batches its lister keeps
+    before dealing the rest out; a sink whose state is read best where the directory was
+    listed keeps more).
     """
 
     def consume(self, batch: EntryBatch, ctx: WorkContext) -> None: ...
@@ -88,6 +91,11 @@ def check_root(root: str | bytes) -> bytes:
     return path
 
 
+BATCHES_KEPT_BY_LISTER = 2  # a listing's first stat batches stay with its lister; the rest are dealt
+BATCHES_PER_DEAL = 2  # dealt batches travel this many to a message
+KEPT_CHAIN_LIMIT = 32  # a rank lists at most this many single-child generations in a row
+
+
 class PosixSource:
     """Walks the tree under ``root`` (an absolute, existing directory)."""
 
@@ -97,6 +105,8 @@ class PosixSource:
         self.root = os.path.realpath(root)
         self.files_per_task = files_per_task
         self.exclusions = exclusions or Exclusions()
+        self._next_rank: int | None = None  # the rank this one handed work to last
+        self._kept_in_a_row = 0  # listings this rank kept for itself, one after another
 
     def initial_items(self) -> list[bytes]:
         return [list_item(b"")]
@@ -128,17 +138,27 @@ class PosixSource:
             sink.error(WalkError.from_os_error(directory, "opendir", err))
             self._listed(sink, directory, 0, False, ctx)
             return
+        keep = getattr(sink, "batches_kept_by_lister", BATCHES_KEPT_BY_LISTER)
+        dealt: list[bytes] = []
         try:
             with listing as entries:
                 all_names = _entry_names(listing, entries)
                 while names := list(islice(all_names, self.files_per_task)):
-                    ctx.push(stat_item(directory, names))
+                    if batches < keep:
+                        ctx.push(stat_item(directory, names))
+                    else:
+                        dealt.append(stat_item(directory, names))
+                        if len(dealt) == BATCHES_PER_DEAL:
+                            self._hand_out(ctx, dealt)
+                            dealt = []
                     batches += 1
                     if every_name is not None:
                         every_name.extend(names)
         except OSError as err:
             sink.error(WalkError.from_os_error(directory, "readdir", err))
             ok = False
+        if dealt:
+            self._hand_out(ctx, dealt)
         if ok and every_name is not None:
             sink.directory_names(directory, every_name, ctx)  # only a complete listing may decide deletions
         self._listed(sink, directory, batches, ok, ctx)
@@ -216,22 +236,39 @@ class PosixSource:
         sink.consume(batch, ctx)
         self._push_listings(subdirectories, ctx, sink)
 
-    @staticmethod
-    def _push_listings(directories: list[bytes], ctx: WorkContext, sink: Sink) -> None:
+    def _push_listings(self, directories: list[bytes], ctx: WorkContext, sink: Sink) -> None:
         """Each directory's listing goes to its home rank: where the sink's state for it lives
-        (``home_rank``), else one chosen by its hash.  So listings spread over every rank from
-        the start, instead of waiting to be stolen (which, with more ranks than cores, waits for
-        the victim to be scheduled); a rank with nothing else to do keeps one, so a deep chain
-        of single directories stays on one rank instead of hopping at every level."""
+        (``home_rank``), else the next rank in this rank's rotation.  So listings spread over
+        every rank from the start, instead of waiting to be stolen (which, with more ranks than
+        cores, waits for the victim to be scheduled).  A rank with nothing else to do keeps one,
+        so a deep chain of single directories does not hop at every level; but only
+        KEPT_CHAIN_LIMIT generations in a row, so a chain thousands deep does not pile its
+        entries onto one rank on top of that rank's share of everything else."""
+        if not directories:
+            return
         home = getattr(sink, "home_rank", None) or (lambda directory: None)
-        keep_one = not ctx.queued()
+        keep_one = not ctx.queued() and self._kept_in_a_row < KEPT_CHAIN_LIMIT
+        self._kept_in_a_row = self._kept_in_a_row + 1 if keep_one else 0
         for directory in directories:
             if keep_one:
                 ctx.push(list_item(directory))
                 keep_one = False
+                continue
+            rank = home(directory)
+            if rank is None:
+                self._hand_out(ctx, [list_item(directory)])
             else:
-                rank = home(directory)
-                ctx.push_to(zlib.crc32(directory) % ctx.size if rank is None else rank, list_item(directory))
+                ctx.push_to(rank, list_item(directory))
+
+    def _hand_out(self, ctx: WorkContext, items: list[bytes]) -> None:
+        """Send work to the next rank in this rank's rotation (itself included: a lister's own
+        share waits in its queue, where others may steal it while it lists).  A rotation, not a
+        hash or a random pick: P consecutive hand-outs reach P different ranks, so shares
+        differ by at most one hand-out."""
+        if self._next_rank is None:
+            self._next_rank = ctx.rank  # every rank starts at a different place
+        self._next_rank = (self._next_rank + 1) % ctx.size
+        ctx.push_to(self._next_rank, *items)
 
     def _open_directory(self, directory: bytes) -> int:
         if not directory:

@@ -1,7 +1,8 @@
 """Run under mpiexec: work pushed to the rank it belongs to (``push_to``), as the ingest sink
 places a directory's listing where its sync state lives.
 
-Every child is pushed to the rank named by its hash.  Rank 0 checks that every node was
+Every child is pushed to the rank named by its hash; a node's children with the same home
+travel in one message.  Rank 0 checks that every node was
 processed exactly once and reports the share processed at home (the rest was stolen).
 Prints one JSON line.
 """
@@ -28,8 +29,11 @@ def main() -> int:
 
         def process(item: bytes, ctx) -> None:
             seen.append(item)
+            by_home: dict[int, list[bytes]] = {}
             for child in children(item, shape):
-                ctx.push_to(home(child, comm.size), child)
+                by_home.setdefault(home(child, comm.size), []).append(child)
+            for rank, group in by_home.items():
+                ctx.push_to(rank, *group)
 
         WorkStealingEngine(comm, process).run([b"0"] if comm.rank == 0 else [])
         at_home = sum(home(n, comm.size) == comm.rank for n in seen)

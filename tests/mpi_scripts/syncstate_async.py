@@ -12,10 +12,10 @@ import sys
 from mpi4py import MPI
 
 from hpcingest.engine import WorkStealingEngine
-from hpcingest.syncstate import _WHOLE_REPLY_ROWS, SyncState
+from hpcingest.syncstate import WHOLE_REPLY_ROWS, SyncState
 
 LARGE = b"large"
-DIRECTORIES = {LARGE: _WHOLE_REPLY_ROWS + 3000, **{b"small/%d" % i: 120 for i in range(30)}}
+DIRECTORIES = {LARGE: WHOLE_REPLY_ROWS + 3000, **{b"small/%d" % i: 120 for i in range(30)}}
 BATCH = 50
 
 

@@ -1,0 +1,137 @@
+"""How the POSIX source hands out work: dealing a large listing's batches, placing
+subdirectory listings, and breaking up deep chains.  The walk's results under real MPI ranks
+are checked against find(1) in tests/test_scan.py; these tests pin down where each item goes,
+through a context that records what the source asks of the engine."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+
+from hpcingest.sources.posix import (BATCHES_KEPT_BY_LISTER, BATCHES_PER_DEAL, KEPT_CHAIN_LIMIT, LIST_DIR,
+                                     STAT_BATCH, PosixSource, list_item)
+
+
+class RecordingContext:
+    """The engine's side of the callback API, recording where each item went."""
+
+    throttling = False
+
+    def __init__(self, rank: int, size: int) -> None:
+        self.rank = rank
+        self.size = size
+        self.local: list[bytes] = []
+        self.placed: list[tuple[int, tuple[bytes, ...]]] = []
+
+    def push(self, item: bytes) -> None:
+        self.local.append(item)
+
+    def push_to(self, rank: int, *items: bytes) -> None:
+        self.placed.append((rank, items))
+
+    def queued(self) -> int:
+        return len(self.local)
+
+    def poll(self) -> None:
+        pass
+
+    def throttle(self, units: int) -> None:
+        pass
+
+
+class CountingSink:
+    def __init__(self, **hooks) -> None:
+        self.__dict__.update(hooks)
+        self.entries = 0
+        self.errors: list = []
+
+    def consume(self, batch, ctx) -> None:
+        self.entries += len(batch.names)
+
+    def error(self, error) -> None:
+        self.errors.append(error)
+
+
+def _flat_directory(tmp_path, files: int):
+    for i in range(files):
+        (tmp_path / f"f{i:03d}").write_bytes(b"")
+    return PosixSource(os.fsencode(tmp_path), files_per_task=1)
+
+
+def _names(items) -> list[bytes]:
+    return [name for item in items for name in item[1:].partition(b"\0")[2].split(b"\0")]
+
+
+def test_large_listing_is_dealt_round_robin_after_the_first_batches(tmp_path):
+    source = _flat_directory(tmp_path, 41)
+    ctx = RecordingContext(rank=1, size=4)
+    source.process(list_item(b""), ctx, CountingSink())
+    assert len(ctx.local) == BATCHES_KEPT_BY_LISTER
+    assert all(item[0] == STAT_BATCH for item in ctx.local)
+    assert [rank for rank, _ in ctx.placed][:4] == [2, 3, 0, 1]  # the lister's own turn included
+    assert all(len(items) == BATCHES_PER_DEAL for _, items in ctx.placed[:-1])
+    every = _names(ctx.local) + _names(i for _, items in ctx.placed for i in items)
+    assert sorted(every) == sorted(os.listdir(os.fsencode(tmp_path)))  # each name once
+    per_rank = Counter()
+    for rank, items in ctx.placed:
+        per_rank[rank] += len(items)
+    assert max(per_rank.values()) - min(per_rank.values()) <= BATCHES_PER_DEAL
+
+
+def test_a_sink_can_keep_a_directory_with_its_lister(tmp_path):
+    source = _flat_directory(tmp_path, 30)
+    ctx = RecordingContext(rank=0, size=4)
+    source.process(list_item(b""), ctx, CountingSink(batches_kept_by_lister=30))
+    assert len(ctx.local) == 30 and not ctx.placed
+
+
+def test_dealt_batches_are_statted_wherever_they_land(tmp_path):
+    source = _flat_directory(tmp_path, 9)
+    lister = RecordingContext(rank=0, size=3)
+    source.process(list_item(b""), lister, CountingSink())
+    sink = CountingSink()
+    for item in lister.local + [i for _, items in lister.placed for i in items]:
+        source.process(item, RecordingContext(rank=2, size=3), sink)
+    assert sink.entries == 9 and not sink.errors
+
+
+def test_subdirectory_listings_without_a_home_go_round_robin(tmp_path):
+    for i in range(8):
+        (tmp_path / f"d{i}").mkdir()
+    source = PosixSource(os.fsencode(tmp_path), files_per_task=50)
+    ctx = RecordingContext(rank=3, size=4)
+    ctx.local.append(b"Sunrelated\0x")  # this rank has other work: it keeps none of them
+    source.process(b"S\0" + b"\0".join(b"d%d" % i for i in range(8)), ctx, CountingSink())
+    assert Counter(rank for rank, _ in ctx.placed) == {0: 2, 1: 2, 2: 2, 3: 2}
+    assert all(items[0][0] == LIST_DIR for _, items in ctx.placed)
+
+
+def test_a_sink_home_rank_decides_where_a_listing_goes(tmp_path):
+    for i in range(4):
+        (tmp_path / f"d{i}").mkdir()
+    source = PosixSource(os.fsencode(tmp_path), files_per_task=50)
+    ctx = RecordingContext(rank=0, size=4)
+    ctx.local.append(b"Sunrelated\0x")
+    source.process(b"S\0d0\0d1\0d2\0d3", ctx, CountingSink(home_rank=lambda directory: 2))
+    assert [rank for rank, _ in ctx.placed] == [2, 2, 2, 2]
+
+
+def test_a_deep_chain_stays_on_a_rank_for_a_stretch_then_moves_on(tmp_path):
+    depth = 2 * KEPT_CHAIN_LIMIT + 5
+    chain = tmp_path
+    for _ in range(depth):
+        chain = chain / "c"
+        chain.mkdir()
+    source = PosixSource(os.fsencode(tmp_path), files_per_task=50)
+    ctx = RecordingContext(rank=0, size=4)
+    ctx.local.append(list_item(b""))
+    kept, moved = 0, 0
+    while ctx.local or ctx.placed:  # follow the chain wherever it goes, as one rank would
+        item = ctx.local.pop() if ctx.local else ctx.placed.pop()[1][0]
+        before = len(ctx.placed)
+        source.process(item, ctx, CountingSink())
+        if item[0] == STAT_BATCH:
+            moved += len(ctx.placed) - before
+            kept += len(ctx.placed) == before and bool(ctx.local)
+    assert moved == depth // (KEPT_CHAIN_LIMIT + 1)
+    assert kept == depth - moved
