@@ -249,26 +249,28 @@ class PosixSource:
         home = getattr(sink, "home_rank", None) or (lambda directory: None)
         keep_one = not ctx.queued() and self._kept_in_a_row < KEPT_CHAIN_LIMIT
         self._kept_in_a_row = self._kept_in_a_row + 1 if keep_one else 0
+        if keep_one:
+            ctx.push(list_item(directories[0]))
+            directories = directories[1:]
+        by_rank: dict[int, list[bytes]] = {}  # one message per rank, however many listings
         for directory in directories:
-            if keep_one:
-                ctx.push(list_item(directory))
-                keep_one = False
-                continue
             rank = home(directory)
-            if rank is None:
-                self._hand_out(ctx, [list_item(directory)])
-            else:
-                ctx.push_to(rank, list_item(directory))
+            by_rank.setdefault(self._next_in_rotation(ctx) if rank is None else rank, []).append(list_item(directory))
+        for rank, items in by_rank.items():
+            ctx.push_to(rank, *items)
 
     def _hand_out(self, ctx: WorkContext, items: list[bytes]) -> None:
-        """Send work to the next rank in this rank's rotation (itself included: a lister's own
-        share waits in its queue, where others may steal it while it lists).  A rotation, not a
-        hash or a random pick: P consecutive hand-outs reach P different ranks, so shares
-        differ by at most one hand-out."""
+        ctx.push_to(self._next_in_rotation(ctx), *items)
+
+    def _next_in_rotation(self, ctx: WorkContext) -> int:
+        """Where this rank hands out its next work (itself included: a lister's own share waits
+        in its queue, where others may steal it while it lists).  A rotation, not a hash or a
+        random pick: P consecutive hand-outs reach P different ranks, so shares differ by at
+        most one hand-out."""
         if self._next_rank is None:
             self._next_rank = ctx.rank  # every rank starts at a different place
         self._next_rank = (self._next_rank + 1) % ctx.size
-        ctx.push_to(self._next_rank, *items)
+        return self._next_rank
 
     def _open_directory(self, directory: bytes) -> int:
         if not directory:

@@ -102,8 +102,9 @@ def test_subdirectory_listings_without_a_home_go_round_robin(tmp_path):
     ctx = RecordingContext(rank=3, size=4)
     ctx.local.append(b"Sunrelated\0x")  # this rank has other work: it keeps none of them
     source.process(b"S\0" + b"\0".join(b"d%d" % i for i in range(8)), ctx, CountingSink())
-    assert Counter(rank for rank, _ in ctx.placed) == {0: 2, 1: 2, 2: 2, 3: 2}
-    assert all(items[0][0] == LIST_DIR for _, items in ctx.placed)
+    assert len(ctx.placed) == 4  # one message per rank
+    assert {rank: len(items) for rank, items in ctx.placed} == {0: 2, 1: 2, 2: 2, 3: 2}
+    assert all(item[0] == LIST_DIR for _, items in ctx.placed for item in items)
 
 
 def test_a_sink_home_rank_decides_where_a_listing_goes(tmp_path):
@@ -113,7 +114,7 @@ def test_a_sink_home_rank_decides_where_a_listing_goes(tmp_path):
     ctx = RecordingContext(rank=0, size=4)
     ctx.local.append(b"Sunrelated\0x")
     source.process(b"S\0d0\0d1\0d2\0d3", ctx, CountingSink(home_rank=lambda directory: 2))
-    assert [rank for rank, _ in ctx.placed] == [2, 2, 2, 2]
+    assert [(rank, len(items)) for rank, items in ctx.placed] == [(2, 4)]
 
 
 def test_a_deep_chain_stays_on_a_rank_for_a_stretch_then_moves_on(tmp_path):
