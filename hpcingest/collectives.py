@@ -75,14 +75,16 @@ def bcast_object(comm, obj=None, root: int = 0):
     return pickle.loads(bytes(buf))
 
 
-def gather_array(comm, values: np.ndarray, root: int = 0) -> np.ndarray | None:
-    """Gather one equal-length float64 vector per rank into a (ranks, n) array on root."""
+def gather_array(comm, values: np.ndarray, root: int = 0, integers: bool = False) -> np.ndarray | None:
+    """Gather one equal-length vector per rank into a (ranks, n) array on root: float64, or
+    int64 for counters that must stay exact (byte totals pass 2**53, 9 PB, on large filesystems)."""
     import numpy as np  # here: the rest of this module runs on every rank without it
     from mpi4py import MPI
 
-    send = np.ascontiguousarray(values, dtype=np.float64)
-    recv = np.empty((comm.Get_size(), send.size), dtype=np.float64) if comm.Get_rank() == root else None
-    wait(comm.Igather([send, MPI.DOUBLE], [recv, MPI.DOUBLE] if recv is not None else None, root=root))
+    dtype, mpi_type = (np.int64, MPI.INT64_T) if integers else (np.float64, MPI.DOUBLE)
+    send = np.ascontiguousarray(values, dtype=dtype)
+    recv = np.empty((comm.Get_size(), send.size), dtype=dtype) if comm.Get_rank() == root else None
+    wait(comm.Igather([send, mpi_type], [recv, mpi_type] if recv is not None else None, root=root))
     return recv
 
 

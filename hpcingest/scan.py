@@ -250,14 +250,14 @@ def _write_listing(comm, spool: BinaryIO, path: str) -> None:
 def _summarize(comm, config: ScanConfig, sink: ScanSink, stats, start: float) -> ScanSummary | None:
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     sink.fold()
-    local = np.concatenate([
+    counts = np.concatenate([
         sink.type_counts,
         sink.histogram,
         [sink.bytes, sink.errors, sink.excluded, stats.steal_requests, stats.steals_succeeded,
-         stats.items_received, sink.entries, rss_mb, stats.last_item_end, stats.stop_seen,
-         stats.termination_waves, stats.throttled_s],
-    ]).astype(np.float64)
-    rows = collectives.gather_array(comm, local)
+         stats.items_received, sink.entries, stats.termination_waves],
+    ]).astype(np.int64)
+    rows = collectives.gather_array(comm, counts, integers=True)
+    timing = collectives.gather_array(comm, [rss_mb, stats.last_item_end, stats.stop_seen, stats.throttled_s])
     samples = collectives.gather_objects(comm, sink.error_samples)
     if comm.Get_rank() != 0:
         return None
@@ -269,10 +269,11 @@ def _summarize(comm, config: ScanConfig, sink: ScanSink, stats, start: float) ->
     tail = n_types + _HISTOGRAM_BINS
     total_bytes, errors, excluded, requests, steals, stolen = (int(v) for v in totals[tail:tail + 6])
     per_rank = [int(v) for v in rows[:, tail + 6]]
-    rss = [round(float(v), 1) for v in rows[:, tail + 7]]
-    last_item = float(rows[:, tail + 8].max())
-    stop_seen = float(rows[:, tail + 9].max())
-    waves, throttled = int(totals[tail + 10]), float(totals[tail + 11])
+    waves = int(totals[tail + 7])
+    rss = [round(float(v), 1) for v in timing[:, 0]]
+    last_item = float(timing[:, 1].max())
+    stop_seen = float(timing[:, 2].max())
+    throttled = float(timing[:, 3].sum())
     entries = sum(per_rank)
     elapsed = end - start
     mean = entries / len(per_rank)
