@@ -57,6 +57,47 @@ _COMPACT_ROWS = 4096  # rows per segment after compaction
 _MAX_SEGMENTS_PER_COMPACT_ROWS = 64  # more segments than this per 4,096 rows: compact on load
 
 
+class RowCache:
+    """Directories' records (name -> sync time) held in memory up to a budget of rows, the
+    least recently used directory evicted first: a directory is read or fetched once and then
+    serves its other batches.  The newest directory stays however large it is."""
+
+    def __init__(self, budget_rows: int = _CACHE_ROWS) -> None:
+        self.budget_rows = budget_rows
+        self.rows = 0
+        self._directories: OrderedDict[bytes, dict[bytes, float]] = OrderedDict()
+
+    def get(self, directory: bytes) -> dict[bytes, float] | None:
+        rows = self._directories.get(directory)
+        if rows is not None:
+            self._directories.move_to_end(directory)
+        return rows
+
+    def put(self, directory: bytes, rows: dict[bytes, float]) -> None:
+        replaced = self._directories.pop(directory, None)
+        self.rows += len(rows) - (len(replaced) if replaced is not None else 0)
+        self._directories[directory] = rows
+        self._evict()
+
+    def update(self, directory: bytes, rows: Iterable[tuple[bytes, float]]) -> None:
+        """New records of a directory held here (one not held is read from the shard when needed)."""
+        held = self._directories.get(directory)
+        if held is None:
+            return
+        before = len(held)
+        held.update(rows)
+        self.rows += len(held) - before
+        self._evict()
+
+    def __len__(self) -> int:
+        return len(self._directories)
+
+    def _evict(self) -> None:
+        while self.rows > self.budget_rows and len(self._directories) > 1:
+            _, evicted = self._directories.popitem(last=False)
+            self.rows -= len(evicted)
+
+
 def shard_of(directory: bytes, shards: int) -> int:
     return zlib.crc32(directory) % shards
 
@@ -97,8 +138,7 @@ class ShardFile:
         self._dir_ids: dict[bytes, int] = {}
         self._next_seq: dict[int, int] = {}
         self._marks: dict[bytes, str] = {}  # directory -> pass token, written at the next commit
-        self._cache: OrderedDict[bytes, dict[bytes, float]] = OrderedDict()
-        self._cached_rows = 0
+        self._cache = RowCache()
         self.seconds = 0.0  # time spent in sqlite (and the cache), for the checkpoint-cost report
         self.cpu_seconds = 0.0
         self._pending = 0
@@ -141,18 +181,13 @@ class ShardFile:
         """name -> last sync time for the whole directory (cached: its other batches follow)."""
         cached = self._cache.get(directory)  # most lookups: the directory's other batches
         if cached is not None:
-            self._cache.move_to_end(directory)
             return cached
         with self._timed():
             return self._keep(directory, self._segments(directory))
 
     def _keep(self, directory: bytes, segments: list[tuple[bytes, bytes]]) -> dict[bytes, float]:
         rows = _merge_segments(segments)
-        self._cache[directory] = rows
-        self._cached_rows += len(rows)
-        while self._cached_rows > _CACHE_ROWS and len(self._cache) > 1:
-            _, evicted = self._cache.popitem(last=False)
-            self._cached_rows -= len(evicted)
+        self._cache.put(directory, rows)
         return rows
 
     def reply_columns(self, directory: bytes, names: list[bytes]) -> tuple[bool, list[tuple[bytes, bytes]]]:
@@ -168,8 +203,6 @@ class ShardFile:
                 return True, segments
             with self._timed():
                 cached = self._keep(directory, segments)
-        else:
-            self._cache.move_to_end(directory)
         rows = cached if len(cached) <= WHOLE_REPLY_ROWS else _select(cached, names)
         return rows is cached, [_pack_columns(rows, rows.values(), b"")[:2]]
 
@@ -197,12 +230,7 @@ class ShardFile:
         if not rows:
             return
         dir_id = self._dir_id(directory, create=True)
-        cached = self._cache.get(directory)
-        if cached is not None:
-            for name, t, op in rows:
-                if name not in cached:
-                    self._cached_rows += 1
-                cached[name] = t
+        self._cache.update(directory, ((name, t) for name, t, _ in rows))
         self._append_segment(dir_id, rows)
         self._pending += len(rows)
         if self._commit_due():
@@ -344,8 +372,7 @@ class SyncState:
         self.ignore_cache = ignore_cache
         self.shards = shard_count(state_dir, size)
         self._owned: dict[int, ShardFile] = {}
-        self._remote: OrderedDict[bytes, dict] = OrderedDict()  # whole directories other ranks sent
-        self._remote_rows = 0
+        self._remote = RowCache()  # whole directories other ranks sent
         self._waiters: dict[bytes, deque] = {}  # directory -> [names, callback, sent] awaiting a reply
         self._large: set[bytes] = set()  # directories too large to be sent whole: asked batch by batch
         self.lookups_sent = 0
@@ -532,11 +559,7 @@ class SyncState:
         if callback is not None:
             callback(rows)
         if kind == _WHOLE:  # kept; it answers every request of the directory made meanwhile
-            self._remote[directory] = rows
-            self._remote_rows += len(rows)
-            while self._remote_rows > _CACHE_ROWS and len(self._remote) > 1:
-                _, evicted = self._remote.popitem(last=False)
-                self._remote_rows -= len(evicted)
+            self._remote.put(directory, rows)
             for request in waiting:
                 if request[1] is not None:
                     request[1](rows)

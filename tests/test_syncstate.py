@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from hpcingest.syncstate import ShardFile, SyncState, shard_count
+from hpcingest.syncstate import RowCache, ShardFile, SyncState, shard_count
 from tests.launchers import Launcher, run
 
 
@@ -129,3 +129,20 @@ def test_asynchronous_lookups_small_directories_whole_a_large_one_batch_by_batch
     assert report["problems"] == []
     # every rank that statted a stolen batch of the large directory got only the names it asked for
     assert report["ranks_answered_batch_by_batch"] >= 1
+
+
+def test_row_cache_evicts_the_least_recently_used_directory_past_its_row_budget():
+    cache = RowCache(budget_rows=5)
+    cache.put(b"a", {b"1": 1.0, b"2": 2.0})
+    cache.put(b"b", {b"1": 1.0, b"2": 2.0})
+    assert cache.get(b"a") is not None  # a is now the most recently used
+    cache.put(b"c", {b"1": 1.0, b"2": 2.0})  # 6 rows: b goes, not a
+    assert cache.get(b"b") is None and cache.get(b"a") is not None and cache.rows == 4
+    cache.update(b"a", [(b"2", 5.0), (b"3", 3.0)])  # one new name, one new time
+    assert cache.get(b"a") == {b"1": 1.0, b"2": 5.0, b"3": 3.0} and cache.rows == 5
+    cache.update(b"gone", [(b"x", 1.0)])  # not held: nothing to update
+    assert cache.get(b"gone") is None and cache.rows == 5
+    cache.put(b"a", {b"1": 1.0})  # replaced, not counted twice
+    assert cache.rows == 3
+    cache.put(b"huge", {bytes([i]): 0.0 for i in range(50)})  # the newest stays however large
+    assert len(cache) == 1 and cache.rows == 50 and cache.get(b"huge") is not None
