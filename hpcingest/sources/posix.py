@@ -24,6 +24,7 @@ from hpcingest.engine import WorkContext
 from hpcingest.exclusions import Exclusions
 from hpcingest.profile import recorder
 from hpcingest.records import EntryBatch, EntryType, WalkError
+from hpcingest.sources.placement import Placement
 
 LIST_DIR = b"D"[0]
 STAT_BATCH = b"S"[0]
@@ -93,7 +94,6 @@ def check_root(root: str | bytes) -> bytes:
 
 BATCHES_KEPT_BY_LISTER = 2  # a listing's first stat batches stay with its lister; the rest are dealt
 BATCHES_PER_DEAL = 2  # dealt batches travel this many to a message
-KEPT_CHAIN_LIMIT = 32  # a rank lists at most this many single-child generations in a row
 
 
 class PosixSource:
@@ -105,8 +105,7 @@ class PosixSource:
         self.root = os.path.realpath(root)
         self.files_per_task = files_per_task
         self.exclusions = exclusions or Exclusions()
-        self._next_rank: int | None = None  # the rank this one handed work to last
-        self._kept_in_a_row = 0  # listings this rank kept for itself, one after another
+        self._placement = Placement()
 
     def initial_items(self) -> list[bytes]:
         return [list_item(b"")]
@@ -149,7 +148,7 @@ class PosixSource:
                     else:
                         dealt.append(stat_item(directory, names))
                         if len(dealt) == BATCHES_PER_DEAL:
-                            self._hand_out(ctx, dealt)
+                            self._placement.hand_out(ctx, dealt)
                             dealt = []
                     batches += 1
                     if every_name is not None:
@@ -158,7 +157,7 @@ class PosixSource:
             sink.error(WalkError.from_os_error(directory, "readdir", err))
             ok = False
         if dealt:
-            self._hand_out(ctx, dealt)
+            self._placement.hand_out(ctx, dealt)
         if ok and every_name is not None:
             sink.directory_names(directory, every_name, ctx)  # only a complete listing may decide deletions
         self._listed(sink, directory, batches, ok, ctx)
@@ -234,43 +233,7 @@ class PosixSource:
         finally:
             os.close(fd)
         sink.consume(batch, ctx)
-        self._push_listings(subdirectories, ctx, sink)
-
-    def _push_listings(self, directories: list[bytes], ctx: WorkContext, sink: Sink) -> None:
-        """Each directory's listing goes to its home rank: where the sink's state for it lives
-        (``home_rank``), else the next rank in this rank's rotation.  So listings spread over
-        every rank from the start, instead of waiting to be stolen (which, with more ranks than
-        cores, waits for the victim to be scheduled).  A rank with nothing else to do keeps one,
-        so a deep chain of single directories does not hop at every level; but only
-        KEPT_CHAIN_LIMIT generations in a row, so a chain thousands deep does not pile its
-        entries onto one rank on top of that rank's share of everything else."""
-        if not directories:
-            return
-        home = getattr(sink, "home_rank", None) or (lambda directory: None)
-        keep_one = not ctx.queued() and self._kept_in_a_row < KEPT_CHAIN_LIMIT
-        self._kept_in_a_row = self._kept_in_a_row + 1 if keep_one else 0
-        if keep_one:
-            ctx.push(list_item(directories[0]))
-            directories = directories[1:]
-        by_rank: dict[int, list[bytes]] = {}  # one message per rank, however many listings
-        for directory in directories:
-            rank = home(directory)
-            by_rank.setdefault(self._next_in_rotation(ctx) if rank is None else rank, []).append(list_item(directory))
-        for rank, items in by_rank.items():
-            ctx.push_to(rank, *items)
-
-    def _hand_out(self, ctx: WorkContext, items: list[bytes]) -> None:
-        ctx.push_to(self._next_in_rotation(ctx), *items)
-
-    def _next_in_rotation(self, ctx: WorkContext) -> int:
-        """Where this rank hands out its next work (itself included: a lister's own share waits
-        in its queue, where others may steal it while it lists).  A rotation, not a hash or a
-        random pick: P consecutive hand-outs reach P different ranks, so shares differ by at
-        most one hand-out."""
-        if self._next_rank is None:
-            self._next_rank = ctx.rank  # every rank starts at a different place
-        self._next_rank = (self._next_rank + 1) % ctx.size
-        return self._next_rank
+        self._placement.push_listings(subdirectories, list_item, ctx, sink)
 
     def _open_directory(self, directory: bytes) -> int:
         if not directory:

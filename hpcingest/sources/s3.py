@@ -63,6 +63,7 @@ from hpcingest.engine import WorkContext
 from hpcingest.exclusions import Exclusions
 from hpcingest.profile import recorder
 from hpcingest.records import EntryBatch, EntryType, WalkError
+from hpcingest.sources.placement import Placement
 from hpcingest.sources.posix import Sink
 
 LIST_PAGE = b"L"[0]
@@ -355,6 +356,7 @@ class S3Source:
         self.exclusions = exclusions or Exclusions()
         self.page_size = page_size
         self._client = client
+        self._placement = Placement()
 
     @property
     def client(self) -> Any:
@@ -518,8 +520,7 @@ class S3Source:
             else:
                 batch.stats.append(ObjectStat(OBJECT_MODE, record.size, record.mtime, record.etag.decode("ascii")))
         sink.consume(batch, ctx)
-        for subdirectory in subdirectories:
-            ctx.push(list_item(subdirectory))
+        self._placement.push_listings(subdirectories, list_item, ctx, sink)
 
     def _abspath(self, relpath: bytes) -> bytes:
         return self.root + b"/" + relpath

@@ -8,8 +8,9 @@ from __future__ import annotations
 import os
 from collections import Counter
 
-from hpcingest.sources.posix import (BATCHES_KEPT_BY_LISTER, BATCHES_PER_DEAL, KEPT_CHAIN_LIMIT, LIST_DIR,
-                                     STAT_BATCH, PosixSource, list_item)
+from hpcingest.sources.placement import KEPT_CHAIN_LIMIT
+from hpcingest.sources.posix import (BATCHES_KEPT_BY_LISTER, BATCHES_PER_DEAL, LIST_DIR, STAT_BATCH, PosixSource,
+                                     list_item)
 
 
 class RecordingContext:
