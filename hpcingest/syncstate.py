@@ -199,7 +199,7 @@ class ShardFile:
         if cached is None:
             with self._timed():
                 segments = self._segments(directory)
-            if sum(len(times) for _, times in segments) <= 8 * WHOLE_REPLY_ROWS:
+            if _stored_rows(segments) <= WHOLE_REPLY_ROWS:
                 return True, segments
             with self._timed():
                 cached = self._keep(directory, segments)
@@ -216,7 +216,7 @@ class ShardFile:
                 segments.append((names, times))
         if dir_id is not None:
             self._dir_ids[directory] = dir_id
-            rows = sum(len(times) for _, times in segments) // 8
+            rows = _stored_rows(segments)
             if len(segments) > _MAX_SEGMENTS_PER_COMPACT_ROWS * (1 + rows // _COMPACT_ROWS):
                 self._compact(dir_id)  # those read stay valid: later segments override earlier ones
         return segments
@@ -335,6 +335,12 @@ def _pack_columns(names, times, ops) -> tuple[bytes, bytes, bytes]:
 
 def _unpack_columns(names: bytes, times: bytes) -> tuple[list[bytes], list[float]]:
     return (names.split(b"\0") if times else []), memoryview(times).cast("d").tolist()
+
+
+def _stored_rows(segments: Iterable[tuple[bytes, bytes]]) -> int:
+    """Rows stored in (names, times) segments, a name overridden by a later segment counted
+    again: an upper bound on the directory's names, read from the times' length alone."""
+    return sum(len(times) for _, times in segments) // 8  # one float64 per row
 
 
 def _merge_segments(segments: Iterable[tuple[bytes, bytes]]) -> dict[bytes, float]:
