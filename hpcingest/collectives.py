@@ -13,7 +13,7 @@ import pickle
 import time
 from array import array
 from itertools import accumulate
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 if TYPE_CHECKING:
     import numpy as np
@@ -75,7 +75,8 @@ def bcast_object(comm, obj=None, root: int = 0):
     return pickle.loads(bytes(buf))
 
 
-def gather_array(comm, values: np.ndarray, root: int = 0, integers: bool = False) -> np.ndarray | None:
+def gather_array(comm, values: "np.ndarray | Sequence[float]", root: int = 0,
+                 integers: bool = False) -> np.ndarray | None:
     """Gather one equal-length vector per rank into a (ranks, n) array on root: float64, or
     int64 for counters that must stay exact (byte totals pass 2**53, 9 PB, on large filesystems)."""
     import numpy as np  # here: the rest of this module runs on every rank without it

@@ -3,8 +3,8 @@
 Two kinds of work item, both plain bytes so the engine can ship them between ranks:
 
 * ``D<relpath>``: list one directory.  Its names are cut into stat batches *while* it is
-  being listed; past the first few, the batches are dealt round robin to the other ranks,
-  so a directory of a million entries spreads over every rank at once, not steal by steal.
+  being listed; past the first few, the batches are dealt round robin over all ranks (the
+  lister included), so a directory of a million entries spreads at once, not steal by steal.
 * ``S<relpath>\\0<name>\\0<name>...``: lstat a batch of names of one directory, hand the
   results to the sink, and push a ``D`` item for every subdirectory found.
 
