@@ -46,6 +46,8 @@ from dataclasses import dataclass
 from typing import Any
 
 UNICODE_ERROR_PREFIX = "irods_UnicodeEncodeError_"
+UNICODE_ERROR_DIGEST_PREFIX = UNICODE_ERROR_PREFIX + "sha256-"
+NAME_MAX = 255  # bytes in one path component on the server's filesystems (vault files)
 UNICODE_ERROR_ATTRIBUTE = "irods::automated_ingest::UnicodeEncodeError"
 CHARACTER_MAP_ATTRIBUTE = "irods::automated_ingest::character_map"
 B64_UNITS = "python3.base64.b64encode(full_path_of_source_file)"
@@ -192,15 +194,34 @@ def b64_source_path(source_path: bytes) -> bytes:
 
 
 def unicode_error_name(source_path: bytes) -> str:
-    """``irods_UnicodeEncodeError_<b64>`` for the entry at ``source_path`` (absolute bytes)."""
-    return UNICODE_ERROR_PREFIX + base64.b64encode(source_path, altchars=_NAME_ALTCHARS).decode("ascii")
+    """``irods_UnicodeEncodeError_<b64>`` for the entry at ``source_path`` (absolute bytes), or,
+    when that would not fit in one path component (a deep path: b64 of more than ~172 bytes),
+    ``irods_UnicodeEncodeError_sha256-<hex>``.
+
+    A vault file name, like any name on the server's filesystem, is at most NAME_MAX (255)
+    bytes: a longer name registers (no file is made) but every PUT of it fails with
+    UNIX_FILE_CREATE_ERR.  The digest form is as unique (SHA-256 of the absolute path) and
+    bounded; it is reversed through the ``irods::automated_ingest::UnicodeEncodeError`` AVU
+    (base64 of the full source path), which such objects and collections carry.  ``-`` is
+    outside both base64 alphabets, so the two forms are never confused."""
+    name = UNICODE_ERROR_PREFIX + base64.b64encode(source_path, altchars=_NAME_ALTCHARS).decode("ascii")
+    if len(name) <= NAME_MAX:
+        return name
+    return UNICODE_ERROR_DIGEST_PREFIX + hashlib.sha256(source_path).hexdigest()
+
+
+def is_digest_name(name: str) -> bool:
+    return name.startswith(UNICODE_ERROR_DIGEST_PREFIX)
 
 
 def decode_unicode_error_name(name: str) -> bytes:
     """The absolute source path an ``irods_UnicodeEncodeError_`` name stands for.
 
-    Accepts old-style (standard alphabet) names as well as ours.
+    Accepts old-style (standard alphabet) names as well as ours; a digest name holds no path
+    (its object's or collection's UnicodeEncodeError AVU does).
     """
+    if is_digest_name(name):
+        raise ValueError(f"{name!r} is a digest: the source path is in its {UNICODE_ERROR_ATTRIBUTE} AVU")
     if not name.startswith(UNICODE_ERROR_PREFIX):
         raise ValueError(f"{name!r} is not an {UNICODE_ERROR_PREFIX} name")
     return base64.b64decode(name[len(UNICODE_ERROR_PREFIX):].replace("/", "_"), altchars=_NAME_ALTCHARS)
@@ -238,8 +259,10 @@ def _remapped_components(base: bytes, relpath: bytes) -> list[tuple[str, bool]]:
 class LogicalName:
     """Where one source entry goes in iRODS, and how to annotate it if its name was remapped.
 
-    ``avus`` are attached to data objects when the name was remapped (the old tool never
-    annotates collections). ``b64_path`` is the standard base64 of the absolute source path
+    ``avus`` are attached to data objects when the name was remapped; the old tool never
+    annotates collections, and neither does this one, except a collection whose own name is a
+    digest (:func:`unicode_error_name`), which nothing else could map back to its directory
+    (``collection_avus``). ``b64_path`` is the standard base64 of the absolute source path
     when remapped, else None.
     """
 
@@ -249,6 +272,11 @@ class LogicalName:
     reason: str | None = None
     b64_path: bytes | None = None
     unicode_error_filename: str | None = None
+
+    @property
+    def collection_avus(self) -> tuple[Avu, ...]:
+        named_by_digest = self.unicode_error_filename is not None and is_digest_name(self.unicode_error_filename)
+        return self.avus if named_by_digest else ()
 
     def meta_fields(self) -> dict[str, Any]:
         """The ``meta`` keys the old tool sets for remapped names, for handlers that read them."""

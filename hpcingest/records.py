@@ -54,6 +54,7 @@ class Entry:
     gid: int
     inode: int
     etag: str = ""  # S3 objects: the ETag of the listing (an MD5, or a multipart MD5 with "-<parts>")
+    device: int = 0  # st_dev: with the inode, what a later open must find (0 for S3)
 
     @property
     def name(self) -> bytes:
@@ -81,7 +82,7 @@ class EntryBatch:
     def entries(self) -> list[Entry]:
         return [
             Entry(self.relpath(n), EntryType.from_mode(s.st_mode), s.st_size, s.st_mtime,
-                  s.st_ctime, s.st_mode, s.st_uid, s.st_gid, s.st_ino, getattr(s, "etag", ""))
+                  s.st_ctime, s.st_mode, s.st_uid, s.st_gid, s.st_ino, getattr(s, "etag", ""), s.st_dev)
             for n, s in zip(self.names, self.stats)
         ]
 

@@ -7,6 +7,8 @@ suffix alphabet per process; and the ``filesystem_sync_entry`` base64 formula), 
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 
 import pytest
@@ -17,6 +19,7 @@ from hpcingest.naming import (
     CharacterMapError,
     catalog_physical_path,
     decode_unicode_error_name,
+    is_digest_name,
     link_target_avu,
     logical_path,
     special_file_avu,
@@ -291,3 +294,20 @@ def test_invalid_character_maps(spec, message):
 
 def test_valid_key_kinds():
     CharacterMap({re.compile("[ ]"): lambda m: "_", str.isspace: "_", ("a", "b"): "", "c": "d"})
+
+
+def test_a_name_that_would_pass_255_bytes_becomes_a_bounded_digest():
+    """b64 of a source path past ~172 bytes would be a component no vault file can have."""
+    fits = b"/" + b"p" * 150 + b"/\xe9"
+    assert len(unicode_error_name(fits)) <= 255 and not is_digest_name(unicode_error_name(fits))
+    long = b"/" + b"p" * 200 + b"/caf\xe9"
+    name = unicode_error_name(long)
+    assert name == "irods_UnicodeEncodeError_sha256-" + hashlib.sha256(long).hexdigest()
+    assert len(name) < 255 and unicode_error_name(long + b"x") != name
+    with pytest.raises(ValueError, match="AVU"):
+        decode_unicode_error_name(name)
+    entry = logical_path("/z/t", b"/" + b"p" * 200, b"caf\xe9")
+    assert entry.path == "/z/t/" + name
+    assert base64.b64decode(entry.avus[0].value) == long  # the AVU reverses it
+    assert entry.collection_avus == entry.avus  # a directory so named is annotated too
+    assert logical_path("/z/t", b"/src", b"caf\xe9").collection_avus == ()  # not the old short names

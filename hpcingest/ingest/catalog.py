@@ -35,6 +35,15 @@ class CatalogObject:
                 return replica
         return None
 
+    @property
+    def has_good_replica(self) -> bool:
+        """False after an upload that was interrupted (its replica is stale or intermediate)."""
+        return any(replica.good for replica in self.info.replicas)
+
+    def holds(self, size: int) -> bool:
+        """Whether a good replica has this size: an upload of a file of that size that finished."""
+        return any(replica.good and replica.size == size for replica in self.info.replicas)
+
     def matches(self, size: int, mtime: int, numbers: list[int] | None) -> bool:
         """Whether the catalog already says what a metadata update would write."""
         replicas = [r for r in self.info.replicas if numbers is None or r.number in numbers]
@@ -57,8 +66,9 @@ class CatalogView:
     def unknown(cls) -> "CatalogView":
         return cls(known=False)
 
-    def data_object(self, path: str, session) -> CatalogObject | None:
-        if self.known:
+    def data_object(self, path: str, session, fresh: bool = False) -> CatalogObject | None:
+        """The object at ``path``; ``fresh`` asks the catalog now instead of the batch's view."""
+        if self.known and not fresh:
             info = self.objects.get(path)
         else:
             parent, name = posixpath.split(path)
@@ -83,6 +93,7 @@ def catalog_view(session, collection: str, files: list[str], directories: list[s
         paths = [posixpath.join(collection, name) for name in directories]
         for batch in listing.name_batches(paths):
             query = session.query(Collection.name).filter(Collection.parent_name == collection)
-            view.collections.update(row[Collection.name] for row in query.filter(In(Collection.name, batch)))
+            view.collections.update(row[Collection.name] for row in listing.exact_rows(query.filter(
+                In(Collection.name, batch))))
             view.queries += 1
     return view

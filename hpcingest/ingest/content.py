@@ -9,8 +9,13 @@ object is one GET and one single-call DATA_OBJ_PUT; above, ranged GETs of the mu
 chunk size run in parallel threads (S3 gives each connection a modest share of bandwidth)
 while the main thread writes the chunks in order through one open iRODS handle.  The MD5 of
 what was written is checked against the ETag, a multipart ETag being rebuilt from per-chunk
-MD5s with ``--s3_multipart_chunksize_in_mib``; a mismatch is a failure, and an object this
-pass created with wrong content is removed again, so the next pass retries it.
+MD5s with ``--s3_multipart_chunksize_in_mib``; a mismatch is a failure.
+
+Files are read only through a descriptor of the very file the walk statted, and exactly the
+bytes decided on (see :class:`FileContent`).  Whatever an upload that failed (or that read a
+source changing under it) left behind is removed again, for files and objects alike: an
+object that exists is taken for a finished upload only when it has a good replica of the
+source's size, and a removed one is uploaded again by the next pass.
 """
 
 from __future__ import annotations
@@ -18,17 +23,21 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator
 
+from hpcingest.fileio import SourceChanged, read_exactly
 from hpcingest.irods.errors import IrodsOperationError
 from hpcingest.lazy import lazy_module
 from hpcingest.records import Entry
+from hpcingest.sources.posix_open import open_statted_file
 
 ops = lazy_module("hpcingest.irods.operations")
 
 #: Ranged GETs in flight per rank for one big object (each holds one chunk in memory).
 S3_PARALLEL_GETS = 4
+CHECKSUM_CHUNK = 8 << 20
 
 
 @dataclass
@@ -67,7 +76,8 @@ class Digests:
 
 
 class FileContent:
-    """Uploads from the filesystem under ``root``."""
+    """Uploads from the filesystem under ``root``: only the regular file the walk statted, and
+    exactly the bytes decided on (hpcingest.sources.posix_open, hpcingest.fileio)."""
 
     def __init__(self, root: bytes) -> None:
         self.root = root
@@ -75,23 +85,74 @@ class FileContent:
     def path(self, entry: Entry) -> bytes:
         return os.path.join(self.root, entry.relpath)
 
+    @contextmanager
+    def _opened(self, entry: Entry, whole_file: bool = True) -> Iterator[int]:
+        """The statted file, open; refused (nothing read) when it is shorter than statted or,
+        for a ``whole_file`` copy, was modified at all since (an append reads only what was
+        statted, so a file that grew is fine there; the next pass appends the rest)."""
+        fd, st = open_statted_file(self.root, entry.relpath, entry.device, entry.inode)
+        try:
+            _check_version(entry, st, whole_file, "since it was listed; it was not read")
+            yield fd
+        finally:
+            os.close(fd)
+
     def put(self, session, entry: Entry, logical: str, resource: str | None, checksum: bool,
             overwrite: bool) -> int:
-        return ops.put_file(session, self.path(entry), logical, resource=resource, checksum=checksum,
-                            overwrite=overwrite).size
+        with self._opened(entry) as fd, removed_on_failure(session, logical):
+            try:
+                ops.put_descriptor(session, fd, entry.size, logical, entry.mode & 0o777, resource=resource,
+                                   checksum=checksum, overwrite=overwrite)
+            finally:  # a transfer that failed because the file changed under it says so
+                _check_version(entry, os.fstat(fd), True, "while it was uploaded; the partial copy was "
+                               "removed and the next pass uploads it again")
+        return entry.size
 
     def append(self, session, entry: Entry, logical: str, offset: int) -> int:
-        return ops.append_file(session, self.path(entry), logical, offset)
+        """Bytes ``[offset, statted size)``, however far the file has grown by now."""
+        with self._opened(entry, whole_file=False) as fd:
+            return ops.append_descriptor(session, fd, logical, offset, entry.size)
 
     def checksum_like(self, entry: Entry, stored: str) -> str:
         digests = Digests.like_stored(stored)
-        with open(self.path(entry), "rb") as f:
-            while chunk := f.read(8 << 20):
-                digests.update(chunk)
+        with self._opened(entry, whole_file=False) as fd:
+            for offset in range(0, entry.size, CHECKSUM_CHUNK):
+                digests.update(read_exactly(fd, offset, min(CHECKSUM_CHUNK, entry.size - offset)))
         return digests.like(stored)
 
     def discard(self, entry: Entry) -> None:
         """Nothing is kept per entry for files."""
+
+
+def _check_version(entry: Entry, st: os.stat_result, whole_file: bool, when: str) -> None:
+    """SourceChanged unless ``st`` still describes the statted version of the file: as long as
+    it was, and, for a whole-file copy, not modified at all (a copy of a file written to
+    meanwhile is no version of it)."""
+    if st.st_size < entry.size:
+        raise SourceChanged(f"the file shrank from {entry.size} to {st.st_size} bytes {when}", entry.relpath)
+    if whole_file and (st.st_mtime != entry.mtime or st.st_size != entry.size):
+        raise SourceChanged(f"the file was modified {when} (size {entry.size} -> {st.st_size})", entry.relpath)
+
+
+_ALREADY_THERE = ("OVERWRITE_WITHOUT_FORCE_FLAG", "CATALOG_ALREADY_HAS_ITEM_BY_THAT_NAME")
+
+
+@contextmanager
+def removed_on_failure(session, logical: str) -> Iterator[None]:
+    """Whatever a failed upload left at ``logical`` is removed, so no partial or wrong object
+    can look like a finished one (a later pass finds nothing there and uploads it again).
+
+    An error that says the object was already there (a create refused) touches nothing: that
+    object is someone else's, or an earlier attempt's that the caller will judge."""
+    try:
+        yield
+    except BaseException as err:
+        if getattr(err, "name", None) not in _ALREADY_THERE:
+            try:
+                ops.remove_object(session, logical, to_trash=False)
+            except Exception:  # noqa: BLE001 - nothing there, or no connection: the next pass's check decides
+                pass
+        raise
 
 
 class S3Content:
@@ -112,24 +173,20 @@ class S3Content:
         if checksum:
             options["regChksum"] = ""
         digests = Digests(with_sha256=self.verify)
-        if entry.size <= ops.SINGLE_BUFFER_LIMIT:
-            data = self._get(entry, 0, None)
-            digests.update(data)
-            if overwrite:
-                options["forceFlag"] = ""
-            ops.guarded(lambda: ops.put_bytes(session, data, logical, 0o644, options))
-            written, parts = len(data), [hashlib.md5(data[i:i + self.chunk]).digest()
-                                         for i in range(0, max(len(data), 1), self.chunk)]
-        else:
-            written, parts = ops.guarded(lambda: self._stream(session, entry, logical, 0, "w", options, digests))
-        if self.verify:
-            self._digests[entry.relpath] = digests
-        try:
+        data = self._get(entry, 0, None) if entry.size <= ops.SINGLE_BUFFER_LIMIT else None
+        with removed_on_failure(session, logical):  # never leave a partial or corrupt object a later pass would trust
+            if data is not None:
+                digests.update(data)
+                if overwrite:
+                    options["forceFlag"] = ""
+                ops.guarded(lambda: ops.put_bytes(session, data, logical, 0o644, options))
+                written, parts = len(data), [hashlib.md5(data[i:i + self.chunk]).digest()
+                                             for i in range(0, max(len(data), 1), self.chunk)]
+            else:
+                written, parts = ops.guarded(lambda: self._stream(session, entry, logical, 0, "w", options, digests))
+            if self.verify:
+                self._digests[entry.relpath] = digests
             check_etag(entry, digests, parts, written, self.source.settings.multipart_chunksize_mib)
-        except IrodsOperationError:
-            if not overwrite:  # never leave a corrupt object behind that a later pass would trust
-                ops.remove_object(session, logical, to_trash=False)
-            raise
         return written
 
     def append(self, session, entry: Entry, logical: str, offset: int) -> int:

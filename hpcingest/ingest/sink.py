@@ -28,10 +28,10 @@ from hpcingest.compat.utils import Operation
 from hpcingest.engine import WorkContext
 from hpcingest.handler import EventHandler
 from hpcingest.ingest.config import IngestConfig
-from hpcingest.ingest.content import FileContent, S3Content
+from hpcingest.ingest.content import FileContent, S3Content, removed_on_failure
 from hpcingest.ingest.deletion import DeletionSweep
 from hpcingest.ingest.decide import Change, classify, needs_catalog
-from hpcingest.ingest.catalog import CatalogView, catalog_view
+from hpcingest.ingest.catalog import CatalogObject, CatalogView, catalog_view
 from hpcingest.ingest.failures import Failure, FailureLog, describe_error, errno_name
 from hpcingest.irods.connection import IrodsConnection
 from hpcingest.irods.errors import IrodsOperationError
@@ -39,6 +39,7 @@ from hpcingest.lazy import lazy_module
 from hpcingest.naming import REASON_UNICODE, LogicalName, catalog_physical_path, logical_path, special_file_avu
 from hpcingest.profile import recorder
 from hpcingest.records import Entry, EntryBatch, EntryType, WalkError
+from hpcingest.sources import posix_open
 from hpcingest.sources.posix import BATCHES_KEPT_BY_LISTER
 from hpcingest.syncstate import WHOLE_REPLY_ROWS, SyncState
 
@@ -49,6 +50,9 @@ _MAX_WAITING = 64
 _PUT_FAMILY = (Operation.PUT, Operation.PUT_SYNC, Operation.PUT_APPEND)
 _MODE, _SIZE, _MTIME, _CTIME = (attrgetter(f"st_{n}") for n in ("mode", "size", "mtime", "ctime"))
 _NEVER_UPLOADED = (EntryType.PIPE, EntryType.CHARACTER, EntryType.BLOCK, EntryType.SOCKET, EntryType.LINK)
+# a FIFO or device registered in place would be opened by whoever reads the object back: a read
+# blocks an agent forever (a FIFO) or never ends (/dev/zero); sockets and links are kept, as before
+_NEVER_REGISTERED = (EntryType.PIPE, EntryType.CHARACTER, EntryType.BLOCK)
 
 
 class EntryTimeout(Exception):
@@ -406,7 +410,7 @@ class IngestSink:
         if mode & stat.S_IROTH or (entry.uid == self._euid and mode & stat.S_IRUSR) or \
                 (entry.gid in self._groups and mode & stat.S_IRGRP):
             return True
-        return os.access(os.path.join(self.config.root, entry.relpath), os.R_OK)
+        return posix_open.readable(self.config.root, entry.relpath)
 
     def _count(self, outcome: str) -> None:
         kind, _, operation = outcome.partition(":")
@@ -434,12 +438,14 @@ class IngestSink:
             options = {} if operation is Operation.NO_OP else {"allow_redirect": False}
             if exists:
                 handler.run_event("coll_modify", _noop, logger, session, meta, **options)
+                self._annotate_collection(session, name)  # an earlier run may have stopped in between
                 return "collection-existing"
             if operation is Operation.NO_OP:
                 handler.run_event("coll_create", _noop, logger, session, meta, **options)
                 return "collection-existing"
             handler.run_event("coll_create", lambda *a, **k: ops.ensure_collection(session, name.path),
                               logger, session, meta, **options)
+            self._annotate_collection(session, name)
             return "collection-created"
 
         return action
@@ -455,7 +461,8 @@ class IngestSink:
             runs += 1  # a second run follows a reconnect or a retry: earlier writes may have landed
             operation = handler.operation(session, meta)
             meta["operation"] = operation.name
-            found = catalog.data_object(name.path, session)
+            # a re-run follows a lost connection: what the batch's query saw may have changed since
+            found = catalog.data_object(name.path, session, fresh=runs > 1)
             change = classify(entry.mtime, entry.ctime, previous, found is not None)
             options = {} if operation is Operation.NO_OP else {"allow_redirect": False}
             if operation is Operation.NO_OP:
@@ -465,7 +472,16 @@ class IngestSink:
             if operation in _PUT_FAMILY and entry.type in _NEVER_UPLOADED:
                 return self._skip(entry, name, operation.name, f"not_uploaded_{entry.type.value}",
                                   f"{entry.type.value} entries are never opened for upload")
+            if operation not in _PUT_FAMILY and entry.type in _NEVER_REGISTERED:
+                return self._skip(entry, name, operation.name, f"not_registered_{entry.type.value}",
+                                  f"{entry.type.value} entries are never registered: reading the object "
+                                  "back would open the special file")
             resource = handler.to_resource(session, meta, **options)
+            if operation in _PUT_FAMILY and found is not None and _unfinished(found, entry, previous):
+                logger.warning("put_unfinished_object", path=meta["path"], target=name.path,
+                               catalog_size=found.size, size=entry.size, good=found.has_good_replica)
+                return self._put(session, operation, entry, name, meta, options, found, resource, runs > 1,
+                                 unfinished=True)
             if change is Change.METADATA:
                 handler.run_event("data_obj_modify", _noop, logger, session, meta, **options)
                 return "metadata:" + operation.name
@@ -514,6 +530,7 @@ class IngestSink:
             numbers = None
         if found.matches(size, mtime, numbers):
             handler.run_event("data_obj_modify", _noop, logger, session, meta, **options)
+            self._annotate(session, entry, name)  # an earlier pass may have failed between register and annotate
             return "metadata:" + operation.name
 
         def update(*args, **kwargs):
@@ -523,7 +540,9 @@ class IngestSink:
         return f"updated:{operation.name}"
 
     def _put(self, session, operation: Operation, entry: Entry, name: LogicalName, meta: dict, options: dict,
-             found, resource: str | None, replay: bool) -> str:
+             found, resource: str | None, replay: bool, unfinished: bool = False) -> str:
+        """``unfinished``: what the catalog holds is an upload that did not finish (see
+        :func:`_unfinished`), so every mode uploads the whole file again over it."""
         handler, logger, config, content = self.handler, self.logger, self.config, self.content
         checksum = config.checksum or config.verify_checksum
         if found is None:
@@ -535,10 +554,10 @@ class IngestSink:
             handler.run_event("data_obj_create", create, logger, session, meta, operation, **options)
             self.counters.bytes_put += entry.size
             return f"created:{operation.name}"
-        if operation is Operation.PUT:
+        if operation is Operation.PUT and not unfinished:
             logger.debug("put_ignored_existing", path=meta["path"], target=name.path)
             return "ignored:PUT"
-        if operation is Operation.PUT_APPEND and entry.size >= found.size and found.size > 0:
+        if operation is Operation.PUT_APPEND and not unfinished and entry.size >= found.size and found.size > 0:
             def append(*args, **kwargs):
                 content.append(session, entry, name.path, found.size)
                 self._verify(session, entry, name.path, recompute=True)
@@ -573,14 +592,22 @@ class IngestSink:
             self.content.discard(entry)
             raise IrodsOperationError("CHECKSUM_MISSING", None, f"the server stored no checksum for {logical}")
         local = self.content.checksum_like(entry, stored)
-        if local != stored:
-            raise IrodsOperationError("USER_CHKSUM_MISMATCH", -314000,
-                                      f"checksum of {logical} is {stored}, the source's is {local}")
+        if local != stored:  # the object is not the source: it must not stay looking like it
+            with removed_on_failure(session, logical):
+                raise IrodsOperationError("USER_CHKSUM_MISMATCH", -314000,
+                                          f"checksum of {logical} is {stored}, the source's is {local}; "
+                                          "the object was removed")
+
+    @staticmethod
+    def _annotate_collection(session, name: LogicalName) -> None:
+        """The AVU that maps a digest-named collection back to its directory."""
+        for avu in name.collection_avus:
+            ops.add_avu_if_absent(session, name.path, avu.attribute, avu.value, avu.units, collection=True)
 
     def _annotate(self, session, entry: Entry, name: LogicalName) -> None:
         """The AVUs of remapped names and of links and sockets, added when absent."""
         avus = list(name.avus)
-        link_text = os.readlink(name.source_path) if entry.type is EntryType.LINK else None
+        link_text = posix_open.read_link(self.config.root, entry.relpath) if entry.type is EntryType.LINK else None
         special = special_file_avu(entry.type.value, name.source_path, link_text)
         if special is not None:
             avus.append(special)
@@ -605,7 +632,20 @@ def _replayable(call: Callable[[], Any], landed: Callable[[], bool], replay: boo
 
 
 def _landed(session, logical: str, size: int, physical: str | None) -> bool:
+    """Whether a re-sent create finds what the first attempt meant to make: a good replica of
+    that size (and path); a stale or short one is an upload that did not finish."""
     parent, base = posixpath.split(logical)
     info = ops.list_collection_objects(session, parent, [base]).get(base)
-    return info is not None and any(r.size == size and (physical is None or r.physical_path == physical)
+    return info is not None and any(r.good and r.size == size and (physical is None or r.physical_path == physical)
                                     for r in info.replicas)
+
+
+def _unfinished(found: CatalogObject, entry: Entry, previous: float | None) -> bool:
+    """Whether an existing object is an upload that never finished, not a finished one to judge.
+
+    No good replica: the transfer was interrupted (a dropped connection leaves it stale).  A good
+    replica of another size than the source, for an entry this job never recorded as synced: a
+    transfer cut short and closed (PRC's failed parallel put), or a copy whose origin nothing
+    vouches for.  Once an entry was synced, a size change is the source's own change, which
+    each mode treats its way (PUT leaves it alone)."""
+    return not found.has_good_replica or (previous is None and not found.holds(entry.size))

@@ -22,6 +22,7 @@ from irods.exception import iRODSException
 from irods.models import Collection, DataObject
 from irods.session import iRODSSession
 
+from . import exact_query
 from .errors import IrodsOperationError, operation_error
 
 MAX_NAMES_PER_QUERY = 500
@@ -119,7 +120,7 @@ def _rows(session: iRODSSession, collection: str, name_condition) -> Iterator[di
     query = session.query(*_COLUMNS).filter(Collection.name == collection)
     if name_condition is not None:
         query = query.filter(name_condition)
-    return _paged(query)
+    return exact_rows(query)
 
 
 def _collect(rows: Iterable[dict], wanted: set[str]) -> dict[str, ObjectInfo]:
@@ -151,9 +152,9 @@ class CollectionContents:
 
 def collection_contents(session: iRODSSession, collection: str) -> CollectionContents:
     """Everything directly in ``collection``: two paged queries, whatever its size."""
-    objects = {row[DataObject.name] for row in _paged(session.query(DataObject.name)
+    objects = {row[DataObject.name] for row in exact_rows(session.query(DataObject.name)
                                                       .filter(Collection.name == collection))}
-    subcollections = {row[Collection.name] for row in _paged(session.query(Collection.name)
+    subcollections = {row[Collection.name] for row in exact_rows(session.query(Collection.name)
                                                              .filter(Collection.parent_name == collection))}
     return CollectionContents(frozenset(objects), frozenset(subcollections))
 
@@ -166,16 +167,17 @@ def subtree(session: iRODSSession, collection: str) -> tuple[list[str], list[str
     objects = [f"{row[Collection.name]}/{row[DataObject.name]}"
                for query in (session.query(Collection.name, DataObject.name).filter(Collection.name == collection),
                              session.query(Collection.name, DataObject.name).filter(like))
-               for row in _paged(query)
+               for row in exact_rows(query)
                if row[Collection.name] == collection or row[Collection.name].startswith(below)]
-    collections = [collection] + [row[Collection.name] for row in _paged(session.query(Collection.name).filter(like))
+    collections = [collection] + [row[Collection.name] for row in exact_rows(session.query(Collection.name).filter(like))
                                   if row[Collection.name].startswith(below)]
     return sorted(set(objects)), sorted(set(collections), key=lambda c: (-c.count("/"), c))
 
 
-def _paged(query) -> Iterator[dict]:
+def exact_rows(query) -> Iterator[dict]:
+    """Every row of a PRC query, names exact (hpcingest.irods.exact_query: a name with ``\r``
+    must compare equal), iRODS errors as IrodsOperationError."""
     try:
-        for batch in query.get_batches():
-            yield from batch
+        yield from exact_query.rows(query)
     except iRODSException as exc:
         raise operation_error(exc) from exc

@@ -19,6 +19,8 @@ from irods.meta import iRODSMeta
 from irods.models import Collection, DataObject
 from irods.session import iRODSSession
 
+from hpcingest.fileio import read_exactly
+
 from .errors import IrodsOperationError, operation_error
 from .listing import ObjectInfo, ReplicaInfo, list_collection_objects  # noqa: F401  (part of this API)
 from .single_put import SINGLE_BUFFER_LIMIT, put_bytes
@@ -30,7 +32,7 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class PutResult:
     size: int
-    method: str  # "single-buffer" (one DATA_OBJ_PUT) or "parallel" (PRC's multi-connection put)
+    method: str  # "single-buffer" (one DATA_OBJ_PUT), "parallel" (PRC's multi-connection put) or "stream"
 
 
 def irods_time(mtime: float) -> str:
@@ -80,33 +82,60 @@ def update_replica_metadata(session: iRODSSession, logical_path: str, size: int,
 
 def put_file(session: iRODSSession, local_path: str, logical_path: str, resource: str | None = None,
              checksum: bool = False, overwrite: bool = False) -> PutResult:
-    """Upload a file: one DATA_OBJ_PUT up to 32 MiB, PRC's parallel put above."""
+    """Upload a whole file by path (tools and tests; an ingest uploads from a verified descriptor)."""
+    fd = os.open(local_path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        return put_descriptor(session, fd, st.st_size, logical_path, st.st_mode & 0o777, resource=resource,
+                              checksum=checksum, overwrite=overwrite)
+    finally:
+        os.close(fd)
+
+
+def put_descriptor(session: iRODSSession, fd: int, size: int, logical_path: str, mode: int = 0o644,
+                   resource: str | None = None, checksum: bool = False, overwrite: bool = False) -> PutResult:
+    """Upload exactly the first ``size`` bytes of an open file, however it grows meanwhile: one
+    DATA_OBJ_PUT up to 32 MiB, PRC's parallel put above.
+
+    PRC's put reads a path; it is given ``/proc/self/fd/N``, which reopens this very file (not
+    whatever the path names by now), and ``dataSize``, which fixes how many bytes its threads
+    copy (by default it copies to wherever the file ends)."""
     options: dict[str, str] = {}
     if resource:
         options["destRescName"] = resource
     if checksum:
         options["regChksum"] = ""
-    with open(local_path, "rb") as source:
-        stat = os.fstat(source.fileno())
-        if stat.st_size <= SINGLE_BUFFER_LIMIT:
-            data = source.read(SINGLE_BUFFER_LIMIT + 1)
-    if stat.st_size <= SINGLE_BUFFER_LIMIT and len(data) <= SINGLE_BUFFER_LIMIT:
+    if size <= SINGLE_BUFFER_LIMIT:
+        data = read_exactly(fd, 0, size)
         if overwrite:
             options["forceFlag"] = ""
-        guarded(lambda: put_bytes(session, data, logical_path, stat.st_mode & 0o777, options))
-        return PutResult(len(data), "single-buffer")
-    guarded(lambda: session.data_objects.put(local_path, logical_path, forceFlag=overwrite, **options))
-    return PutResult(stat.st_size, "parallel")
+        guarded(lambda: put_bytes(session, data, logical_path, mode, options))
+        return PutResult(size, "single-buffer")
+    if not session.data_objects.should_parallelize_transfer(0, size):
+        guarded(lambda: _stream_range(session, fd, logical_path, 0, size, "w", dict(options, **(
+            {"forceFlag": ""} if overwrite else {}))))
+        return PutResult(size, "stream")
+    guarded(lambda: session.data_objects.put(f"/proc/self/fd/{fd}", logical_path, forceFlag=overwrite,
+                                             dataSize=str(size), **options))
+    return PutResult(size, "parallel")
 
 
 def append_file(session: iRODSSession, local_path: str, logical_path: str, from_offset: int) -> int:
-    """Copy the local file from ``from_offset`` on to the same offset of the object; bytes written."""
-    with open(local_path, "rb") as source:
-        size = os.fstat(source.fileno()).st_size
+    """Copy a file by path from ``from_offset`` to its end as it is now (tools and tests)."""
+    fd = os.open(local_path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        size = os.fstat(fd).st_size
         if size < from_offset:
             raise ValueError(f"{local_path} has {size} bytes, fewer than the offset {from_offset} to append from")
-        source.seek(from_offset)
-        return guarded(lambda: _copy_tail(session, source, logical_path, from_offset))
+        return append_descriptor(session, fd, logical_path, from_offset, size)
+    finally:
+        os.close(fd)
+
+
+def append_descriptor(session: iRODSSession, fd: int, logical_path: str, from_offset: int, to_offset: int) -> int:
+    """Copy bytes ``[from_offset, to_offset)`` of an open file to the same offsets of the object:
+    exactly those, however long the file is by now; returns the bytes written."""
+    return guarded(lambda: _stream_range(session, fd, logical_path, from_offset, to_offset, "a", {}))
 
 
 def add_avu_if_absent(session: iRODSSession, path: str, attribute: str, value: str, units: str | None = None,
@@ -129,11 +158,14 @@ def set_avu(session: iRODSSession, path: str, attribute: str, value: str, units:
     guarded(lambda: session.metadata.set(model, path, iRODSMeta(attribute, value, units)))
 
 
-def _copy_tail(session: iRODSSession, source, logical_path: str, offset: int) -> int:
+def _stream_range(session: iRODSSession, fd: int, logical_path: str, start: int, end: int, mode: str,
+                  options: dict[str, str]) -> int:
     written = 0
-    with session.data_objects.open(logical_path, "a") as target:
-        target.seek(offset)
-        while chunk := source.read(APPEND_CHUNK):
+    with session.data_objects.open(logical_path, mode, **options) as target:
+        if start:
+            target.seek(start)
+        while written < end - start:
+            chunk = read_exactly(fd, start + written, min(APPEND_CHUNK, end - start - written))
             target.write(chunk)
             written += len(chunk)
     return written

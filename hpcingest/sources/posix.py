@@ -25,11 +25,10 @@ from hpcingest.exclusions import Exclusions
 from hpcingest.profile import recorder
 from hpcingest.records import EntryBatch, EntryType, WalkError
 from hpcingest.sources.placement import Placement
+from hpcingest.sources.posix_open import PATH_CHUNK, open_directory
 
 LIST_DIR = b"D"[0]
 STAT_BATCH = b"S"[0]
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_PATH_CHUNK = 3000  # well under PATH_MAX (4096) for one openat() call
 _ENTRY_NAME = attrgetter("name")
 
 
@@ -69,17 +68,17 @@ class SourceRootError(ValueError):
 
 
 def check_root(root: str | bytes) -> bytes:
-    """Absolute bytes path of a walkable directory, or a SourceRootError that says why."""
+    """Absolute bytes path of a walkable directory, or a SourceRootError that says why.
+
+    A root past PATH_MAX is opened piecewise (and, as every directory below a root, not through
+    a symlink); a shorter one may be a symlink to the directory, followed once as before."""
     path = os.path.abspath(os.fsencode(root))
     shown = os.fsdecode(path)
     try:
-        st = os.stat(path)
-    except OSError as err:
-        raise SourceRootError(f"source {shown!r}: {err.strerror}") from None
-    if not stat.S_ISDIR(st.st_mode):
-        raise SourceRootError(f"source {shown!r} is not a directory")
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC) if len(path) < PATH_CHUNK \
+            else open_directory(path, b"")
+    except NotADirectoryError:
+        raise SourceRootError(f"source {shown!r} is not a directory") from None
     except OSError as err:
         raise SourceRootError(f"source {shown!r}: {err.strerror}") from None
     try:
@@ -186,9 +185,9 @@ class PosixSource:
     def _scan_directory(self, directory: bytes):
         """os.scandir on the bytes path (bytes names, no decode), by descriptor past PATH_MAX."""
         path = self.root + b"/" + directory if directory else self.root
-        if len(path) < _PATH_CHUNK:
+        if len(path) < PATH_CHUNK:
             return os.scandir(path)
-        fd = _open_long(self.root, directory)
+        fd = open_directory(self.root, directory)
         try:
             return _ClosingScandir(fd)
         except BaseException:
@@ -201,7 +200,7 @@ class PosixSource:
         # that received work at the same moment stat its batch at the same moment too
         throttle = ctx.throttle if ctx.throttling else None
         try:
-            fd = self._open_directory(directory)
+            fd = open_directory(self.root, directory)
         except OSError as err:
             # The directory vanished or changed since it was listed: every name is lost.
             for name in names:
@@ -235,14 +234,6 @@ class PosixSource:
         sink.consume(batch, ctx)
         self._placement.push_listings(subdirectories, list_item, ctx, sink)
 
-    def _open_directory(self, directory: bytes) -> int:
-        if not directory:
-            return os.open(self.root, _DIR_FLAGS)
-        path = self.root + b"/" + directory
-        if len(path) < _PATH_CHUNK:
-            return os.open(path, _DIR_FLAGS)
-        return _open_long(self.root, directory)
-
 
 def _entry_names(listing, entries) -> Iterator[bytes]:
     """The names as bytes, without a Python step per entry: a scandir of a bytes path yields
@@ -272,29 +263,3 @@ class _ClosingScandir:
 
 def _join(directory: bytes, name: bytes) -> bytes:
     return directory + b"/" + name if directory else name
-
-
-def _open_long(root: bytes, directory: bytes) -> int:
-    """Open a directory whose path exceeds PATH_MAX, a few components at a time."""
-    fd = os.open(root, _DIR_FLAGS)
-    for chunk in _path_chunks(directory):
-        try:
-            next_fd = os.open(chunk, _DIR_FLAGS, dir_fd=fd)
-        finally:
-            os.close(fd)
-        fd = next_fd
-    return fd
-
-
-def _path_chunks(directory: bytes) -> list[bytes]:
-    chunks: list[bytes] = []
-    current: list[bytes] = []
-    length = 0
-    for part in directory.split(b"/"):
-        if current and length + len(part) + 1 > _PATH_CHUNK:
-            chunks.append(b"/".join(current))
-            current, length = [], 0
-        current.append(part)
-        length += len(part) + 1
-    chunks.append(b"/".join(current))
-    return chunks

@@ -283,6 +283,7 @@ class ObjectStat:
     st_uid = 0
     st_gid = 0
     st_ino = 0
+    st_dev = 0
 
 
 OBJECT_MODE = stat.S_IFREG | 0o644

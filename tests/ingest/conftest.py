@@ -11,6 +11,7 @@ import pytest
 from irods.column import Like
 from irods.models import Collection, DataObject
 
+from hpcingest.irods.listing import exact_rows
 from hpcingest.naming import catalog_physical_path, logical_path
 from tests.launchers import Launcher, hpcingest_argv, run
 
@@ -34,19 +35,18 @@ class Catalog:
 def catalog(zone, target: str) -> Catalog:
     objects, replicas = {}, {}
     with zone.session() as session:
-        rows = list(session.query(Collection.name, DataObject.name, DataObject.size, DataObject.modify_time,
-                                  DataObject.path, DataObject.replica_number).filter(Collection.name == target))
-        rows += list(session.query(Collection.name, DataObject.name, DataObject.size, DataObject.modify_time,
-                                   DataObject.path, DataObject.replica_number)
-                     .filter(Like(Collection.name, target + "/%")))
+        columns = (Collection.name, DataObject.name, DataObject.size, DataObject.modify_time, DataObject.path,
+                   DataObject.replica_number)  # names exact, control characters included
+        rows = list(exact_rows(session.query(*columns).filter(Collection.name == target)))
+        rows += list(exact_rows(session.query(*columns).filter(Like(Collection.name, target + "/%"))))
         for row in rows:
             rel = posixpath.relpath(posixpath.join(row[Collection.name], row[DataObject.name]), target)
             replicas[rel] = replicas.get(rel, 0) + 1
             objects[rel] = (int(row[DataObject.size]), int(row[DataObject.modify_time].timestamp()),
                             row[DataObject.path])
         colls = {target} if session.collections.exists(target) else set()
-        colls |= {row[Collection.name] for row in session.query(Collection.name)
-                  .filter(Like(Collection.name, target + "/%"))}
+        colls |= {row[Collection.name] for row in exact_rows(session.query(Collection.name)
+                                                             .filter(Like(Collection.name, target + "/%")))}
     return Catalog({k: (*v, replicas[k]) for k, v in objects.items()},
                    {posixpath.relpath(c, target) if c != target else "" for c in colls})
 
