@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from .state import ZoneConfig
 
-from .clientenv import ClientEnvironment, read_client_files, write_client_files
+from .clientenv import AUTH_FILE_NAME, ENV_FILE_NAME, ClientEnvironment, read_client_files, write_client_files
 from .cli import PASSWORD_ENV
 
 _STARTUP_TIMEOUT = 60.0
@@ -170,8 +170,12 @@ def _start_subprocess(config: "ZoneConfig", password: str, service_account: str 
         raise RuntimeError(f"the zone did not start (exit {process.returncode})")
     actual_port = int(line.split("listening on ", 1)[1].split()[0].rsplit(":", 1)[1])
     threading.Thread(target=process.stdout.read, daemon=True).start()
-    return RunningZone(config.host, actual_port, config.zone, config.user, password,
-                       os.path.join(config.root, "irods_environment.json"), os.path.join(config.root, ".irodsA"),
+    client = ClientEnvironment("localhost", actual_port, config.zone, config.user)
+    if service_account:  # .irodsA is obfuscated with its reader's uid: the client's, not the server's
+        env_file, auth_file = write_client_files(config.root, client, password)
+    else:
+        env_file, auth_file = (os.path.join(config.root, name) for name in (ENV_FILE_NAME, AUTH_FILE_NAME))
+    return RunningZone(config.host, actual_port, config.zone, config.user, password, env_file, auth_file,
                        config.root, _process=process)
 
 

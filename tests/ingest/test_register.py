@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -13,12 +14,21 @@ from tests.ingest.conftest import HANDLERS, OLD_HANDLERS, catalog, hooks, source
 from tests.launchers import Launcher
 
 
-@pytest.fixture
-def tree(tmp_path):
-    root = tmp_path / "src"
+def make_tree(root):
     sample.generate(root, files=400, seed=3, max_file_size=2000)
     os.makedirs(root / "empty" / "nested-empty")
     return root
+
+
+@pytest.fixture
+def tree(tmp_path):
+    return make_tree(tmp_path / "src")
+
+
+@pytest.fixture
+def readable_tree(world_dir):
+    """The tree where the server's account can read it too (registering with checksums)."""
+    return make_tree(Path(world_dir) / "src")
 
 
 READ_ONLY_APIS = {"GEN_QUERY_AN", "AUTHENTICATION_APN", "AUTH_REQUEST_AN", "AUTH_RESPONSE_AN",
@@ -153,7 +163,8 @@ def test_irods_connections_caps_the_ranks_that_connect(zone, target, tree, tmp_p
     assert catalog(zone, target).objects == source_view(str(tree)).objects
 
 
-def test_target_with_a_backtick_and_checksums_on_register(zone, tree, tmp_path):
+def test_target_with_a_backtick_and_checksums_on_register(zone, readable_tree, tmp_path):
+    tree = readable_tree
     grave = f"{zone.home}/grave`name{os.getpid()}"
     ok(start(zone, tree, grave, "--checksum", "--event_handler", os.path.join(OLD_HANDLERS, "metadata.py"),
              launcher=Launcher("mpiexec", 2), job_dir=tmp_path / "jobs"))

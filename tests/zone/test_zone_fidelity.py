@@ -202,3 +202,18 @@ def test_a_shared_directory_is_not_taken_as_a_root(tmp_path, capsys):
     assert cli.main(["--root", str(shared), "--port", "0"]) == 1
     assert "not a zone root" in capsys.readouterr().err
     assert stat.S_IMODE(os.stat(shared).st_mode) == 0o755
+
+
+def test_removing_a_registered_object_unregisters_it_and_keeps_its_file(zone, session, workdir, world_dir):
+    physical = _local_file(world_dir, "keep")
+    session.data_objects.register(physical, f"{workdir}/keep", dataSize="4")
+    session.data_objects.unlink(f"{workdir}/keep", force=True)
+    assert not session.data_objects.exists(f"{workdir}/keep") and os.path.exists(physical)
+    session.collections.create(f"{workdir}/sub")
+    session.data_objects.register(physical, f"{workdir}/sub/keep", dataSize="4")
+    session.data_objects.put(physical, f"{workdir}/sub/copy")
+    vault_file = session.data_objects.get(f"{workdir}/sub/copy").replicas[0].path
+    session.collections.remove(f"{workdir}/sub", recurse=True, force=True)
+    assert os.path.exists(physical)  # outside the vault: unregistered only
+    if zone.builtin:  # the test cannot see a real server's vault
+        assert not os.path.exists(vault_file)  # in the vault: deleted

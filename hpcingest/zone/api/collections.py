@@ -88,7 +88,7 @@ def rm_coll(session: Session, request: Message) -> Reply:
             assert sub is not None
             replicas = catalog.replicas_in_collection(sub.coll_id)
             if not unregister:
-                delete_replica_files(replicas)
+                delete_replica_files(catalog.resources, replicas)
             for data_id in {r.data_id for r in replicas}:
                 catalog.delete_data_object(data_id)
             catalog.forget_object(sub.coll_id)

@@ -170,7 +170,7 @@ def data_obj_unlink(session: Session, request: Message) -> Reply:
         if unregister or "forceFlag" in options or ref.path.startswith(f"/{session.zone.config.zone}/trash/"):
             catalog.delete_data_object(ref.data_id)
             if not unregister:
-                delete_replica_files(ref.replicas)
+                delete_replica_files(catalog.resources, ref.replicas)
         else:
             move_data_object_to_trash(session, ref)
     return Reply()
@@ -188,5 +188,5 @@ def data_obj_trim(session: Session, request: Message) -> Reply:
         for replica in targets:
             catalog.delete_data_object(replica.data_id, replica.data_repl_num)
             if body.int("oprType") != UNREG_OPR:
-                delete_replica_files([replica])
+                delete_replica_files(catalog.resources, [replica])
     return Reply(int_info=1)
