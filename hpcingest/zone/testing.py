@@ -168,6 +168,7 @@ def _start_subprocess(config: "ZoneConfig", password: str, service_account: str 
     if "listening on" not in line:
         process.kill()
         process.wait()
+        process.stdout.close()
         raise RuntimeError(f"the zone did not start (exit {process.returncode})")
     actual_port = int(line.split("listening on ", 1)[1].split()[0].rsplit(":", 1)[1])
     threading.Thread(target=process.stdout.read, daemon=True).start()
