@@ -95,6 +95,8 @@ class WorkContext(Protocol):
 
     def throttle(self, units: int) -> None: ...
 
+    def request_stop(self) -> None: ...
+
     throttling: bool
 
 

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from contextlib import contextmanager
 
 import pytest
 
@@ -32,20 +33,43 @@ def launcher_params(ranks=(1, 2, 4, 8), srun_ranks=(4,)):
     return params
 
 
+# A real server runs under its own account and reaches only what that account may; the built-in
+# zone runs under this one (when the tests run as root), so a test that lets the server read its
+# private files, or puts a vault where the server cannot go, fails here as against a real zone.
+SERVICE_ACCOUNT = "nobody"
+
+
 @pytest.fixture(scope="session")
 def zone(tmp_path_factory):
     """The iRODS zone for the session: IRODS_ENVIRONMENT_FILE's, or the built-in one."""
     from hpcingest.zone.testing import zone_from_environment_or_start
 
-    with zone_from_environment_or_start(tmp_path_factory.mktemp("zone")) as running:
+    with zone_from_environment_or_start(tmp_path_factory.mktemp("zone"), service_account=SERVICE_ACCOUNT) as running:
         yield running
+
+
+@contextmanager
+def world_directory():
+    """A scratch directory every user, and so the iRODS server's account, can reach: what the
+    server must read (files registered with checksums) and vaults of new resources go here."""
+    path = tempfile.mkdtemp(prefix="hpcingest-test-", dir="/tmp")
+    os.chmod(path, 0o1777)
+    try:
+        yield path
+    finally:
+        subprocess.run(["chmod", "-R", "u+rwx", path])
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture
 def world_dir():
     """A scratch directory every user can reach (tmp_path is private to root)."""
-    path = tempfile.mkdtemp(prefix="hpcingest-test-", dir="/tmp")
-    os.chmod(path, 0o1777)
-    yield path
-    subprocess.run(["chmod", "-R", "u+rwx", path])
-    shutil.rmtree(path, ignore_errors=True)
+    with world_directory() as path:
+        yield path
+
+
+@pytest.fixture(scope="module")
+def module_world_dir():
+    """world_dir for a module's fixtures (resources and their vaults)."""
+    with world_directory() as path:
+        yield path

@@ -26,6 +26,7 @@ from hpcingest.handler import EventHandler, HandlerError, load_handler, validate
 from hpcingest.ingest.config import ConfigError, IngestConfig, build_config
 from hpcingest.ingest.failures import FailureLog, merge_reports
 from hpcingest.ingest.funnel import FORWARDED, Funnel, connected_ranks
+from hpcingest.ingest.halt import clear_halt, halt_reason
 from hpcingest.ingest.monitor import STALE_AFTER_S, PassMonitor, Progress, read_progress, stop_path
 from hpcingest.ingest.content import FileContent, S3Content
 from hpcingest.ingest.display import ProgressDisplay
@@ -114,6 +115,7 @@ def prepare(args, argv: list[str]) -> JobSetup:
     jobdir.create()
     if os.path.exists(stop_path(jobdir.path)):
         os.unlink(stop_path(jobdir.path))  # a stop request of an earlier run
+    clear_halt(jobdir.path)
     meta = base_meta(config)
     begin_pass(settings, handler, config, meta)
     record = JobRecord(job_name=config.job_name, source=os.fsdecode(config.root), target=config.target,
@@ -354,7 +356,10 @@ def finish(setup: JobSetup, jobdir: JobDirectory, summary: IngestSummary, stoppe
     os.makedirs(os.path.dirname(jobdir.pass_summary_path(pass_number)), mode=0o700, exist_ok=True)
     for path in (jobdir.pass_summary_path(pass_number), jobdir.summary_path):
         write_private(path, summary.to_json() + "\n")
-    if stopped:
+    halted = halt_reason(jobdir.path)  # a refusal that stopped every rank (hpcingest.ingest.halt)
+    if halted:
+        status = "failed"
+    elif stopped:
         status = "stopped"
     else:
         status = "finished" if summary.failed == 0 else "failed"
@@ -364,11 +369,14 @@ def finish(setup: JobSetup, jobdir: JobDirectory, summary: IngestSummary, stoppe
         changes["pass_complete"] = True
     jobdir.update(**changes)
     print(summary.to_text())
-    if stopped:
+    if stopped and not halted:
         print(f"job {config.job_name} was stopped; rerun the same command (or `hpcingest resume "
               f"{config.job_name}`) to finish the pass")
     if reported:
         print(f"failure report: {jobdir.failures_path} ({reported} entries; `hpcingest report {config.job_name}`)")
+    if halted:
+        print(f"hpcingest start: error: {halted}", file=sys.stderr)
+        return 1
     if config.synchronous and summary.failed and not stopped:
         return 1
     return 0

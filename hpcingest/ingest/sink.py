@@ -33,8 +33,10 @@ from hpcingest.ingest.deletion import DeletionSweep
 from hpcingest.ingest.decide import Change, classify, needs_catalog
 from hpcingest.ingest.catalog import CatalogObject, CatalogView, catalog_view
 from hpcingest.ingest.failures import Failure, FailureLog, describe_error, errno_name
+from hpcingest.ingest.halt import refused_registration_message, request_halt
 from hpcingest.irods.connection import IrodsConnection
-from hpcingest.irods.errors import IrodsOperationError
+from hpcingest.irods.errors import IrodsOperationError, is_privilege_refusal, operation_error
+from hpcingest.jobdir import JobDirectory
 from hpcingest.lazy import lazy_module
 from hpcingest.naming import REASON_UNICODE, LogicalName, catalog_physical_path, logical_path, special_file_avu
 from hpcingest.profile import recorder
@@ -53,6 +55,7 @@ _NEVER_UPLOADED = (EntryType.PIPE, EntryType.CHARACTER, EntryType.BLOCK, EntryTy
 # a FIFO or device registered in place would be opened by whoever reads the object back: a read
 # blocks an agent forever (a FIFO) or never ends (/dev/zero); sockets and links are kept, as before
 _NEVER_REGISTERED = (EntryType.PIPE, EntryType.CHARACTER, EntryType.BLOCK)
+_REGISTER_FAMILY = (Operation.REGISTER_SYNC.name, Operation.REGISTER_AS_REPLICA_SYNC.name)
 
 
 class EntryTimeout(Exception):
@@ -133,6 +136,7 @@ class IngestSink:
         self._waiting = 0  # batches whose state lookup is still travelling
         self._euid = os.geteuid()
         self._groups = set(os.getgroups()) | {os.getegid()}
+        self.halted = False  # the server refused this user registration: nothing more is tried
 
     # -- the sink protocol ---------------------------------------------------------------
     def consume(self, batch: EntryBatch, ctx: WorkContext) -> None:
@@ -210,8 +214,9 @@ class IngestSink:
 
     def _ingest(self, batch: EntryBatch, started: float, previous, ctx: WorkContext) -> None:
         troubles = self.counters.failed + self.counters.skipped
-        self._ingest_entries(batch, started, previous, ctx)
-        ok = batch.errors == 0 and self.counters.failed + self.counters.skipped == troubles
+        if not self.halted:
+            self._ingest_entries(batch, started, previous, ctx)
+        ok = batch.errors == 0 and self.counters.failed + self.counters.skipped == troubles and not self.halted
         self.state.batch_done(ctx, batch.directory, ok)
 
     def _ingest_entries(self, batch: EntryBatch, started: float, previous, ctx: WorkContext) -> None:
@@ -243,6 +248,8 @@ class IngestSink:
         if self._pipeline_registrations and catalog.known:
             pending = self._register_new_files(pending, names, catalog, synced, done, ctx)
         for entry in pending:
+            if self.halted:
+                break
             ctx.poll()  # a batch of uploads takes long: keep answering steal and state requests
             operation = self._sync_entry(entry, names[entry.relpath], previous.get(entry.name), catalog, ctx)
             if operation is not None:
@@ -273,6 +280,10 @@ class IngestSink:
             self.logger.warning("pipelined_register_failed", count=len(new), error=str(err))
             return pending
         ctx.poll()
+        refused = next((outcome for outcome in outcomes if is_privilege_refusal(outcome)), None)
+        if refused is not None:
+            self._halt(refused, ctx)
+            return []
         for entry, registration, outcome in zip(new, registrations, outcomes):
             if outcome is not None and not (outcome.name in _REPLAYED and self.connection.call(
                     _landed, registration.logical_path, registration.size, registration.physical_path)):
@@ -378,6 +389,10 @@ class IngestSink:
             except Exception as err:  # noqa: BLE001 - every entry error is reported, never fatal
                 if isinstance(err, EntryTimeout):
                     self.connection.cleanup()  # the protocol may have been cut mid-message
+                refused = operation_error(err)
+                if meta.get("operation") in _REGISTER_FAMILY and is_privilege_refusal(refused):
+                    self._halt(refused, ctx)
+                    return False
                 if attempt > max_retries:
                     self.report_failure(meta["path"], name.path, meta.get("operation", "?"), err, attempt)
                     return False
@@ -387,6 +402,17 @@ class IngestSink:
                 if delay > 0:
                     deadline = time.monotonic() + delay
                     ctx.wait_until(lambda: time.monotonic() >= deadline)
+
+    def _halt(self, refused: IrodsOperationError, ctx: WorkContext) -> None:
+        """End the job on every rank (hpcingest.ingest.halt): the server refuses this user
+        every registration, so each file would fail alike."""
+        if self.halted:
+            return
+        self.halted = True
+        message = refused_registration_message(refused)
+        self.logger.error("job_halted", error=refused.name, code=refused.code, message=message)
+        request_halt(JobDirectory(self.config.job_root, self.config.job_name).path, message)
+        ctx.request_stop()
 
     def report_failure(self, source: str, target: str, operation: str, err: Exception, attempts: int = 1) -> None:
         """One failed entry (or deletion): counted, in the failure report, and a failed_task line."""

@@ -12,18 +12,8 @@ from __future__ import annotations
 import errno
 import functools
 
-# Codes real servers send that PRC 3.3.0 has no class for: PRC raises KeyError(code) for them
-# after reading the whole reply, so the connection itself is fine.
-_CODES_UNKNOWN_TO_PRC = {
-    -154000: "SYS_INTERNAL_ERR",
-    -165000: "SYS_UNKNOWN_ERROR",
-    -166000: "SYS_NO_GOOD_REPLICA",
-    -172000: "JSON_VALIDATION_ERROR",
-    -361000: "USER_INVALID_RESC_INPUT",
-    -404000: "USER_INCOMPATIBLE_OPEN_FLAGS",
-    -405000: "INTERMEDIATE_REPLICA_ACCESS",
-    -1811000: "INVALID_OPERATION",
-}
+from .error_table import ERROR_NAMES
+
 _NETWORK_ERRNOS = {errno.ECONNRESET, errno.ECONNREFUSED, errno.ECONNABORTED, errno.EPIPE, errno.ENOTCONN,
                    errno.ETIMEDOUT, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ENETDOWN, errno.EHOSTDOWN}
 _NEGOTIATION_FAILURE = "Client-Server negotiation failure"
@@ -148,13 +138,34 @@ def operation_error(exc: BaseException, after_retry: bool = False) -> IrodsOpera
         return exc
     if isinstance(exc, prc_errors.iRODSException):
         code = int(getattr(exc, "code", 0) or 0)
-        name = prc_errors.get_exception_class_by_code(code, name_only=True) if code else type(exc).__name__
+        name = error_name(code, default=type(exc).__name__) if code else type(exc).__name__
         return IrodsOperationError(name, code, _server_text(exc), after_retry)
+    # PRC raises KeyError(code) for a code it has no class for, after reading the whole reply
+    # (so the connection itself is fine)
     if isinstance(exc, KeyError) and len(exc.args) == 1 and isinstance(exc.args[0], int) and exc.args[0] <= -1000:
         code = exc.args[0]
-        nominal = prc_errors.rounded_code(code)
-        return IrodsOperationError(_CODES_UNKNOWN_TO_PRC.get(nominal, "UNKNOWN_IRODS_ERROR"), code, "", after_retry)
+        return IrodsOperationError(error_name(code), code, "", after_retry)
     return None
+
+
+def error_name(code: int, default: str = "UNKNOWN_IRODS_ERROR") -> str:
+    """The server's name for an error code (``default`` for a code its table lacks, such as one
+    retired before 5.0).  Most codes carry an errno in their last three digits (-510013 is
+    UNIX_FILE_OPEN_ERR with errno 13), so a code not in the table is looked up without them."""
+    name = ERROR_NAMES.get(code)
+    if name is None and code <= -1000:
+        name = ERROR_NAMES.get(-(-code // 1000 * 1000))
+    return name or default
+
+
+# Refusals of a registration that no file of the job can get past: a rodsuser's path
+# registration under the server's default policy, and an operation that needs a rodsadmin.
+_PRIVILEGE_REFUSALS = frozenset({"PATH_REG_NOT_ALLOWED", "CAT_INSUFFICIENT_PRIVILEGE_LEVEL", "SYS_NO_API_PRIV"})
+
+
+def is_privilege_refusal(error: BaseException) -> bool:
+    """Whether an operation failed because this user may not do it at all (not because of one file)."""
+    return isinstance(error, IrodsOperationError) and error.name in _PRIVILEGE_REFUSALS
 
 
 def _server_text(exc: BaseException) -> str:

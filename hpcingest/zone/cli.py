@@ -37,6 +37,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--service-ms", type=float, default=0.0,
                         help="time each API request occupies its connection, like a slow agent (the reply "
                              "leaves after it, plus --latency-ms, and only then is the next request served)")
+    parser.add_argument("--allow-path-registration", action="store_true",
+                        help="let rodsusers register files in place, like a site whose core.re sets "
+                             "msiSetChkFilePathPerm(\"noChkPathPerm\") (the default, as in iRODS, is "
+                             "\"disallowPathReg\": only a rodsadmin may)")
     parser.add_argument("--log-level", default="WARNING", type=str.upper,
                         choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     return parser
@@ -71,7 +75,8 @@ def main(argv: list[str]) -> int:
             raise ValueError("the admin password must not be empty")
         root = os.path.abspath(args.root)
         config = ZoneConfig(root=root, zone=args.zone, user=args.user, host=args.host, port=args.port,
-                            version=args.version, latency_ms=args.latency_ms, service_ms=args.service_ms)
+                            version=args.version, latency_ms=args.latency_ms, service_ms=args.service_ms,
+                            allow_path_registration=args.allow_path_registration)
         server = ZoneServer(config, password)
         write_client_files(root, ClientEnvironment("localhost", server.port, args.zone, args.user), password)
     except (OSError, ValueError, sqlite3.Error) as exc:

@@ -1,8 +1,8 @@
 """iRODS error codes the zone returns, and the exception that carries one to the reply.
 
-Only codes that python-irodsclient 3.3.0 knows are listed: for any other code PRC raises
-``KeyError`` instead of an iRODS exception, so returning one would break clients in a way a
-real server does not (see the protocol spec, section 5).
+Each code is the real server's for the same condition (lib/core/include/irods/rodsErrorTable.h).
+python-irodsclient 3.3.0 lacks a class for some of them (PATH_REG_NOT_ALLOWED): it raises
+``KeyError(code)`` for those after reading the whole reply, exactly as with a real server.
 """
 
 from __future__ import annotations
@@ -19,12 +19,14 @@ SYS_PROXYUSER_NO_PRIV = -39000
 SYS_COPY_ALREADY_IN_RESC = -46000
 SYS_NOT_SUPPORTED = -66000
 SYS_RESC_DOES_NOT_EXIST = -78000
+PATH_REG_NOT_ALLOWED = -129000
 SYS_INVALID_INPUT_PARAM = -130000
 SYS_BAD_INPUT = -158000
 SYS_REPLICA_DOES_NOT_EXIST = -164000
 USER_CHKSUM_MISMATCH = -314000
 OVERWRITE_WITHOUT_FORCE_FLAG = -312000
 USER_INPUT_PATH_ERR = -317000
+CANT_RM_NON_EMPTY_HOME_COLL = -354000
 BAD_INPUT_DESC_INDEX = -345000
 OBJ_PATH_DOES_NOT_EXIST = -358000
 USER_INCOMPATIBLE_PARAMS = -402000
@@ -38,6 +40,7 @@ UNIX_FILE_UNLINK_ERR = -515000
 UNIX_FILE_STAT_ERR = -516000
 UNIX_FILE_LSEEK_ERR = -518000
 UNIX_FILE_MKDIR_ERR = -520000
+UNIX_FILE_GET_FS_FREESPACE_ERR = -526000
 CAT_NO_ROWS_FOUND = -808000
 CATALOG_ALREADY_HAS_ITEM_BY_THAT_NAME = -809000
 CAT_INVALID_RESOURCE_TYPE = -810000

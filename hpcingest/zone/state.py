@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass
 
 from .catalog import Catalog
+from .catalog.passwords import load_or_create_key
 from .stats import ApiStats
 
 SUPPORTED_VERSIONS = ("4.3.4", "5.0.2")
@@ -26,6 +27,9 @@ class ZoneConfig:
     latency_ms: float = 0.0  # network: each reply reaches the client this much later
     service_ms: float = 0.0  # a busy agent: a connection's next request waits for the reply to leave
     default_resource: str = "demoResc"
+    # core.re's acSetChkFilePathPerm: False is the real default ("disallowPathReg": only a
+    # rodsadmin registers in place); True is a site that set "noChkPathPerm"
+    allow_path_registration: bool = False
 
     @property
     def catalog_path(self) -> str:
@@ -75,8 +79,8 @@ class ReplicaTokens:
 class ZoneState:
     def __init__(self, config: ZoneConfig, password: str) -> None:
         self.config = config
-        os.makedirs(config.root, exist_ok=True)
-        self.catalog = Catalog(config.catalog_path, config.zone)
+        make_private_root(config.root)
+        self.catalog = Catalog(config.catalog_path, config.zone, load_or_create_key(config.root))
         self.catalog.ensure_seeded(config.user, password, config.default_resource,
                                    os.path.join(config.vault_root, config.default_resource))
         self.tokens = ReplicaTokens()
@@ -85,3 +89,19 @@ class ZoneState:
     @property
     def is_v5(self) -> bool:
         return self.config.version_tuple >= (5, 0, 0)
+
+
+def make_private_root(root: str) -> None:
+    """The zone's root holds the catalog, its key and the vault: only the zone's account may enter.
+
+    An existing directory is made private only when it is new, empty or already a zone root,
+    so that a mistaken ``--root`` (a home directory, /tmp) is refused instead of locked.
+    """
+    os.makedirs(root, mode=0o700, exist_ok=True)
+    mode = os.stat(root).st_mode & 0o777
+    if mode == 0o700:
+        return
+    entries = set(os.listdir(root))
+    if entries and not entries & {"catalog.sqlite", "vault"}:
+        raise ValueError(f"{root} is readable by others and is not a zone root: give a new or empty directory")
+    os.chmod(root, 0o700)

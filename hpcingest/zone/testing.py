@@ -16,11 +16,15 @@ to a subprocess zone through the environment, never on its command line.
 from __future__ import annotations
 
 import os
+import pwd
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator
@@ -28,7 +32,9 @@ from typing import TYPE_CHECKING, Any, Iterator
 if TYPE_CHECKING:
     from irods.session import iRODSSession
 
-from .clientenv import ClientEnvironment, read_client_files, write_client_files
+    from .state import ZoneConfig
+
+from .clientenv import AUTH_FILE_NAME, ENV_FILE_NAME, ClientEnvironment, read_client_files, write_client_files
 from .cli import PASSWORD_ENV
 
 _STARTUP_TIMEOUT = 60.0
@@ -114,17 +120,25 @@ class RunningZone:
 
 def start_zone(root: str | os.PathLike, *, subprocess_mode: bool = False, port: int = 0, zone: str = "tempZone",
                user: str = "rods", password: str = "rods", version: str = "4.3.4", latency_ms: float = 0.0,
-               host: str = "127.0.0.1", service_ms: float = 0.0) -> RunningZone:
-    """Start a built-in zone on ``root`` (a thread in this process, or a child process)."""
-    root = os.path.abspath(os.fspath(root))
-    os.makedirs(root, exist_ok=True)
-    if subprocess_mode:
-        return _start_subprocess(root, port, zone, user, password, version, latency_ms, service_ms, host)
-    from .server import ZoneServer
+               host: str = "127.0.0.1", service_ms: float = 0.0, allow_path_registration: bool = False,
+               service_account: str | None = None) -> RunningZone:
+    """Start a built-in zone on ``root`` (a thread in this process, or a child process).
+
+    ``service_account`` runs the zone as a child process under that (unprivileged) account, as a
+    real server runs under its own: it then reads and writes only what that account may, so a
+    test that leans on the server sharing its user or its private directories fails here as it
+    would against a real zone.  Only root can switch accounts; ``root`` is handed to the account.
+    """
     from .state import ZoneConfig
 
+    root = os.path.abspath(os.fspath(root))
+    os.makedirs(root, mode=0o700, exist_ok=True)
     config = ZoneConfig(root=root, zone=zone, user=user, host=host, port=port, version=version,
-                        latency_ms=latency_ms, service_ms=service_ms)
+                        latency_ms=latency_ms, service_ms=service_ms, allow_path_registration=allow_path_registration)
+    if subprocess_mode or service_account:
+        return _start_subprocess(config, password, service_account)
+    from .server import ZoneServer
+
     server = ZoneServer(config, password)
     env_file, auth_file = write_client_files(root, ClientEnvironment("localhost", server.port, zone, user), password)
     thread = threading.Thread(target=server.serve_forever, name="zone-accept", daemon=True)
@@ -133,25 +147,38 @@ def start_zone(root: str | os.PathLike, *, subprocess_mode: bool = False, port: 
                        _server=server, _thread=thread)
 
 
-def _start_subprocess(root: str, port: int, zone: str, user: str, password: str, version: str,
-                      latency_ms: float, service_ms: float, host: str) -> RunningZone:
+def _start_subprocess(config: "ZoneConfig", password: str, service_account: str | None) -> RunningZone:
     env = dict(os.environ)
     env[PASSWORD_ENV] = password
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_PARENT, env.get("PYTHONPATH")]))
-    command = [sys.executable, "-m", "hpcingest.zone.cli", "--root", root, "--port", str(port), "--host", host,
-               "--zone", zone, "--user", user, "--version", version, "--latency-ms", str(latency_ms),
-               "--service-ms", str(service_ms)]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+    command = [sys.executable, "-m", "hpcingest.zone.cli", "--root", config.root, "--port", str(config.port),
+               "--host", config.host, "--zone", config.zone, "--user", config.user, "--version", config.version,
+               "--latency-ms", str(config.latency_ms), "--service-ms", str(config.service_ms)]
+    if config.allow_path_registration:
+        command.append("--allow-path-registration")
+    account: dict[str, Any] = {}
+    if service_account:
+        entry = pwd.getpwnam(service_account)
+        os.chown(config.root, entry.pw_uid, entry.pw_gid)
+        account = dict(user=entry.pw_uid, group=entry.pw_gid, extra_groups=[], cwd=config.root)
+        env["HOME"] = config.root
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True, **account)
     assert process.stdout is not None
     line = process.stdout.readline()
     if "listening on" not in line:
         process.kill()
         process.wait()
+        process.stdout.close()
         raise RuntimeError(f"the zone did not start (exit {process.returncode})")
     actual_port = int(line.split("listening on ", 1)[1].split()[0].rsplit(":", 1)[1])
     threading.Thread(target=process.stdout.read, daemon=True).start()
-    return RunningZone(host, actual_port, zone, user, password, os.path.join(root, "irods_environment.json"),
-                       os.path.join(root, ".irodsA"), root, _process=process)
+    client = ClientEnvironment("localhost", actual_port, config.zone, config.user)
+    if service_account:  # .irodsA is obfuscated with its reader's uid: the client's, not the server's
+        env_file, auth_file = write_client_files(config.root, client, password)
+    else:
+        env_file, auth_file = (os.path.join(config.root, name) for name in (ENV_FILE_NAME, AUTH_FILE_NAME))
+    return RunningZone(config.host, actual_port, config.zone, config.user, password, env_file, auth_file,
+                       config.root, _process=process)
 
 
 def environment_zone() -> RunningZone | None:
@@ -167,13 +194,37 @@ def environment_zone() -> RunningZone | None:
 
 @contextmanager
 def zone_from_environment_or_start(tmpdir: str | os.PathLike, **options: Any) -> Iterator[RunningZone]:
-    """Use the real zone if $IRODS_ENVIRONMENT_FILE is set, else run a built-in one in ``tmpdir``."""
+    """Use the real zone if $IRODS_ENVIRONMENT_FILE is set, else run a built-in one in ``tmpdir``.
+
+    With ``service_account`` (and run as root) the built-in zone runs under that account, in a
+    directory of its own under the system's temporary directory (``tmpdir`` may be private to
+    root); without root privileges it runs as this user, as before.
+    """
     real = environment_zone()
     if real is not None:
         yield real
         return
-    zone = start_zone(os.path.join(os.fspath(tmpdir), "zone"), **options)
+    root = os.path.join(os.fspath(tmpdir), "zone")
+    if options.get("service_account"):
+        if os.geteuid() == 0:
+            root = tempfile.mkdtemp(prefix="hpcingest-zone-")
+        else:
+            options.pop("service_account")
+    try:
+        zone = start_zone(root, **options)
+    except RuntimeError:
+        if not options.get("service_account"):
+            raise
+        # e.g. a checkout the account cannot read: run as this user rather than not at all
+        warnings.warn(f"the zone could not run as {options['service_account']!r}; it runs as this user, "
+                      "so tests cannot tell what a server under its own account could not reach")
+        shutil.rmtree(root, ignore_errors=True)
+        options.pop("service_account")
+        root = os.path.join(os.fspath(tmpdir), "zone")
+        zone = start_zone(root, **options)
     try:
         yield zone
     finally:
         zone.stop()
+        if options.get("service_account"):
+            shutil.rmtree(root, ignore_errors=True)

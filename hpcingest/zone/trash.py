@@ -9,15 +9,22 @@ from __future__ import annotations
 import random
 
 from .catalog import Collection, Replica
+from .catalog.resources import ResourceTree
 from .catalog.store import parent_of
 from .paths import DataObjectRef
 from .session import Session
 from .vault import remove_file
 
 
-def delete_replica_files(replicas: list[Replica]) -> None:
+def delete_replica_files(resources: ResourceTree, replicas: list[Replica]) -> None:
+    """Delete the files of removed replicas that lie in their resource's vault.  A replica
+    registered from elsewhere is only unregistered and its file left as it is, as
+    dataObjUnlinkS does ("Replica is not in a vault"): removing an object never deletes a
+    user's source file."""
     for replica in replicas:
-        if replica.data_path:
+        resource = resources.by_id.get(replica.resc_id)
+        vault = resource.resc_def_path.rstrip("/") if resource is not None else ""
+        if replica.data_path and vault and replica.data_path.startswith(vault + "/"):
             remove_file(replica.data_path)
 
 

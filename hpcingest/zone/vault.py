@@ -23,13 +23,32 @@ def vault_path(leaf: Resource, logical_path: str, zone: str) -> str:
 def open_file(path: str, flags: int) -> int:
     """Open a vault file, creating its directories for creates; failures become UNIX_FILE_*_ERR codes."""
     creating = bool(flags & os.O_CREAT)
+    if creating:
+        _prepare_create(os.path.dirname(path))
     try:
-        if creating:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
         return os.open(path, flags, 0o600)
     except OSError as exc:
         raise ZoneError(errno_code(errors.UNIX_FILE_CREATE_ERR if creating else errors.UNIX_FILE_OPEN_ERR, exc),
                         f"cannot open {path}") from None
+
+
+def _prepare_create(directory: str) -> None:
+    """As the unixfilesystem plugin creates a file: it first asks for the free space of the file's
+    directory (statfs), so a vault the server cannot reach fails with UNIX_FILE_GET_FS_FREESPACE_ERR
+    and the errno; a directory that does not exist yet is made (mkDirForFilePath) and asked again."""
+    try:
+        os.statvfs(directory)
+        return
+    except OSError as exc:
+        if exc.errno != errno.ENOENT:
+            raise ZoneError(errno_code(errors.UNIX_FILE_GET_FS_FREESPACE_ERR, exc),
+                            f"cannot get the free space of {directory}") from None
+    try:
+        os.makedirs(directory, exist_ok=True)
+        os.statvfs(directory)
+    except OSError as exc:
+        code = errors.UNIX_FILE_GET_FS_FREESPACE_ERR if os.path.isdir(directory) else errors.UNIX_FILE_MKDIR_ERR
+        raise ZoneError(errno_code(code, exc), f"cannot make {directory}") from None
 
 
 def file_size(path: str) -> int:

@@ -2,6 +2,8 @@
 
 One 4-rank job (and its unchanged second pass) is shared by the tests of this module; it runs
 as a user made for it, with a password long enough to be recognised wherever it might leak.
+The user is a rodsadmin because the job registers in place, which iRODS's default policy
+allows only a rodsadmin (PATH_REG_NOT_ALLOWED otherwise).
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ def job(tmp_path_factory, zone):
 
     made = Job(tmp_path_factory.mktemp("observed"), zone)
     with zone.session() as admin:
-        admin.users.create(made.user, "rodsuser")
+        admin.users.create(made.user, "rodsadmin")
         admin.users.modify(made.user, "password", made.password)
     try:
         made.first = made.start()

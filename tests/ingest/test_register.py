@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -13,12 +15,21 @@ from tests.ingest.conftest import HANDLERS, OLD_HANDLERS, catalog, hooks, source
 from tests.launchers import Launcher
 
 
-@pytest.fixture
-def tree(tmp_path):
-    root = tmp_path / "src"
+def make_tree(root):
     sample.generate(root, files=400, seed=3, max_file_size=2000)
     os.makedirs(root / "empty" / "nested-empty")
     return root
+
+
+@pytest.fixture
+def tree(tmp_path):
+    return make_tree(tmp_path / "src")
+
+
+@pytest.fixture
+def readable_tree(world_dir):
+    """The tree where the server's account can read it too (registering with checksums)."""
+    return make_tree(Path(world_dir) / "src")
 
 
 READ_ONLY_APIS = {"GEN_QUERY_AN", "AUTHENTICATION_APN", "AUTH_REQUEST_AN", "AUTH_RESPONSE_AN",
@@ -153,7 +164,8 @@ def test_irods_connections_caps_the_ranks_that_connect(zone, target, tree, tmp_p
     assert catalog(zone, target).objects == source_view(str(tree)).objects
 
 
-def test_target_with_a_backtick_and_checksums_on_register(zone, tree, tmp_path):
+def test_target_with_a_backtick_and_checksums_on_register(zone, readable_tree, tmp_path):
+    tree = readable_tree
     grave = f"{zone.home}/grave`name{os.getpid()}"
     ok(start(zone, tree, grave, "--checksum", "--event_handler", os.path.join(OLD_HANDLERS, "metadata.py"),
              launcher=Launcher("mpiexec", 2), job_dir=tmp_path / "jobs"))
@@ -163,3 +175,46 @@ def test_target_with_a_backtick_and_checksums_on_register(zone, tree, tmp_path):
         obj = session.data_objects.get(f"{grave}/{first_file}")
         assert obj.checksum
         assert obj.metadata.get_one("filesystem::mode").value.isdigit()
+
+
+def test_a_rodsuser_refused_path_registration_stops_the_job_once_and_resumes_as_an_admin(zone, tree, tmp_path):
+    """iRODS's default policy refuses a rodsuser path registration (PATH_REG_NOT_ALLOWED): the
+    job stops on every rank with one message instead of one failure per file, and the same
+    command finishes the pass once the user may register."""
+    user, password = f"reg{os.getpid()}", f"Pw-{os.urandom(8).hex()}"
+    target = f"/{zone.zone}/home/{user}/refused"
+    jobs = tmp_path / "jobs"
+    as_user = {"IRODS_ENVIRONMENT_FILE": "", "IRODS_AUTHENTICATION_FILE": "", "IRODS_HOST": zone.host,
+               "IRODS_PORT": str(zone.port), "IRODS_USER_NAME": user, "IRODS_ZONE_NAME": zone.zone,
+               "IRODS_PASSWORD": password}
+    with zone.session() as admin:
+        admin.users.create(user, "rodsuser")
+        admin.users.modify(user, "password", password)
+    try:
+        before = zone.api_stats().get("630", {}).get("count", 0) if zone.builtin else 0
+        result = start(zone, tree, target, "--job_name", "refused", job_dir=jobs, env=as_user)
+        if result.returncode == 0 and not zone.builtin:
+            pytest.skip("this zone's policy lets a rodsuser register in place")
+        stderr = result.stderr.decode(errors="replace")
+        assert result.returncode == 1 and "Traceback" not in stderr, stderr
+        errors = [line for line in stderr.splitlines() if line.startswith("hpcingest start: error:")]
+        assert len(errors) == 1 and "PATH_REG_NOT_ALLOWED" in errors[0] and "rodsadmin" in errors[0], stderr
+        report = jobs / "refused" / "failures.jsonl"
+        assert "failed 0" in result.stdout.decode() and (not report.exists() or report.read_text() == "")
+        if zone.builtin:  # a few refused requests per rank, not one per file
+            assert zone.api_stats()["630"]["count"] - before <= 4 * 64
+        assert catalog(zone, target).objects == {}
+        with open(jobs / "refused" / "job.json") as f:
+            record = json.load(f)
+        assert record["status"] == "failed" and not record["pass_complete"]
+        with zone.session() as admin:
+            admin.users.modify(user, "type", "rodsadmin")
+        ok(start(zone, tree, target, "--job_name", "refused", job_dir=jobs, env=as_user))
+        assert catalog(zone, target).objects == source_view(str(tree)).objects
+    finally:
+        with zone.session() as admin:
+            home = f"/{zone.zone}/home/{user}"
+            if admin.collections.exists(home):
+                for sub in admin.collections.get(home).subcollections:
+                    sub.remove(recurse=True, force=True)
+            admin.users.remove(user)

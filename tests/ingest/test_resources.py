@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from pathlib import Path
 
 import pytest
 from irods.models import Collection, DataObject
@@ -18,9 +19,10 @@ ROOT, MIDDLE, LEAF_A, LEAF_B = "regiResc2Root", "regiResc2", "regiResc2a", "regi
 
 
 @pytest.fixture(scope="module")
-def resources(zone, tmp_path_factory):
-    """regiResc2Root (random) -> regiResc2 (random) -> regiResc2a, regiResc2b (unixfilesystem)."""
-    vaults = tmp_path_factory.mktemp("vaults")
+def resources(zone, module_world_dir):
+    """regiResc2Root (random) -> regiResc2 (random) -> regiResc2a, regiResc2b (unixfilesystem),
+    whose vaults the server's account can make."""
+    vaults = Path(module_world_dir) / "vaults"
     with zone.session() as session:
         existing = {r.name for r in session.resources.list()} if hasattr(session.resources, "list") else set()
         for name, kind in ((ROOT, "random"), (MIDDLE, "random")):
@@ -30,6 +32,8 @@ def resources(zone, tmp_path_factory):
         for leaf in (LEAF_A, LEAF_B):
             if leaf not in existing:
                 session.resources.create(leaf, "unixfilesystem", host, str(vaults / leaf))
+            else:  # a zone reused from an earlier run: its vault directory is gone
+                session.resources.modify(leaf, "path", str(vaults / leaf))
         for parent, child in ((ROOT, MIDDLE), (MIDDLE, LEAF_A), (MIDDLE, LEAF_B)):
             try:
                 session.resources.add_child(parent, child)

@@ -15,13 +15,15 @@ from irods.session import iRODSSession
 
 from hpcingest.irods import IrodsConnection, IrodsSettings, resolve_settings
 from hpcingest.zone.testing import RunningZone, zone_from_environment_or_start
+from tests.conftest import SERVICE_ACCOUNT
 
 ZONE_PASSWORD = "Zone-Secret-7f3a"  # distinctive, so a leak into a repr, pickle or log is visible
 
 
 @pytest.fixture(scope="module")
 def zone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningZone]:
-    with zone_from_environment_or_start(tmp_path_factory.mktemp("zone"), password=ZONE_PASSWORD) as running:
+    with zone_from_environment_or_start(tmp_path_factory.mktemp("zone"), password=ZONE_PASSWORD,
+                                        service_account=SERVICE_ACCOUNT) as running:
         yield running
 
 

@@ -185,13 +185,25 @@ def test_proxied_sessions_act_as_the_user(zone, plain, settings):
         owner = plain.query(Collection.owner_name).filter(Collection.name == f"{home}/from_ingest").one()
         assert owner[Collection.owner_name] == name
     finally:
-        if plain.collections.exists(home):
-            plain.collections.remove(home, recurse=True, force=True)
+        if plain.collections.exists(home):  # a non-empty home itself cannot be removed
+            for sub in plain.collections.get(home).subcollections:
+                sub.remove(recurse=True, force=True)
         plain.users.remove(name)
 
 
-def test_no_secret_in_reprs_pickles_or_logs(zone, settings, caplog):
-    secret = zone.password
+@pytest.fixture
+def distinctive_user(plain):
+    """A user whose password is found nowhere by chance (a zone's admin password may be its name)."""
+    name, password = f"dana_{uuid.uuid4().hex[:8]}", f"Pw-{uuid.uuid4().hex}"
+    plain.users.create(name, "rodsuser")
+    plain.users.modify(name, "password", password)
+    yield name, password
+    plain.users.remove(name)
+
+
+def test_no_secret_in_reprs_pickles_or_logs(zone, distinctive_user, monkeypatch, caplog):
+    name, secret = distinctive_user
+    settings = variable_settings(zone, monkeypatch, user=name, password=secret)
     caplog.set_level(logging.DEBUG)
     with IrodsConnection(settings, idle_disconnect_seconds=0.2) as conn:
         conn.call(home_exists)

@@ -8,7 +8,7 @@ import pickle
 from irods import exception as prc
 
 from hpcingest.irods.errors import (IrodsOperationError, auth_error, is_auth_failure, is_connection_lost,
-                                    operation_error)
+                                    is_privilege_refusal, operation_error)
 
 
 def wrapped(outer: BaseException, inner: BaseException) -> BaseException:
@@ -56,3 +56,40 @@ def test_operation_errors_keep_the_server_name_and_code():
     assert operation_error(ValueError("x")) is None
     again = pickle.loads(pickle.dumps(IrodsOperationError("CAT_NO_ROWS_FOUND", -808000, "m", True)))
     assert (again.name, again.code, again.message, again.after_retry) == ("CAT_NO_ROWS_FOUND", -808000, "m", True)
+
+
+def test_every_code_of_the_servers_table_is_named_with_or_without_an_errno():
+    # codes python-irodsclient 3.3.0 has no class for: it raises KeyError(code) for them
+    refused = operation_error(KeyError(-129000))
+    assert (refused.name, refused.code) == ("PATH_REG_NOT_ALLOWED", -129000)
+    assert operation_error(KeyError(-154000)).name == "SYS_INTERNAL_ERR"
+    assert operation_error(KeyError(-1811000)).name == "INVALID_OPERATION"
+    # a rounded code with an errno part keeps its full code and gets the base name
+    unreadable = operation_error(KeyError(-510013))
+    assert (unreadable.name, unreadable.code) == ("UNIX_FILE_OPEN_ERR", -510013)
+    assert operation_error(prc.get_exception_by_code(-526013, "statfs")).name == "UNIX_FILE_GET_FS_FREESPACE_ERR"
+    # codes that are not multiples of 1000 are looked up as they are
+    assert operation_error(KeyError(-1100)).name == "SYS_SOCK_LISTEN_ERR"
+    assert operation_error(KeyError(-99999996)).name == "SYS_NULL_INPUT"
+    # the server's spelling wins over a client class's (PRC has SYS_HEADER_TPYE_LEN_ERR)
+    assert operation_error(prc.get_exception_by_code(-6000)).name == "SYS_HEADER_TYPE_LEN_ERR"
+    # a code the 5.0 table retired keeps the client's name; one nobody knows is still reported
+    assert operation_error(prc.get_exception_by_code(-880000)).name == "RDA_NOT_COMPILED_IN"
+    assert operation_error(KeyError(-987654000)).name == "UNKNOWN_IRODS_ERROR"
+
+
+def test_the_table_is_the_servers_whole_table():
+    from hpcingest.irods.error_table import ERROR_NAMES
+
+    assert len(ERROR_NAMES) == 698 and len(set(ERROR_NAMES.values())) == 698
+    assert ERROR_NAMES[-129000] == "PATH_REG_NOT_ALLOWED" and ERROR_NAMES[-354000] == "CANT_RM_NON_EMPTY_HOME_COLL"
+    assert all(code < 0 for code in ERROR_NAMES)
+
+
+def test_privilege_refusals_are_told_from_per_file_failures():
+    assert is_privilege_refusal(operation_error(KeyError(-129000)))
+    assert is_privilege_refusal(operation_error(prc.CAT_INSUFFICIENT_PRIVILEGE_LEVEL()))
+    assert is_privilege_refusal(operation_error(prc.SYS_NO_API_PRIV()))
+    assert not is_privilege_refusal(operation_error(prc.CAT_NO_ACCESS_PERMISSION()))
+    assert not is_privilege_refusal(operation_error(KeyError(-510013)))
+    assert not is_privilege_refusal(ValueError("x"))

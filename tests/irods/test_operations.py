@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 from irods.column import Like
-from irods.models import DataObject, Resource
+from irods.models import Collection, DataObject, Resource
 
 from hpcingest.irods import IrodsOperationError
 from hpcingest.irods import operations as ops
@@ -43,10 +43,11 @@ def replicas(plain, path: str):
 
 
 @pytest.fixture(scope="module")
-def second_resource(zone, tmp_path_factory):
-    """A second storage resource, on the host the default one lives on."""
+def second_resource(zone, module_world_dir):
+    """A second storage resource, on the host the default one lives on (its vault where the
+    server's account can make it)."""
     name = f"second_{uuid.uuid4().hex[:6]}"
-    vault = str(tmp_path_factory.mktemp("second_vault"))
+    vault = os.path.join(module_world_dir, "second_vault")
     with zone.session() as admin:
         host = admin.query(Resource.location).filter(Resource.name == zone.default_resource).one()[Resource.location]
         admin.resources.create(name, "unixfilesystem", host, vault)
@@ -69,9 +70,9 @@ def test_ensure_collection_over_a_data_object_fails(connection, plain, workdir, 
     assert (info.value.name, info.value.code) == ("CAT_NAME_EXISTS_AS_DATAOBJ", -834000)
 
 
-def test_register_records_size_mtime_path_and_checksum(connection, plain, workdir, tmp_path, zone):
+def test_register_records_size_mtime_path_and_checksum(connection, plain, workdir, world_dir, zone):
     data = b"registered bytes\n" * 100
-    source = local_file(tmp_path, "reg.bin", data)
+    source = local_file(world_dir, "reg.bin", data)  # the server reads it for the checksum
     connection.call(ops.register, source, f"{workdir}/reg.bin", len(data), os.path.getmtime(source), checksum=True)
     (replica,) = replicas(plain, f"{workdir}/reg.bin")
     assert replica.size == len(data) and int(replica.modify_time.timestamp()) == MTIME
@@ -112,14 +113,16 @@ def test_register_as_replica_then_update_one_replica(connection, plain, workdir,
     assert (old.size, int(old.modify_time.timestamp()), old.status) == (3, MTIME, "0")
 
 
-def test_update_all_replicas(connection, plain, workdir, tmp_path, second_resource):
-    source = local_file(tmp_path, "a", b"abc")
+def test_update_all_replicas(connection, plain, workdir, world_dir, second_resource, zone):
+    source = local_file(world_dir, "a", b"abc")  # the server reads both for the checksums below
     connection.call(ops.register, source, f"{workdir}/all", 3, MTIME)
-    copy = local_file(tmp_path, "a_copy", b"abc")
+    copy = local_file(world_dir, "a_copy", b"abc")
     connection.call(ops.register, copy, f"{workdir}/all", 3, MTIME, resource=second_resource, as_replica=True)
     connection.call(ops.update_replica_metadata, f"{workdir}/all", 11, MTIME + 5)
-    assert [(r.size, int(r.modify_time.timestamp()), r.status) for r in replicas(plain, f"{workdir}/all")] == \
-        [(11, MTIME + 5, "1")] * 2
+    updated = replicas(plain, f"{workdir}/all")
+    assert [(r.size, int(r.modify_time.timestamp())) for r in updated] == [(11, MTIME + 5)] * 2
+    # the server makes each replica in turn the good one and the rest stale: one stays good
+    assert sorted(r.status for r in updated) == ["0", "1"]
     plain.data_objects.chksum(f"{workdir}/all", ChksumAll="")
     assert all(r.checksum for r in replicas(plain, f"{workdir}/all"))
     connection.call(ops.update_replica_metadata, f"{workdir}/all", 12, MTIME + 6, clear_checksum=True)
@@ -208,8 +211,8 @@ def test_batch_listing(connection, plain, workdir, tmp_path, second_resource):
     assert connection.call(ops.list_collection_objects, workdir, wanted, whole_collection=True) == found
     assert connection.call(ops.list_collection_objects, f"{workdir}/nothing_here", wanted) == {}
     assert connection.call(ops.list_collection_objects, workdir, []) == {}
-    like = plain.query(DataObject.name).filter(Like(DataObject.name, "file_%")).all()
-    assert len({row[DataObject.name] for row in like}) == 60
+    like = plain.query(DataObject.name).filter(Collection.name == workdir).filter(Like(DataObject.name, "file_%"))
+    assert len({row[DataObject.name] for row in like}) == 60  # other tests' objects in the zone do not count
 
 
 def test_name_batches_respect_the_server_limits():

@@ -7,7 +7,6 @@ group membership, add/rm/modify resource, add/rm child resource, rm unusedAVUs.
 
 from __future__ import annotations
 
-import os
 
 from .. import errors
 from ..auth import descramble_password, descramble_with_key
@@ -39,8 +38,8 @@ def _add(session: Session, args: list[str]) -> None:
         host, _, vault = location.partition(":")
         if resc_type in LEAF_TYPES and not vault:
             raise ZoneError(errors.SYS_INVALID_INPUT_PARAM, "a storage resource needs host:/vault/path")
-        if vault:
-            os.makedirs(vault, exist_ok=True)
+        # like the real server, the vault is not touched here: its directories are made by the
+        # first create, which fails if the server's account cannot reach them
         catalog.add_resource(name, resc_type, host or "localhost", vault, context)
     elif args[1] == "childtoresc":
         tree = catalog.resources

@@ -3,7 +3,8 @@ recursion; recursively to the trash, forced, or unregistered with oprType 26).
 
 As rsRmColl.cpp does it: a recursive removal without forceFlag moves the collection under
 /<zone>/trash/home/<user>; with forceFlag the rows and the vault files of every replica are
-deleted; with oprType 26 (unregister) the rows only.
+deleted (a home collection only when empty: CANT_RM_NON_EMPTY_HOME_COLL); with oprType 26
+(unregister) the rows only.
 """
 
 from __future__ import annotations
@@ -50,6 +51,12 @@ def coll_create(session: Session, request: Message) -> Reply:
     return Reply()
 
 
+def _is_home_collection(path: str) -> bool:
+    """isHomeColl: /<zone>/home or /<zone>/home/<user> (not a trash home)."""
+    parts = path.strip("/").split("/")
+    return len(parts) in (2, 3) and parts[1] == "home"
+
+
 @api(679, "RM_COLL_AN")
 def rm_coll(session: Session, request: Message) -> Reply:
     body = parse(request.msg)
@@ -74,12 +81,14 @@ def rm_coll(session: Session, request: Message) -> Reply:
                 and not path.startswith(f"/{session.zone.config.zone}/trash/"):
             move_collection_to_trash(session, coll)
             return Reply()
+        elif not unregister and non_empty and _is_home_collection(path):
+            raise ZoneError(errors.CANT_RM_NON_EMPTY_HOME_COLL, f"[{path}] is a home collection and not empty")
         for name in names:
             sub = catalog.collection(name)
             assert sub is not None
             replicas = catalog.replicas_in_collection(sub.coll_id)
             if not unregister:
-                delete_replica_files(replicas)
+                delete_replica_files(catalog.resources, replicas)
             for data_id in {r.data_id for r in replicas}:
                 catalog.delete_data_object(data_id)
             catalog.forget_object(sub.coll_id)

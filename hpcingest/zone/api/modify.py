@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from .. import errors
-from ..catalog import Replica
+from ..catalog import Catalog, Replica
 from ..errors import ZoneError
 from ..framing import Message
 from ..paths import DataObjectRef, data_object_or_fail
@@ -81,17 +81,22 @@ def mod_data_obj_meta(session: Session, request: Message) -> Reply:
             targets = select_replicas(session, ref.replicas, info.str("rescHier"), info.str("rescName"),
                                        info.str("replNum"))
         updates = _column_updates(session, params)
-        if "allReplStatus" in params:
-            updates["data_is_dirty"] = GOOD
+        # one chlModDataObjMeta per target, in replica order, as _rsModDataObjMeta does for
+        # "all"; with allReplStatus each makes its replica good and every other one that is not
+        # intermediate stale, so after "all" only the last replica is good
         for replica in targets:
             if updates:
                 catalog.update_replica(replica.data_id, replica.data_repl_num, **updates)
-        if "allReplStatus" in params:
-            chosen = {r.data_repl_num for r in targets}
-            for other in ref.replicas:
-                if other.data_repl_num not in chosen and other.data_is_dirty != INTERMEDIATE:
-                    catalog.update_replica(other.data_id, other.data_repl_num, data_is_dirty=STALE)
+            if "allReplStatus" in params:
+                _make_the_only_good_replica(catalog, replica)
     return Reply()
+
+
+def _make_the_only_good_replica(catalog: Catalog, replica: Replica) -> None:
+    catalog.update_replica(replica.data_id, replica.data_repl_num, data_is_dirty=GOOD)
+    for other in catalog.replicas(replica.coll_id, replica.data_name):
+        if other.data_repl_num != replica.data_repl_num and other.data_is_dirty != INTERMEDIATE:
+            catalog.update_replica(other.data_id, other.data_repl_num, data_is_dirty=STALE)
 
 
 @api(629, "DATA_OBJ_CHKSUM_AN")
@@ -165,7 +170,7 @@ def data_obj_unlink(session: Session, request: Message) -> Reply:
         if unregister or "forceFlag" in options or ref.path.startswith(f"/{session.zone.config.zone}/trash/"):
             catalog.delete_data_object(ref.data_id)
             if not unregister:
-                delete_replica_files(ref.replicas)
+                delete_replica_files(catalog.resources, ref.replicas)
         else:
             move_data_object_to_trash(session, ref)
     return Reply()
@@ -183,5 +188,5 @@ def data_obj_trim(session: Session, request: Message) -> Reply:
         for replica in targets:
             catalog.delete_data_object(replica.data_id, replica.data_repl_num)
             if body.int("oprType") != UNREG_OPR:
-                delete_replica_files([replica])
+                delete_replica_files(catalog.resources, [replica])
     return Reply(int_info=1)

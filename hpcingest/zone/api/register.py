@@ -3,6 +3,11 @@
 As in the real filePathReg: ``dataSize`` is trusted without a stat; ``dataModify`` sets the
 modify time; ``regChksum``/``verifyChksum`` make the server checksum the file; the target may be
 a root (resolved to a leaf) or a leaf, never a middle member of a hierarchy.
+
+Who may register: as the real server under its default policy (core.re's
+``acSetChkFilePathPerm {msiSetChkFilePathPerm("disallowPathReg"); }``), only a rodsadmin client
+user; anyone else gets PATH_REG_NOT_ALLOWED for files, directories and replicas alike.  A zone
+started with ``allow_path_registration`` acts like a site whose policy is ``noChkPathPerm``.
 """
 
 from __future__ import annotations
@@ -49,11 +54,23 @@ def phy_path_reg(session: Session, request: Message) -> Reply:
     if "noChkFilePerm" in options and not session.is_admin:
         raise ZoneError(errors.SYS_NO_API_PRIV, "noChkFilePerm requires rodsadmin")
     path = normalize(body.str("objPath"))
+    _target_leaf(session, options)  # the real server resolves the resource before the path check
+    _check_path_permission(session, options)
     if "collection" in options:
         _register_directory(session, physical, path, options)
         return Reply()
     _register_file(session, physical, path, options)
     return Reply()
+
+
+def _check_path_permission(session: Session, options: dict[str, str]) -> None:
+    """getchkPathPerm + chkFilePathPerm: a rodsadmin client skips the check, and so does a
+    request with ``noChkFilePerm`` (which only a rodsadmin may send); everyone else meets the
+    zone's policy."""
+    if session.is_admin or "noChkFilePerm" in options or session.zone.config.allow_path_registration:
+        return
+    raise ZoneError(errors.PATH_REG_NOT_ALLOWED,
+                    "path registration is not allowed for non-admin users (acSetChkFilePathPerm: disallowPathReg)")
 
 
 def _register_directory(session: Session, directory: str, path: str, options: dict[str, str]) -> None:

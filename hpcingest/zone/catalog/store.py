@@ -16,6 +16,7 @@ from typing import Iterator
 
 from .. import errors
 from ..errors import ZoneError
+from .passwords import PasswordKeeper, is_obfuscated
 from .records import Collection, Replica, Resource, User, as_row, column_names, insert_sql, now_ts
 from .resources import ResourceTree
 from .schema import ACCESS_TOKENS, SCHEMA
@@ -37,9 +38,12 @@ def parent_of(path: str) -> str:
 class Catalog:
     """Transactions, id allocation and the lookups every API handler needs."""
 
-    def __init__(self, db_path: str, zone: str) -> None:
+    def __init__(self, db_path: str, zone: str, passwords: PasswordKeeper) -> None:
         self.zone = zone
+        self.passwords = passwords
         self.lock = threading.RLock()
+        os.close(os.open(db_path, os.O_WRONLY | os.O_CREAT, 0o600))  # sqlite's -wal and -shm follow its mode
+        os.chmod(db_path, 0o600)  # a catalog made before this was readable by everyone
         self.db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
@@ -111,7 +115,7 @@ class Catalog:
     def password(self, user_id: int) -> str | None:
         with self.lock:
             row = self.db.execute("SELECT rcat_password FROM r_user_password WHERE user_id = ?", (user_id,)).fetchone()
-        return row[0] if row else None
+        return self.passwords.plain(row[0]) if row else None
 
     def group_ids(self, user_id: int) -> list[int]:
         with self.lock:
@@ -136,7 +140,8 @@ class Catalog:
 
     def set_password(self, user_id: int, password: str) -> None:
         with self.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO r_user_password VALUES (?, ?)", (user_id, password))
+            db.execute("INSERT OR REPLACE INTO r_user_password VALUES (?, ?)",
+                       (user_id, self.passwords.stored(password)))
 
     # -----------------------------------------------------------------------------------------
     # access control
@@ -308,6 +313,14 @@ class Catalog:
                 raise ValueError(f"the catalog belongs to a different zone than {self.zone!r}")
             user = self.user(admin) or self.add_user(admin, "rodsadmin")
             self.set_password(user.user_id, password)
+            self._obfuscate_plain_passwords()
+
+    def _obfuscate_plain_passwords(self) -> None:
+        """A catalog from before passwords were obfuscated keeps them in clear: obfuscate them."""
+        with self.transaction() as db:
+            for user_id, stored in db.execute("SELECT user_id, rcat_password FROM r_user_password").fetchall():
+                if stored is not None and not is_obfuscated(stored):
+                    self.set_password(user_id, stored)
 
 
 def _like_prefix(prefix: str) -> str:
