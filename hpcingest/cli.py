@@ -100,7 +100,10 @@ def add_job_control_parsers(commands) -> None:
         add_log_options(parser)
         return parser
 
-    job_parser("list", "list jobs as JSON: {periodic, singlepass, stopped}", with_job=False)
+    listing = job_parser("list", "list jobs as JSON: {periodic, singlepass, stopped}", with_job=False)
+    listing.add_argument("--prune", type=float, metavar="DAYS",
+                         help="first remove the jobs (record and sync state) that ended more than DAYS days "
+                              "ago; a running or waiting job is never removed")
     stop = job_parser("stop", "stop a running job: ranks finish their current item, checkpoint and exit")
     stop.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the ranks (default 60)")
     watch = job_parser("watch", "show a job's live progress until it ends")

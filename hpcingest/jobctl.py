@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 
@@ -11,6 +12,7 @@ from hpcingest.ingest.display import ProgressDisplay
 from hpcingest.ingest.failures import read_report
 from hpcingest.ingest.monitor import read_progress, stop_path
 from hpcingest.jobdir import JobDirectory, JobError, default_job_root, list_jobs
+from hpcingest.slurmchain import Chain, ChainError, active_chain, stop_chain
 
 
 def _root(args) -> str:
@@ -24,38 +26,54 @@ def _job(args) -> JobDirectory:
     return job
 
 
-def describe(job: JobDirectory) -> dict:
+def describe(job: JobDirectory, chain: Chain | None = None) -> dict:
+    """A job as `list` shows it.  The counts of a pass that runs, or died part-way, come from
+    its ranks' progress reports; those of a pass that ended, from the job record.  A job run
+    as a chain of Slurm jobs (``chain``, jobs/slurm/periodic.sbatch) waits between passes."""
     from hpcingest.ingest.job import job_is_alive
 
     record = job.load()
+    reported = record.status in ("running", "waiting")  # the ranks' reports hold the counts
     status = record.status
-    if status in ("running", "waiting") and not job_is_alive(job):
+    if reported and not job_is_alive(job):
         status = "died"
+    elif chain is not None and not reported:
+        status = "waiting"  # for the chain's next pass
     progress, ranks, _ = read_progress(job.path)
-    live = status in ("running", "waiting")
+    live = reported and status != "died"
     counters = record.counters or {}
     elapsed = (time.time() if live else (record.end_time or time.time())) - (record.start_time or time.time())
     pass_elapsed = max(1e-9, progress.time - progress.pass_start) if progress.pass_start else 0.0
-    return {
+    info = {
         "job_name": record.job_name, "status": status, "pass": record.pass_number,
         "source": record.source, "target": record.target,
-        "files": progress.entries if live else counters.get("files", 0),
-        "bytes": progress.bytes if live else counters.get("bytes", 0),
-        "failures": progress.failed if live else counters.get("failures", 0),
-        "retries": progress.retries if live else counters.get("retries", 0),
+        "files": progress.entries if reported else counters.get("files", 0),
+        "bytes": progress.bytes if reported else counters.get("bytes", 0),
+        "bytes_registered": progress.bytes_registered if reported else counters.get("bytes_registered", 0),
+        "failures": progress.failed if reported else counters.get("failures", 0),
+        "retries": progress.retries if reported else counters.get("retries", 0),
         "elapsed_time": round(elapsed, 3), "start_time": record.start_time,
         "rate": round(progress.entries / pass_elapsed, 1) if live and pass_elapsed else 0.0,
         "ranks": ranks,
     }
+    if chain is not None:
+        info.update(slurm_job_id=chain.slurm_job_id, next_slurm_job_id=chain.next_slurm_job_id,
+                    next_run=chain.next_run, interval=chain.interval)
+    return info
 
 
 def cmd_list(args) -> int:
+    root = _root(args)
+    if args.prune is not None:
+        for name, why in prune_jobs(root, args.prune):
+            print(f"hpcingest list: pruned job {name} ({why})", file=sys.stderr)
     listing = {"periodic": [], "singlepass": [], "stopped": []}
-    for job in list_jobs(_root(args)):
-        info = describe(job)
+    for job in list_jobs(root):
+        chain = active_chain(job)
+        info = describe(job, chain)
         if info["status"] == "stopped":
             listing["stopped"].append(info)
-        elif job.load().periodic:
+        elif chain is not None or job.load().periodic:
             listing["periodic"].append(info)
         else:
             listing["singlepass"].append(info)
@@ -63,8 +81,60 @@ def cmd_list(args) -> int:
     return 0
 
 
+def prune_jobs(root: str, days: float) -> list[tuple[str, str]]:
+    """Removes the job directories (record, sync state, reports) of jobs that ended more than
+    ``days`` days ago.  Never a job that runs or waits for its next pass, nor one whose chain
+    of Slurm jobs still has a pass queued: such a job is only pruned once it has not been heard
+    of (record and progress reports untouched) for ``days`` days, which no running job allows.
+    Returns the jobs removed and why."""
+    from hpcingest.ingest.job import job_is_alive
+
+    if days < 0:
+        raise JobError(f"--prune takes a number of days (0 or more), not {days:g}")
+    cutoff = time.time() - days * 86400
+    pruned = []
+    for job in list_jobs(root):
+        record = job.load()
+        last_heard = max([record.end_time or 0, record.start_time or 0, _mtime(job.record_path),
+                          read_progress(job.path)[0].time])
+        if last_heard > cutoff or active_chain(job) is not None:
+            continue
+        if record.status in ("running", "waiting") and job_is_alive(job):
+            continue
+        if _remove_job_directory(job, _mtime(job.record_path)):
+            pruned.append((job.name, f"{record.status}, last active "
+                                     f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(last_heard))}"))
+    return pruned
+
+
+def _mtime(path: str) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return 0.0
+
+
+def _remove_job_directory(job: JobDirectory, record_mtime: float) -> bool:
+    """Moved aside first (one rename: no reader sees half a job, no start finds it), then
+    removed; put back instead if its record changed since it was judged (a start got there
+    first)."""
+    doomed = os.path.join(job.root, f".pruned-{job.name}-{os.getpid()}")
+    os.rename(job.path, doomed)
+    if _mtime(os.path.join(doomed, "job.json")) != record_mtime:
+        os.rename(doomed, job.path)
+        return False
+    shutil.rmtree(doomed)
+    return True
+
+
 def cmd_stop(args) -> int:
     job = _job(args)
+    try:
+        cancelled = stop_chain(job)
+    except ChainError as err:
+        raise JobError(f"cannot end the chain of Slurm jobs of job {args.job}: {err}") from None
+    if cancelled is not None:
+        print(f"job {args.job}: its next pass, Slurm job {cancelled}, is cancelled")
     info = describe(job)
     if info["status"] not in ("running", "waiting"):
         job.update(status="stopped")

@@ -62,6 +62,17 @@ def world_directory():
 
 
 @pytest.fixture
+def slow_zone(tmp_path):
+    """A built-in zone of the test's own that serves 8 ms per request and connection, so jobs
+    last long enough to be interrupted (pipelined requests would hide a mere latency)."""
+    from hpcingest.zone.testing import start_zone
+
+    zone = start_zone(tmp_path / "zone", subprocess_mode=True, service_ms=8.0)
+    yield zone
+    zone.stop()
+
+
+@pytest.fixture
 def world_dir():
     """A scratch directory every user can reach (tmp_path is private to root)."""
     with world_directory() as path:

@@ -27,7 +27,8 @@ from hpcingest.ingest.config import ConfigError, IngestConfig, build_config
 from hpcingest.ingest.failures import FailureLog, merge_reports
 from hpcingest.ingest.funnel import FORWARDED, Funnel, connected_ranks
 from hpcingest.ingest.halt import clear_halt, halt_reason
-from hpcingest.ingest.monitor import STALE_AFTER_S, PassMonitor, Progress, read_progress, stop_path
+from hpcingest.ingest.monitor import (STALE_AFTER_S, PassMonitor, Progress, WalkTally, clear_progress, read_progress,
+                                      stop_path)
 from hpcingest.ingest.content import FileContent, S3Content
 from hpcingest.ingest.display import ProgressDisplay
 from hpcingest.ingest.sink import RESUME, IngestCounters, IngestSink, _noop
@@ -281,6 +282,8 @@ def run_pass(comm, setup: JobSetup, jobdir: JobDirectory, record: JobRecord):
         recorder.preload()
         if comm.Get_rank() == 0:
             clear_profile(profile_dir)  # a resumed pass may run with fewer ranks than the run before
+    if comm.Get_rank() == 0:
+        clear_progress(jobdir.path)  # likewise: an earlier run's reports would be summed in
     collectives.barrier(comm)
     timing.timer.take()  # only this pass's calls from here on
     profile = recorder.activate() if config.profile else None
@@ -290,12 +293,14 @@ def run_pass(comm, setup: JobSetup, jobdir: JobDirectory, record: JobRecord):
         sink = IngestSink(config, handler, connection, state, failures, logger, setup.base_meta, content)
         funnel = Funnel(sink, comm.Get_rank(), comm.Get_size(),
                         connected_ranks(comm.Get_size(), config.irods_connections))
-        snapshot = lambda done: Progress.from_counters(sink.counters, record.pass_number, started, done)  # noqa: E731
+        walk = WalkTally(funnel)
+        snapshot = lambda done: Progress.from_counters(sink.counters, walk.counts, record.pass_number,  # noqa: E731
+                                                       started, record.pass_token, comm.Get_size(), done)
         finished = False  # the walk ended without a stop (an exception leaves it False)
         try:
             with PassMonitor(jobdir.path, comm.Get_rank(), snapshot, stop), \
                     progress_display(config, jobdir, comm.Get_rank()):
-                stats = run_walk(comm, source, funnel, services={**state.services(), **funnel.services()},
+                stats = run_walk(comm, source, walk, services={**state.services(), **funnel.services()},
                                  sink_items={FORWARDED: funnel.process_forwarded, RESUME[0]: sink.resume},
                                  stop=stop, max_rate=config.max_rate, on_idle=state.flush)
                 finished = not stop.is_set()

@@ -5,21 +5,60 @@ to ``progress/rank<N>.json`` (atomically) and looks for the job's ``stop`` file;
 appears it sets the event the engine checks, so the rank finishes its current item and the
 pass ends everywhere within a few seconds.  The thread never calls MPI.  `list`, `watch` and
 `start --progress` read these files from any node that sees the job directory.
+
+A report names its pass (the pass token) and how many ranks its run has; rank 0 removes the
+reports of earlier runs before a run starts, and readers leave out any report that is not of
+the newest run (an older pass, or a rank beyond the newest run's count), so a rerun with
+fewer ranks never counts the reports an earlier, wider run left behind.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import stat
 import threading
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
+from operator import attrgetter
 from typing import Callable
 
 from hpcingest.jobdir import write_private
 
 PERIOD_S = 2.0
 STALE_AFTER_S = 30.0  # a running job whose rank 0 has not written progress for this long has died
+_REPORT = re.compile(r"^rank(\d+)\.json$")
+_MODE = attrgetter("st_mode")
+
+
+@dataclass
+class WalkCounts:
+    """What the walk itself (listing and statting, ahead of the ingest) did on one rank.
+
+    Summed over ranks they tell when the walk is over: every directory found has been listed
+    and every batch a listing made has been statted.  The entries walked are then the pass's
+    total, known while batches may still wait for their registrations (see
+    hpcingest.ingest.display.WalkCompletion for how a reader decides it from files written
+    at different moments)."""
+
+    directories_listed: int = 0
+    directories_found: int = 0  # subdirectories statted; each is listed in turn
+    directories_resumed: int = 0  # finished by an earlier run of the pass: walked without counting
+    batches_made: int = 0
+    batches_statted: int = 0
+    entries: int = 0  # entries statted (excluded and unreadable names are not entries)
+
+    def add(self, other: "WalkCounts") -> None:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+    def balanced(self) -> bool:
+        """Whether these counts, summed over every rank, describe a walk with nothing left:
+        the root and every directory found listed, every batch made statted.  A resumed pass
+        walks finished directories without counting their subdirectories, so it never is."""
+        return (self.directories_resumed == 0 and self.batches_made == self.batches_statted
+                and self.directories_listed == self.directories_found + 1)
 
 
 @dataclass
@@ -32,18 +71,31 @@ class Progress:
     failed: int = 0
     skipped: int = 0
     retries: int = 0
-    bytes: int = 0
+    bytes: int = 0  # uploaded (the PUT operations)
+    bytes_registered: int = 0  # sizes of the files registered in place
+    walk: WalkCounts = field(default_factory=WalkCounts)
     time: float = 0.0
     pass_number: int = 0
     pass_start: float = 0.0
     done: bool = False
+    pass_token: str = ""  # the pass this report belongs to
+    ranks: int = 0  # how many ranks the run that wrote it has
 
     @classmethod
-    def from_counters(cls, counters, pass_number: int, pass_start: float, done: bool = False) -> "Progress":
+    def from_counters(cls, counters, walk: WalkCounts, pass_number: int, pass_start: float, pass_token: str,
+                      ranks: int, done: bool = False) -> "Progress":
         return cls(entries=counters.entries, ingested=sum(counters.created.values()) + sum(counters.updated.values()),
                    unchanged=counters.unchanged, failed=counters.failed, skipped=counters.skipped,
-                   retries=counters.retries, bytes=counters.bytes_put, time=time.time(),
-                   pass_number=pass_number, pass_start=pass_start, done=done)
+                   retries=counters.retries, bytes=counters.bytes_put, bytes_registered=counters.bytes_registered,
+                   walk=WalkCounts(**asdict(walk)), time=time.time(), pass_number=pass_number,
+                   pass_start=pass_start, done=done, pass_token=pass_token, ranks=ranks)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Progress":
+        return cls(**{**data, "walk": WalkCounts(**data.get("walk", {}))})
+
+
+_SUMMED = ("entries", "ingested", "unchanged", "failed", "skipped", "retries", "bytes", "bytes_registered")
 
 
 def progress_dir(job_path: str) -> str:
@@ -54,35 +106,104 @@ def stop_path(job_path: str) -> str:
     return os.path.join(job_path, "stop")
 
 
-def read_progress(job_path: str) -> tuple[Progress, int, float]:
-    """The job's progress summed over ranks, the number of ranks reporting, and the age (s)
-    of the freshest report (infinite when none)."""
-    total = Progress()
+def clear_progress(job_path: str) -> None:
+    """Rank 0, before a run's ranks start reporting: the reports of earlier runs go."""
     directory = progress_dir(job_path)
-    ranks, newest = 0, 0.0
     try:
         names = os.listdir(directory)
     except FileNotFoundError:
-        return total, 0, float("inf")
+        return
     for name in names:
-        if not name.endswith(".json"):
+        if name.startswith("rank"):
+            try:
+                os.unlink(os.path.join(directory, name))
+            except FileNotFoundError:
+                pass
+
+
+def read_rank_progress(job_path: str) -> dict[int, Progress]:
+    """Each rank's last report of the job's newest run, by rank (reports of an older pass or
+    run, or of ranks beyond the newest run's rank count, are left out)."""
+    directory = progress_dir(job_path)
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return {}
+    reports: dict[int, Progress] = {}
+    for name in names:
+        match = _REPORT.match(name)
+        if match is None:
             continue
         try:
             with open(os.path.join(directory, name)) as f:
-                part = Progress(**json.load(f))
+                if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                    continue
+                reports[int(match.group(1))] = Progress.from_json(json.load(f))
         except (OSError, ValueError, TypeError):
             continue  # being replaced right now
-        ranks += 1
-        newest = max(newest, part.time)
-        for f_ in fields(Progress):
-            if f_.name in ("time", "pass_number", "pass_start", "done"):
-                continue
-            setattr(total, f_.name, getattr(total, f_.name) + getattr(part, f_.name))
+    if not reports:
+        return {}
+    newest = max(reports.values(), key=lambda p: p.time)
+    return {rank: p for rank, p in reports.items() if p.pass_token == newest.pass_token
+            and p.ranks == newest.ranks and (rank < newest.ranks or not newest.ranks)}
+
+
+def sum_progress(reports: dict[int, Progress]) -> Progress:
+    """The job's progress: counts summed over ranks, the time of the freshest report, done
+    when every rank is."""
+    total = Progress()
+    for part in reports.values():
+        for name in _SUMMED:
+            setattr(total, name, getattr(total, name) + getattr(part, name))
+        total.walk.add(part.walk)
         total.pass_number = max(total.pass_number, part.pass_number)
-        total.pass_start = part.pass_start or total.pass_start
-        total.done = part.done if ranks == 1 else (total.done and part.done)
-    total.time = newest
-    return total, ranks, (time.time() - newest) if ranks else float("inf")
+        total.pass_start = total.pass_start or part.pass_start
+        total.pass_token, total.ranks = part.pass_token, part.ranks
+        total.time = max(total.time, part.time)
+    total.done = bool(reports) and all(p.done for p in reports.values()) and len(reports) >= total.ranks
+    return total
+
+
+def read_progress(job_path: str) -> tuple[Progress, int, float]:
+    """The job's progress summed over ranks, the number of ranks reporting, and the age (s)
+    of the freshest report (infinite when none)."""
+    reports = read_rank_progress(job_path)
+    total = sum_progress(reports)
+    return total, len(reports), (time.time() - total.time) if reports else float("inf")
+
+
+class WalkTally:
+    """Stands between the source and the sink on each rank and counts what the walk did
+    (:class:`WalkCounts`); everything else goes to the sink unchanged."""
+
+    def __init__(self, sink) -> None:
+        self.sink = sink
+        self.counts = WalkCounts()
+
+    def consume(self, batch, ctx) -> None:
+        counts = self.counts
+        counts.batches_statted += 1
+        counts.entries += len(batch.names)
+        counts.directories_found += sum(map(stat.S_ISDIR, map(_MODE, batch.stats)))
+        self.sink.consume(batch, ctx)
+
+    def listed(self, directory: bytes, batches: int, ok: bool, ctx) -> None:
+        self.counts.directories_listed += 1
+        self.counts.batches_made += batches
+        listed = getattr(self.sink, "listed", None)
+        if listed is not None:
+            listed(directory, batches, ok, ctx)
+
+    def completed_earlier(self, directory: bytes, ctx) -> bool:
+        completed = getattr(self.sink, "completed_earlier", None)
+        done = bool(completed is not None and completed(directory, ctx))
+        self.counts.directories_resumed += done
+        return done
+
+    def __getattr__(self, name: str):
+        if name == "sink":
+            raise AttributeError(name)
+        return getattr(self.sink, name)  # the sink's other hooks, as the source looks them up
 
 
 class PassMonitor:

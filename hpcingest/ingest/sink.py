@@ -99,6 +99,7 @@ class IngestCounters:
     skipped: int = 0
     retries: int = 0
     bytes_put: int = 0
+    bytes_registered: int = 0  # sizes of the files registered in place (created or updated)
     catalog_queries: int = 0
     state_lookups: int = 0
     deleted_objects: int = 0  # delete modes: gone from the source, unregistered or removed
@@ -290,6 +291,7 @@ class IngestSink:
                 left.append(entry)  # retried and reported there, one by one
                 continue
             self.counters.created[Operation.REGISTER_SYNC.name] += 1
+            self.counters.bytes_registered += entry.size
             done.append((entry.name, synced, Operation.REGISTER_SYNC.value))
             if self._log_per_file:
                 self.logger.info("succeeded", path=self._source(entry), target=names[entry.relpath].path,
@@ -514,8 +516,11 @@ class IngestSink:
             if operation in (Operation.REGISTER_SYNC, Operation.REGISTER_AS_REPLICA_SYNC):
                 physical = handler.target_path(session, meta, **options) or catalog_physical_path(
                     os.path.join(config.root, entry.relpath))
-                return self._register(session, operation, entry, name, meta, options, found, resource, physical,
-                                      runs > 1)
+                outcome = self._register(session, operation, entry, name, meta, options, found, resource, physical,
+                                         runs > 1)
+                if not outcome.startswith("metadata:"):
+                    self.counters.bytes_registered += entry.size
+                return outcome
             return self._put(session, operation, entry, name, meta, options, found, resource, runs > 1)
 
         return action

@@ -43,6 +43,7 @@ class IngestSummary:
     balance_max_over_mean: float = 1.0
     entries_by_type: dict[str, int] = field(default_factory=dict)  # regular, directory, link, ...
     bytes_scanned: int = 0  # total size of the regular files seen
+    bytes_registered: int = 0  # total size of the files registered in place
     bytes_put_per_s: float = 0.0
     irods_calls: dict[str, dict] = field(default_factory=dict)  # by API: calls, mean/p50/p95/p99/max ms
     steals: int = 0
@@ -56,7 +57,8 @@ class IngestSummary:
     def counters_for_record(self) -> dict:
         return {"files": self.entries, "created": sum(self.created.values()), "updated": sum(self.updated.values()),
                 "unchanged": self.unchanged, "failures": self.failed, "skipped": self.skipped,
-                "retries": self.retries, "bytes": self.bytes_put, "elapsed_s": self.elapsed_s}
+                "retries": self.retries, "bytes": self.bytes_put, "bytes_registered": self.bytes_registered,
+                "elapsed_s": self.elapsed_s}
 
     def to_text(self) -> str:
         def by_op(counts: dict[str, int]) -> str:
@@ -76,7 +78,7 @@ class IngestSummary:
                f"{self.deleted_collections:,} collections" if self.deleted_objects or self.deleted_collections
                else ""),
             f"failed {self.failed:,}  skipped {self.skipped:,}  retries {self.retries:,}  "
-            f"bytes uploaded {self.bytes_put:,}  catalog queries {self.catalog_queries:,}  "
+            f"bytes uploaded {self.bytes_put:,}  bytes registered {self.bytes_registered:,}  catalog queries {self.catalog_queries:,}  "
             f"ranks with iRODS connections {self.ranks_with_connections}"
             + (f"  directories finished before the resume {self.directories_resumed:,}"
                if self.directories_resumed else ""),
@@ -125,6 +127,7 @@ def summarize(comm, config: IngestConfig, outcome) -> IngestSummary | None:
         state_cpu_seconds=round(total["state_cpu_seconds"], 6), cpu_seconds=round(total["cpu_seconds"], 6),
         entries_per_rank=per_rank, balance_max_over_mean=round(max(per_rank) / mean, 4) if mean else 1.0,
         entries_by_type=dict(total["by_type"]), bytes_scanned=total["bytes_scanned"],
+        bytes_registered=total["bytes_registered"],
         bytes_put_per_s=_rate(total["bytes_put"], elapsed),
         irods_calls={api: latency.summary() for api, latency in sorted(calls.items())},
         steals=sum(p[1] for p in parts), profile=outcome.profile_dir,
