@@ -80,6 +80,9 @@ def add_start_parser(commands) -> None:
                        help="disconnect from iRODS after N idle seconds, reconnect when needed (default 60)")
     start.add_argument("--irods_connections", type=int, metavar="K",
                        help="at most K ranks hold iRODS connections (default: every rank)")
+    start.add_argument("--dead_rank_timeout", type=float, default=60.0, metavar="S",
+                       help="a rank that sends no heartbeat for S seconds (killed, its node lost) ends the job "
+                            "with a resumable checkpoint instead of leaving the others waiting (default 60)")
     start.add_argument("--checksum", action="store_true", help="have the server compute and store checksums")
     start.add_argument("--verify_checksum", action="store_true",
                        help="verify each PUT end to end; a mismatch is a failure")

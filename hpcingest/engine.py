@@ -100,6 +100,12 @@ class WorkContext(Protocol):
     throttling: bool
 
 
+class EngineAborted(BaseException):
+    """The run was aborted from another thread (a peer rank was lost): raised wherever this
+    rank waits, so it can unwind instead of waiting for a rank that will never answer.  A
+    BaseException, so that callbacks' ``except Exception`` never mistake it for their own."""
+
+
 ProcessFn = Callable[[bytes, WorkContext], None]
 ServiceFn = Callable[[bytes, int, "WorkStealingEngine"], None]  # (payload, source rank, engine)
 
@@ -142,6 +148,7 @@ class WorkStealingEngine:
         stop: "threading.Event | None" = None,
         rate_limit: float | None = None,
         on_idle: "Callable[[WorkContext], None] | None" = None,
+        abort: "threading.Event | None" = None,
     ) -> None:
         from mpi4py import MPI
 
@@ -162,6 +169,7 @@ class WorkStealingEngine:
         self._pinned: deque[bytes] = deque()
         self._abandon = False
         self._stop_event = stop  # set from another thread: abandon the remaining work
+        self._abort_event = abort  # set from another thread: raise EngineAborted wherever this rank waits
         # called whenever this rank runs out of work, before it may count as passive: where
         # callers flush messages they hold back to send many in one
         self._on_idle = on_idle
@@ -352,6 +360,10 @@ class WorkStealingEngine:
 
     # -- messages -----------------------------------------------------------------------
     def _handle_messages(self) -> None:
+        """Every wait of a rank with peers comes through here (the main loop, ``poll``,
+        ``wait_until``, ``throttle``, the final drain): so this is where an abort is noticed."""
+        if self._abort_event is not None and self._abort_event.is_set():
+            raise EngineAborted("the run was aborted")
         MPI = self._mpi
         requesters: list[int] = []
         status = self._status

@@ -20,14 +20,15 @@ class Source(Protocol):
 def run_walk(comm, source: Source, sink: Sink, services: dict | None = None,
              sink_items: dict[int, Callable[[bytes, WorkContext], None]] | None = None,
              stop=None, max_rate: float | None = None,
-             on_idle: Callable[[WorkContext], None] | None = None) -> EngineStats:
+             on_idle: Callable[[WorkContext], None] | None = None, abort=None) -> EngineStats:
     """Walk collectively: every rank of ``comm`` must call this; returns this rank's stats.
 
     ``services`` are message handlers the sink relies on (e.g. the sync-state shards);
     ``sink_items`` process work items the sink itself creates, keyed by their first byte;
     setting the ``stop`` event (a threading.Event) abandons the remaining work; ``max_rate``
     caps the entries per second of the whole job (each rank holds an equal share); ``on_idle``
-    runs whenever this rank runs out of work (e.g. to send messages held back for batching)."""
+    runs whenever this rank runs out of work (e.g. to send messages held back for batching);
+    setting ``abort`` makes the walk raise EngineAborted on this rank wherever it waits."""
     handlers = dict(sink_items or {})
 
     def process(item: bytes, ctx: WorkContext) -> None:
@@ -39,5 +40,6 @@ def run_walk(comm, source: Source, sink: Sink, services: dict | None = None,
 
     rate = max_rate / comm.Get_size() if max_rate else None
     with recorder.current.span("idle"):  # setting up is collective: waiting for the other ranks
-        engine = WorkStealingEngine(comm, process, services=services, stop=stop, rate_limit=rate, on_idle=on_idle)
+        engine = WorkStealingEngine(comm, process, services=services, stop=stop, rate_limit=rate, on_idle=on_idle,
+                                    abort=abort)
     return engine.run(source.initial_items() if comm.Get_rank() == 0 else [])

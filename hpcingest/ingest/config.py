@@ -51,6 +51,7 @@ class IngestConfig:
     profile: bool = False
     s3: S3Settings | None = None  # an S3 source: root is b"/bucket/prefix"; holds the secret in memory only
     max_rate: float | None = None  # entries per second for the whole job
+    dead_rank_timeout_s: float = 60.0  # a rank silent this long ends the job (hpcingest.ingest.liveness)
     warnings: list[str] = field(default_factory=list)
 
     def options_for_record(self) -> dict:
@@ -60,7 +61,8 @@ class IngestConfig:
                 "interval": self.interval, "irods_idle_disconnect_seconds": self.idle_disconnect_s,
                 "irods_connections": self.irods_connections, "checksum": self.checksum,
                 "verify_checksum": self.verify_checksum, "log": self.log, "profile": self.profile,
-                "s3": self.s3.public_options() if self.s3 is not None else None, "max_rate": self.max_rate}
+                "s3": self.s3.public_options() if self.s3 is not None else None, "max_rate": self.max_rate,
+                "dead_rank_timeout": self.dead_rank_timeout_s}
 
 
 def check_target(target: str) -> str:
@@ -103,6 +105,8 @@ def build_config(args) -> IngestConfig:
         raise ConfigError("--irods_connections must be at least 1")
     if args.irods_idle_disconnect_seconds < 1:
         raise ConfigError("--irods_idle_disconnect_seconds must be at least 1")
+    if not args.dead_rank_timeout >= 1:
+        raise ConfigError("--dead_rank_timeout must be at least 1 second")
     target = check_target(args.target)
     exclusions = Exclusions.parse(args.exclude_file_type, args.exclude_file_name, args.exclude_directory_name)
     root, s3 = check_source(args)
@@ -119,5 +123,5 @@ def build_config(args) -> IngestConfig:
         progress=args.progress, interval=args.interval, idle_disconnect_s=args.irods_idle_disconnect_seconds,
         irods_connections=args.irods_connections, checksum=args.checksum, verify_checksum=args.verify_checksum,
         log=log_options(args).as_mapping(),
-        profile=args.profile, warnings=warnings,
+        profile=args.profile, dead_rank_timeout_s=args.dead_rank_timeout, warnings=warnings,
     )

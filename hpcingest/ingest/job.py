@@ -20,13 +20,15 @@ from typing import Any
 
 from hpcingest import collectives, logs
 from hpcingest.compat.utils import Operation
-from hpcingest.engine import EngineStats
+from hpcingest.engine import EngineAborted, EngineStats
 from hpcingest.exclusions import ExclusionError
 from hpcingest.handler import EventHandler, HandlerError, load_handler, validate_handler
 from hpcingest.ingest.config import ConfigError, IngestConfig, build_config
 from hpcingest.ingest.failures import FailureLog, merge_reports
 from hpcingest.ingest.funnel import FORWARDED, Funnel, connected_ranks
+from hpcingest.ingest import liveness
 from hpcingest.ingest.halt import clear_halt, halt_reason
+from hpcingest.ingest.interrupts import StopOnSignals
 from hpcingest.ingest.monitor import (STALE_AFTER_S, PassMonitor, Progress, WalkTally, clear_progress, read_progress,
                                       stop_path)
 from hpcingest.ingest.content import FileContent, S3Content
@@ -116,6 +118,7 @@ def prepare(args, argv: list[str]) -> JobSetup:
     jobdir.create()
     if os.path.exists(stop_path(jobdir.path)):
         os.unlink(stop_path(jobdir.path))  # a stop request of an earlier run
+    liveness.reset(jobdir.path)
     clear_halt(jobdir.path)
     meta = base_meta(config)
     begin_pass(settings, handler, config, meta)
@@ -222,10 +225,33 @@ def run(comm, args, argv: list[str] | None = None) -> int:
         for warning in config.warnings:
             print(f"hpcingest start: warning: {warning}", file=sys.stderr)
     jobdir = JobDirectory(config.job_root, config.job_name)
+    stop, abort = threading.Event(), threading.Event()
+
+    def lost(message: str) -> None:  # the watch thread: every wait of the engine raises from now on
+        stop.set()
+        abort.set()
+
+    with StopOnSignals(jobdir.path, stop) as signals, \
+            liveness.PeerWatch(jobdir.path, rank, comm.Get_size(), config.dead_rank_timeout_s, lost,
+                               lambda message, wrote: leave_lost(jobdir, message, wrote)) as watch:
+        try:
+            status = run_passes(comm, setup, jobdir, stop, abort, signals)
+        except EngineAborted:
+            watch.handled()
+            leave_lost(jobdir, watch.lost or "a rank was lost", watch.wrote_notice)
+        if signals.exit_code is not None and rank == 0:
+            return signals.exit_code
+        return status
+
+
+def run_passes(comm, setup: JobSetup, jobdir: JobDirectory, stop: threading.Event, abort: threading.Event,
+               signals: StopOnSignals) -> int:
+    rank = comm.Get_rank()
+    config = setup.config
     status = 0
     while True:
         record = collectives.bcast_object(comm, jobdir.load() if rank == 0 else None)
-        outcome = run_pass(comm, setup, jobdir, record)
+        outcome = run_pass(comm, setup, jobdir, record, stop, abort)
         setup.resuming = False  # later periodic passes are new passes
         summary = summarize(comm, config, outcome)
         stopped = outcome.stopped
@@ -235,11 +261,24 @@ def run(comm, args, argv: list[str] | None = None) -> int:
             if display.tty:
                 print()
         if rank == 0:
-            status = max(status, finish(setup, jobdir, summary, stopped))
+            status = max(status, finish(setup, jobdir, summary, stopped, signals.name))
         again = rank == 0 and not stopped and config.interval is not None and next_pass(setup, jobdir,
                                                                                           outcome.started)
         if not collectives.bcast_object(comm, again):
             return status if rank == 0 else 0
+
+
+def leave_lost(jobdir: JobDirectory, message: str, wrote_notice: bool) -> None:
+    """End this rank after a lost peer: one rank (the one that noticed first) says why and
+    records the job as died; nobody waits for MPI to finish (hpcingest.ingest.liveness)."""
+    if wrote_notice:
+        print(f"hpcingest start: error: {message}; the job ends here with its checkpoint: rerun the same "
+              f"command (or `hpcingest resume {jobdir.name}`) to finish the pass", file=sys.stderr)
+        try:
+            jobdir.update(status="died", end_time=time.time())
+        except (OSError, JobError):
+            pass
+    liveness.exit_now(liveness.EXIT_RANK_LOST)
 
 
 def next_pass(setup: JobSetup, jobdir: JobDirectory, started: float) -> bool:
@@ -269,14 +308,14 @@ def next_pass(setup: JobSetup, jobdir: JobDirectory, started: float) -> bool:
     return True
 
 
-def run_pass(comm, setup: JobSetup, jobdir: JobDirectory, record: JobRecord):
+def run_pass(comm, setup: JobSetup, jobdir: JobDirectory, record: JobRecord, stop: threading.Event,
+             abort: threading.Event):
     config = setup.config
     handler = load_handler(config.handler_text, config.handler_filename)
     logger = logs.get_logger(config.log)
     state = SyncState(jobdir.state_dir, comm.Get_rank(), comm.Get_size(), ignore_cache=config.ignore_cache,
                       pass_token=record.pass_token, resuming=setup.resuming)
     failures = FailureLog(jobdir.path, comm.Get_rank())
-    stop = threading.Event()
     profile_dir = jobdir.profile_dir(record.pass_number)
     if config.profile:
         recorder.preload()
@@ -302,7 +341,7 @@ def run_pass(comm, setup: JobSetup, jobdir: JobDirectory, record: JobRecord):
                     progress_display(config, jobdir, comm.Get_rank()):
                 stats = run_walk(comm, source, walk, services={**state.services(), **funnel.services()},
                                  sink_items={FORWARDED: funnel.process_forwarded, RESUME[0]: sink.resume},
-                                 stop=stop, max_rate=config.max_rate, on_idle=state.flush)
+                                 stop=stop, max_rate=config.max_rate, on_idle=state.flush, abort=abort)
                 finished = not stop.is_set()
         finally:
             # a walk that ended without a stop needs no more marks (a stop this rank did not see
@@ -347,7 +386,8 @@ def progress_display(config: IngestConfig, jobdir: JobDirectory, rank: int):
     return ProgressDisplay(jobdir)
 
 
-def finish(setup: JobSetup, jobdir: JobDirectory, summary: IngestSummary, stopped: bool) -> int:
+def finish(setup: JobSetup, jobdir: JobDirectory, summary: IngestSummary, stopped: bool,
+           stopped_by: str | None = None) -> int:
     config = setup.config
     reported = merge_reports(jobdir.path, jobdir.failures_path)
     handler = load_handler(config.handler_text, config.handler_filename)
@@ -375,8 +415,9 @@ def finish(setup: JobSetup, jobdir: JobDirectory, summary: IngestSummary, stoppe
     jobdir.update(**changes)
     print(summary.to_text())
     if stopped and not halted:
-        print(f"job {config.job_name} was stopped; rerun the same command (or `hpcingest resume "
-              f"{config.job_name}`) to finish the pass")
+        cause = f" by {stopped_by}" if stopped_by else ""
+        print(f"job {config.job_name} was stopped{cause}; its checkpoint is saved: rerun the same command (or "
+              f"`hpcingest resume {config.job_name}`) to finish the pass")
     if reported:
         print(f"failure report: {jobdir.failures_path} ({reported} entries; `hpcingest report {config.job_name}`)")
     if halted:
