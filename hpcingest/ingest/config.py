@@ -65,6 +65,8 @@ class IngestConfig:
 
 def check_target(target: str) -> str:
     """An absolute, normalised collection path under a zone (never "/")."""
+    if not target:
+        raise ConfigError("TARGET_COLLECTION is empty: give an absolute collection path (/zone/home/user/...)")
     if not target.startswith("/"):
         raise ConfigError(f"target collection {target!r} must be an absolute path (/zone/home/user/...)")
     normalised = posixpath.normpath(target)
