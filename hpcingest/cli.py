@@ -180,11 +180,12 @@ def main(argv: list[str] | None = None) -> int:
 
             try:
                 argv = jobctl.resume_argv(args)
+                args = parser.parse_args(["start", *argv])
+                jobctl.check_recorded_handler(args.event_handler)
             except JobError as err:
                 if launcher_rank() == 0:
                     print(f"hpcingest resume: error: {err}", file=sys.stderr)
                 return 2
-            args = parser.parse_args(["start", *argv])
         else:
             argv = argv[1:]
         return run_collectively(lambda comm: job.run(comm, args, argv))

@@ -10,17 +10,27 @@ import time
 from hpcingest.ingest.display import ProgressDisplay
 from hpcingest.ingest.failures import read_report
 from hpcingest.ingest.monitor import read_progress, stop_path
-from hpcingest.jobdir import JobDirectory, JobError, default_job_root, list_jobs
+from hpcingest.jobdir import JobDirectory, JobError, check_private, default_job_root, list_jobs
 
 
 def _root(args) -> str:
     return os.path.abspath(args.job_dir or default_job_root())
 
 
-def _job(args) -> JobDirectory:
+def _job(args, read_only: bool = False) -> JobDirectory:
+    """The job named on the command line, refused unless the running user owns it (see
+    JobDirectory.check_trusted).  ``read_only`` commands (watch, report) may show another
+    user's job, which only root can read anyway, with a note: they print its files
+    (escaped) and never act on them."""
     job = JobDirectory(_root(args), args.job)
     if not job.exists():
         raise JobError(f"job {args.job!r} does not exist in {job.root}")
+    owner = job.owned_by_someone_else()
+    if read_only and owner is not None:
+        print(f"hpcingest {args.command}: note: job {args.job!r} belongs to {owner}; showing it read-only",
+              file=sys.stderr)
+    else:
+        job.check_trusted()
     return job
 
 
@@ -85,7 +95,7 @@ def cmd_stop(args) -> int:
 
 
 def cmd_watch(args) -> int:
-    job = _job(args)
+    job = _job(args, read_only=True)
     display = ProgressDisplay(job, period_s=args.interval)
     try:
         while True:
@@ -103,7 +113,7 @@ def cmd_watch(args) -> int:
 
 
 def cmd_report(args) -> int:
-    job = _job(args)
+    job = _job(args, read_only=True)
     failures = read_report(job.failures_path)
     if args.json:
         print(json.dumps([f.__dict__ for f in failures], indent=2))
@@ -153,6 +163,13 @@ def _last_profiled_pass(job: JobDirectory) -> int:
     if not passes:
         raise JobError(f"job {job.name!r} has no profile: run `hpcingest start` with --profile")
     return passes[-1]
+
+
+def check_recorded_handler(path: str | None) -> None:
+    """The handler file a job record names runs again on `resume`: like the record, it must
+    be the running user's (or root's) and writable by nobody else."""
+    if path is not None:
+        check_private(path, "the job's event handler", directory=False, shared=True, follow=True)
 
 
 def resume_argv(args) -> list[str]:

@@ -1,0 +1,60 @@
+"""What `start` checks and prepares on rank 0 before any rank works: empty arguments, and
+handler code that raises while the root target collection is prepared."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from tests.ingest.conftest import HANDLERS, catalog, source_view, start
+from tests.launchers import Launcher, hpcingest_argv, run
+
+
+@pytest.mark.parametrize("command", ["start", "scan"])
+def test_an_empty_source_is_refused_not_taken_for_the_current_directory(zone, target, tmp_path, command):
+    home = tmp_path / "home"  # what an empty SRC ingested: the working directory, credentials and all
+    (home / ".irods").mkdir(parents=True)
+    (home / ".irods" / ".irodsA").write_text("secret")
+    (home / "s3.keypair").write_text("AKIA\nsecret\n")
+    argv = ["start", "", target, "--job_dir", str(tmp_path / "jobs")] if command == "start" else ["scan", ""]
+    result = run(Launcher("mpiexec", 2), hpcingest_argv(*argv), env=zone.environ(), cwd=str(home))
+    stderr = result.stderr.decode()
+    assert result.returncode == 2 and "SRC is empty" in stderr and "Traceback" not in stderr, stderr
+    assert b".irodsA" not in result.stdout and b"regular 2" not in result.stdout
+    with zone.session() as session:
+        assert not session.collections.exists(target)
+
+
+def test_an_empty_target_is_refused(zone, tmp_path):
+    result = start(zone, tmp_path, "", launcher=Launcher("mpiexec", 2), job_dir=tmp_path / "jobs")
+    stderr = result.stderr.decode()
+    assert result.returncode == 2 and "TARGET_COLLECTION is empty" in stderr and "Traceback" not in stderr
+
+
+@pytest.mark.parametrize("hook, error", [("operation", "ValueError"), ("as_user", "KeyError"),
+                                         ("pre_coll_create", "RuntimeError"), ("pre_coll_modify", "OSError"),
+                                         ("pre_job", "SystemExit")])
+def test_a_handler_raising_for_the_root_is_one_clear_error_and_a_clean_exit(zone, target, tmp_path, hook, error):
+    tree = tmp_path / "src"
+    tree.mkdir()
+    (tree / "f").write_bytes(b"1")
+    jobs = tmp_path / "jobs"
+    handler = os.path.join(HANDLERS, "raising.py")
+    if hook == "pre_coll_modify":
+        with zone.session() as session:
+            session.collections.create(target)
+    env = {"RAISE_IN": hook, "RAISE_ERROR": error, "RAISE_ROOT": target}
+    result = start(zone, tree, target, "--job_name", "r", "--event_handler", handler, env=env, job_dir=jobs)
+    stderr = result.stderr.decode()
+    assert result.returncode == 2, stderr
+    assert f"hpcingest start: error: {handler}: {hook}() raised {error}: " in stderr
+    assert "Traceback" not in stderr and "failed:" not in stderr and "Abort" not in stderr, stderr
+    record = json.loads((jobs / "r" / "job.json").read_text())
+    assert (record["status"], record["pass_number"]) == ("failed", 0)
+    assert not catalog(zone, target).objects
+    again = start(zone, tree, target, "--job_name", "r", "--event_handler", handler, job_dir=jobs)
+    assert again.returncode == 0, again.stderr.decode()
+    assert catalog(zone, target).objects == source_view(tree).objects
+    assert json.loads((jobs / "r" / "job.json").read_text())["pass_number"] == 1
