@@ -40,7 +40,9 @@ def add_s3_options(parser: argparse.ArgumentParser) -> None:
     s3.add_argument("--s3_keypair", metavar="FILE", help="file with the access key (line 1) and secret (line 2)")
     s3.add_argument("--s3_endpoint_domain", default="s3.amazonaws.com", metavar="HOST[:PORT]")
     s3.add_argument("--s3_region_name", default="us-east-1")
-    s3.add_argument("--s3_proxy_url", metavar="URL")
+    s3.add_argument("--s3_proxy_url", metavar="URL", help="http://HOST:PORT or http://USER@HOST:PORT; the "
+                    "password goes in $HPCINGEST_S3_PROXY_PASSWORD or --s3_proxy_password_file, never here")
+    s3.add_argument("--s3_proxy_password_file", metavar="FILE", help="file whose first line is the proxy password")
     s3.add_argument("--s3_insecure_connection", action="store_true", help="plain http instead of https")
     s3.add_argument("--s3_multipart_chunksize_in_mib", type=int, default=8, metavar="N")
 
