@@ -7,6 +7,7 @@ import os
 import sys
 import time
 
+from hpcingest.escaping import json_safe, terminal_text
 from hpcingest.ingest.display import ProgressDisplay
 from hpcingest.ingest.failures import read_report
 from hpcingest.ingest.monitor import read_progress, stop_path
@@ -62,7 +63,7 @@ def describe(job: JobDirectory) -> dict:
 def cmd_list(args) -> int:
     listing = {"periodic": [], "singlepass": [], "stopped": []}
     for job in list_jobs(_root(args)):
-        info = describe(job)
+        info = json_safe(describe(job))  # a source path that is not UTF-8 gets source_b64
         if info["status"] == "stopped":
             listing["stopped"].append(info)
         elif job.load().periodic:
@@ -113,18 +114,25 @@ def cmd_watch(args) -> int:
 
 
 def cmd_report(args) -> int:
+    """The failure report, one line per entry: ``path: message`` last, every field escaped
+    (hpcingest.escaping), so no name can reach the terminal raw or forge a line; ``--json``
+    gives the exact bytes of names that are not UTF-8 in ``path_b64``."""
     job = _job(args, read_only=True)
     failures = read_report(job.failures_path)
     if args.json:
-        print(json.dumps([f.__dict__ for f in failures], indent=2))
+        print(json.dumps([f.to_record() for f in failures], indent=2))
         return 0
     if not failures:
         print(f"job {args.job}: no failed or skipped entries in the last pass")
         return 0
-    print(f"{'kind':8s} {'operation':26s} {'error':36s} {'tries':>5s}  path")
+
+    def shown(text: object) -> str:
+        return terminal_text(str(text), sys.stdout.encoding)
+
+    print(f"{'kind':8s} {'operation':26s} {'error':36s} {'tries':>5s}  path: message")
     for f in failures:
-        print(f"{f.kind:8s} {f.operation[:26]:26s} {f.error[:36]:36s} {f.attempts:5d}  {f.path}")
-        print(f"{'':8s} {f.message}")
+        print(f"{shown(f.kind):8s} {shown(f.operation)[:26]:26s} {shown(f.error)[:36]:36s} {f.attempts:5d}  "
+              f"{shown(f.path)}: {shown(f.message)}")
     print(f"{len(failures)} entries ({sum(f.kind == 'failed' for f in failures)} failed, "
           f"{sum(f.kind == 'skipped' for f in failures)} skipped)")
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import pwd
@@ -109,3 +110,59 @@ def test_report_and_watch_show_another_users_job_read_only(zone, planted):
         assert b"belongs to nobody; showing it read-only" in result.stderr
     assert {os.stat(os.path.join(top, n)).st_uid for top, _, names in os.walk(job) for n in names} == {NOBODY}
     shutil.rmtree(job)
+
+
+HOSTILE_NAMES = [b"esc\x1b[31mred\x1b]0;title\x07", b"two\nfailed  RuntimeError  forged row", b"caf\xe9 latin-1",
+                 b"back\\slash", "bidi\u202eexe.txt".encode(), "caf\u00e9 utf-8".encode()]
+
+
+@pytest.fixture(scope="module")
+def hostile_report(zone, tmp_path_factory):
+    """A job whose every file failed, with names that attack terminals and JSON readers."""
+    base = tmp_path_factory.mktemp("hostile")
+    src = os.path.join(os.fsencode(base), b"src")
+    os.mkdir(src)
+    for name in HOSTILE_NAMES:
+        with open(os.path.join(src, name), "wb") as f:
+            f.write(b"x")
+    jobs = str(base / "jobs")
+    handler = os.path.join(os.path.dirname(__file__), "ingest", "handlers", "failing.py")
+    result = hpcingest(zone, "start", os.fsdecode(src), f"{zone.home}/hostile{os.getpid()}", "--job_dir", jobs,
+                       "--job_name", "h", "--event_handler", handler, "--log_filename", str(base / "log"),
+                       "--log_level", "INFO")
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    return jobs, src, base
+
+
+@pytest.mark.parametrize("env", [{}, {"LANG": "C", "LC_ALL": "C"}, {"PYTHONIOENCODING": "ascii"}],
+                         ids=["utf-8", "LANG=C", "ascii"])
+def test_report_escapes_names_one_line_per_entry(zone, hostile_report, env):
+    jobs, _, _ = hostile_report
+    result = hpcingest(zone, "report", "h", "--job_dir", jobs, env=env)
+    assert result.returncode == 0 and b"Traceback" not in result.stderr, result.stderr
+    out = result.stdout.decode("ascii" if env.get("PYTHONIOENCODING") else "utf-8")
+    lines = out.splitlines()
+    assert len(lines) == 1 + len(HOSTILE_NAMES) + 1 and lines[-1].startswith(f"{len(HOSTILE_NAMES)} entries")
+    assert all(line.isprintable() for line in lines)  # no escape sequence, no bidi override reaches the terminal
+    assert "esc\\u001b[31mred\\u001b]0;title\\u0007: cannot take " in out
+    assert "two\\nfailed  RuntimeError  forged row" in out and "caf\\xe9 latin-1" in out
+    assert "back\\\\slash" in out and "bidi\\u202eexe.txt" in out
+    assert ("caf\\u00e9 utf-8" if env.get("PYTHONIOENCODING") else "caf\u00e9 utf-8") in out
+
+
+def test_failure_report_and_logs_are_valid_json_text_with_exact_bytes(zone, hostile_report):
+    from tests.test_escaping import strictly_valid
+
+    jobs, src, base = hostile_report
+    report_lines = open(os.path.join(jobs, "h", "failures.jsonl"), encoding="utf-8").read().splitlines()
+    as_json = hpcingest(zone, "report", "h", "--job_dir", jobs, "--json").stdout.decode("utf-8")
+    log_lines = open(base / "log", encoding="utf-8").read().splitlines()
+    for text in [*report_lines, as_json, *log_lines]:
+        assert strictly_valid(text), text
+    entries = json.loads(as_json)
+    exact = {base64.b64decode(e["path_b64"]) if "path_b64" in e else e["path"].encode() for e in entries}
+    assert exact == {os.path.join(src, name) for name in HOSTILE_NAMES}
+    (latin1,) = [e for e in entries if "path_b64" in e]
+    assert latin1["path"].endswith("caf\\xe9 latin-1") and latin1["message"].endswith("caf\\xe9 latin-1")
+    logged = [json.loads(line) for line in log_lines if '"failed_task"' in line]
+    assert {base64.b64decode(e["path_b64"]) if "path_b64" in e else e["path"].encode() for e in logged} == exact
