@@ -80,6 +80,9 @@ def add_start_parser(commands) -> None:
                        help="skip catalog existence checks: every entry is treated as new")
     start.add_argument("--irods_idle_disconnect_seconds", type=int, default=60, metavar="N",
                        help="disconnect from iRODS after N idle seconds, reconnect when needed (default 60)")
+    start.add_argument("--irods_retry_seconds", type=float, default=60.0, metavar="N",
+                       help="how long to keep trying to reach iRODS, at start and after a lost connection, "
+                       "before giving up (default 60)")
     start.add_argument("--irods_connections", type=int, metavar="K",
                        help="at most K ranks hold iRODS connections (default: every rank)")
     start.add_argument("--checksum", action="store_true", help="have the server compute and store checksums")

@@ -32,7 +32,7 @@ from hpcingest.ingest.display import ProgressDisplay
 from hpcingest.ingest.sink import RESUME, IngestCounters, IngestSink, _noop
 from hpcingest.ingest.summary import IngestSummary, summarize
 from hpcingest.irods import timing
-from hpcingest.irods.connection import IrodsConnection
+from hpcingest.irods.connection import IrodsConnection, RetryPolicy
 from hpcingest.irods.errors import IrodsError
 from hpcingest.irods.timing import ApiLatency
 from hpcingest.irods.settings import IrodsSettings, IrodsSettingsError, resolve_settings
@@ -147,7 +147,7 @@ def prepare(args, argv: list[str]) -> JobSetup:
 def begin_pass(settings: IrodsSettings, handler: EventHandler, config: IngestConfig, meta: dict) -> None:
     """Per pass, on rank 0: the root target collection and its hooks, then pre_job."""
     logger = logs.get_logger(config.log)
-    with IrodsConnection(settings, idle_disconnect_seconds=None) as connection:
+    with IrodsConnection(settings, idle_disconnect_seconds=None, retry=RetryPolicy(config.irods_retry_s)) as connection:
         connection.call(lambda session: session.server_version)  # credentials fail here, once, clearly
         prepare_target(connection, handler, config, meta, logger)
         handler.guarded("pre_job", lambda: handler.pre_job(logger, meta))
@@ -302,7 +302,8 @@ def run_pass(comm, setup: JobSetup, jobdir: JobDirectory, record: JobRecord):
     timing.timer.take()  # only this pass's calls from here on
     profile = recorder.activate() if config.profile else None
     started, cpu_started = time.time(), time.process_time()
-    with IrodsConnection(setup.settings, idle_disconnect_seconds=config.idle_disconnect_s) as connection:
+    with IrodsConnection(setup.settings, idle_disconnect_seconds=config.idle_disconnect_s,
+                         retry=RetryPolicy(config.irods_retry_s)) as connection:
         source, content = make_source(config)
         sink = IngestSink(config, handler, connection, state, failures, logger, setup.base_meta, content)
         funnel = Funnel(sink, comm.Get_rank(), comm.Get_size(),

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
+import socket
 
 import pytest
 
@@ -58,3 +61,41 @@ def test_a_handler_raising_for_the_root_is_one_clear_error_and_a_clean_exit(zone
     assert again.returncode == 0, again.stderr.decode()
     assert catalog(zone, target).objects == source_view(tree).objects
     assert json.loads((jobs / "r" / "job.json").read_text())["pass_number"] == 1
+
+
+def client_files(zone, tmp_path, port=None, auth=None) -> dict[str, str]:
+    """The zone's client files, with another port or another .irodsA content."""
+    with open(zone.env_file) as f:
+        environment = json.load(f)
+    if port is not None:
+        environment["irods_port"] = port
+    (tmp_path / "env.json").write_text(json.dumps(environment))
+    auth_file = tmp_path / ".irodsA"
+    if auth is None:
+        shutil.copy(zone.auth_file, auth_file)
+    else:
+        auth_file.write_text(auth)
+    return {"IRODS_ENVIRONMENT_FILE": str(tmp_path / "env.json"), "IRODS_AUTHENTICATION_FILE": str(auth_file)}
+
+
+def test_a_garbage_auth_file_is_not_reported_as_a_wrong_password(zone, target, tmp_path):
+    result = start(zone, tmp_path, target, launcher=Launcher("mpiexec", 2), job_dir=tmp_path / "jobs",
+                   env=client_files(zone, tmp_path, auth="garbage!!"))
+    stderr = result.stderr.decode()
+    assert result.returncode == 2 and "Traceback" not in stderr
+    assert f"the .irodsA file at {tmp_path}/.irodsA could not be decoded" in stderr and "run iinit again" in stderr
+    assert "wrong password" not in stderr
+
+
+def test_an_unreachable_zone_at_start_says_why_and_keeps_its_budget(zone, target, tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    result = start(zone, tmp_path, target, "--irods_retry_seconds", "2", launcher=Launcher("mpiexec", 2),
+                   job_dir=tmp_path / "jobs", env=client_files(zone, tmp_path, port=closed))
+    stderr = result.stderr.decode()
+    assert result.returncode == 2 and "Traceback" not in stderr and "lost the connection" not in stderr, stderr
+    assert "hpcingest start: error: cannot reach iRODS at" in stderr and "connection refused" in stderr
+    assert "the budget is 2 s, --irods_retry_seconds" in stderr
+    assert int(re.search(r"gave up after (\d+) s", stderr).group(1)) <= 2
+    assert stderr.count("retrying for up to 2 s") == 1  # said once, at the first failure
