@@ -153,12 +153,17 @@ def test_an_unreachable_zone_gives_up_after_the_budget_saying_why(zone, monkeypa
     assert gave_up_after(message) <= 1
 
 
+def _listener(backlog: int) -> socket.socket:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(backlog)
+    return listener
+
+
 @pytest.fixture
 def blackholed_port():
     """A port whose SYNs are dropped, like a firewall's: a listener whose accept queue is full."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(0)
+    listener = _listener(0)
     fillers = []
     for _ in range(3):
         filler = socket.socket()
@@ -174,9 +179,7 @@ def blackholed_port():
 @pytest.fixture
 def silent_port():
     """A port that accepts connections and never says a word."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
+    listener = _listener(16)
     accepted = []
     threading.Thread(target=lambda: [accepted.append(listener.accept()) for _ in range(16)], daemon=True).start()
     yield listener.getsockname()[1]
