@@ -154,7 +154,7 @@ class EventHandler:
         if self._char_map is None:
             try:
                 spec = self.cls.character_map()
-            except Exception as err:  # takes no session: any failure is the handler's own
+            except (Exception, SystemExit) as err:  # takes no session: any failure is the handler's own
                 raise HandlerError(
                     f"{self.filename}: character_map() raised {type(err).__name__}: {err}") from None
             try:
@@ -279,7 +279,7 @@ def _probe(handler: EventHandler, method: str, call: Callable[[], Any]) -> Any:
         return call()
     except HandlerError:
         raise
-    except Exception as err:  # real handlers may need a session or meta keys we lack
+    except (Exception, SystemExit) as err:  # real handlers may need a session or meta keys we lack
         problem = _missing_member(err)
         if problem is not None:
             raise HandlerError(f"{handler.filename}: {method}() {problem}") from None
@@ -308,7 +308,7 @@ def validate_handler(text: str | None, filename: str | None,
         handler = load_handler(text, filename)
     except HandlerError:
         raise
-    except Exception as err:
+    except (Exception, SystemExit) as err:  # sys.exit() on rank 0 alone would leave the other ranks waiting
         raise HandlerError(_describe_load_error(err, shown)) from None
     handler.character_map()
     probe = dict(PROBE_META if meta is None else meta)

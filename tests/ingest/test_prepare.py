@@ -99,3 +99,21 @@ def test_an_unreachable_zone_at_start_says_why_and_keeps_its_budget(zone, target
     assert "the budget is 2 s, --irods_retry_seconds" in stderr
     assert int(re.search(r"gave up after (\d+) s", stderr).group(1)) <= 2
     assert stderr.count("retrying for up to 2 s") == 1  # said once, at the first failure
+
+
+@pytest.mark.parametrize("where", ["module", "operation", "character_map"])
+def test_a_handler_calling_sys_exit_is_an_error_not_a_hang(zone, target, tmp_path, where):
+    """sys.exit() raises SystemExit, which is no Exception: on rank 0 alone it left the other ranks waiting."""
+    handler = tmp_path / "exits.py"
+    handler.write_text("import sys\nfrom irods_capability_automated_ingest.core import Core\n"
+                       + ("sys.exit('bye')\n" if where == "module" else "")
+                       + "class event_handler(Core):\n"
+                       + ("    @staticmethod\n    def operation(session, meta, **options):\n        sys.exit('bye')\n"
+                          if where == "operation" else "")
+                       + ("    @staticmethod\n    def character_map():\n        sys.exit('bye')\n"
+                          if where == "character_map" else "    pass\n"))
+    (tmp_path / "src").mkdir()
+    result = start(zone, tmp_path / "src", target, "--event_handler", str(handler), job_dir=tmp_path / "jobs")
+    stderr = result.stderr.decode()
+    assert result.returncode == 2 and "raised SystemExit" in stderr and "bye" in stderr, stderr
+    assert "Traceback" not in stderr
