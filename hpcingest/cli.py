@@ -40,7 +40,9 @@ def add_s3_options(parser: argparse.ArgumentParser) -> None:
     s3.add_argument("--s3_keypair", metavar="FILE", help="file with the access key (line 1) and secret (line 2)")
     s3.add_argument("--s3_endpoint_domain", default="s3.amazonaws.com", metavar="HOST[:PORT]")
     s3.add_argument("--s3_region_name", default="us-east-1")
-    s3.add_argument("--s3_proxy_url", metavar="URL")
+    s3.add_argument("--s3_proxy_url", metavar="URL", help="http://HOST:PORT or http://USER@HOST:PORT; the "
+                    "password goes in $HPCINGEST_S3_PROXY_PASSWORD or --s3_proxy_password_file, never here")
+    s3.add_argument("--s3_proxy_password_file", metavar="FILE", help="file whose first line is the proxy password")
     s3.add_argument("--s3_insecure_connection", action="store_true", help="plain http instead of https")
     s3.add_argument("--s3_multipart_chunksize_in_mib", type=int, default=8, metavar="N")
 
@@ -78,6 +80,9 @@ def add_start_parser(commands) -> None:
                        help="skip catalog existence checks: every entry is treated as new")
     start.add_argument("--irods_idle_disconnect_seconds", type=int, default=60, metavar="N",
                        help="disconnect from iRODS after N idle seconds, reconnect when needed (default 60)")
+    start.add_argument("--irods_retry_seconds", type=float, default=60.0, metavar="N",
+                       help="how long to keep trying to reach iRODS, at start and after a lost connection, "
+                       "before giving up (default 60)")
     start.add_argument("--irods_connections", type=int, metavar="K",
                        help="at most K ranks hold iRODS connections (default: every rank)")
     start.add_argument("--dead_rank_timeout", type=float, default=60.0, metavar="S",
@@ -186,11 +191,12 @@ def main(argv: list[str] | None = None) -> int:
 
             try:
                 argv = jobctl.resume_argv(args)
+                args = parser.parse_args(["start", *argv])
+                jobctl.check_recorded_handler(args.event_handler)
             except JobError as err:
                 if launcher_rank() == 0:
                     print(f"hpcingest resume: error: {err}", file=sys.stderr)
                 return 2
-            args = parser.parse_args(["start", *argv])
         else:
             argv = argv[1:]
         return run_collectively(lambda comm: job.run(comm, args, argv))

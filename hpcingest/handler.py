@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import sys
+import traceback
 import types
 from typing import Any, Callable, Mapping
 
@@ -153,7 +154,7 @@ class EventHandler:
         if self._char_map is None:
             try:
                 spec = self.cls.character_map()
-            except Exception as err:  # takes no session: any failure is the handler's own
+            except (Exception, SystemExit) as err:  # takes no session: any failure is the handler's own
                 raise HandlerError(
                     f"{self.filename}: character_map() raised {type(err).__name__}: {err}") from None
             try:
@@ -161,6 +162,28 @@ class EventHandler:
             except CharacterMapError as err:
                 raise HandlerError(f"{self.filename}: {err}") from None
         return self._char_map
+
+    def guarded(self, hook: str, call: Callable[[], Any],
+                passthrough: Callable[[BaseException], bool] | None = None) -> Any:
+        """``call()``, with whatever handler code raises turned into one HandlerError line:
+        ``FILE: HOOK() raised TYPE: MESSAGE``.  Where a failure stops the whole job (rank 0
+        preparing the target, ``pre_job``), a traceback and an MPI abort would say less.
+        The hook named is the outermost function of the handler file on the traceback (the
+        override or event hook called), else ``hook``.  Exceptions ``passthrough`` accepts
+        (iRODS errors and lost connections, which the connection layer reports or retries,
+        whether our own operation inside an ``on_*`` wrapper or a hook's session call raised
+        them) propagate unchanged."""
+        try:
+            return call()
+        except HandlerError:
+            raise
+        except (Exception, SystemExit) as err:  # noqa: BLE001 - any error of the user's code
+            if passthrough is not None and passthrough(err):
+                raise
+            name = next((frame.f_code.co_name for frame, _ in traceback.walk_tb(err.__traceback__)
+                         if frame.f_code.co_filename == self.filename and not frame.f_code.co_name.startswith("<")),
+                        hook)
+            raise HandlerError(f"{self.filename}: {name}() raised {type(err).__name__}: {err}") from None
 
     # --- events --------------------------------------------------------------------------
 
@@ -256,7 +279,7 @@ def _probe(handler: EventHandler, method: str, call: Callable[[], Any]) -> Any:
         return call()
     except HandlerError:
         raise
-    except Exception as err:  # real handlers may need a session or meta keys we lack
+    except (Exception, SystemExit) as err:  # real handlers may need a session or meta keys we lack
         problem = _missing_member(err)
         if problem is not None:
             raise HandlerError(f"{handler.filename}: {method}() {problem}") from None
@@ -285,7 +308,7 @@ def validate_handler(text: str | None, filename: str | None,
         handler = load_handler(text, filename)
     except HandlerError:
         raise
-    except Exception as err:
+    except (Exception, SystemExit) as err:  # sys.exit() on rank 0 alone would leave the other ranks waiting
         raise HandlerError(_describe_load_error(err, shown)) from None
     handler.character_map()
     probe = dict(PROBE_META if meta is None else meta)

@@ -8,10 +8,11 @@ import shutil
 import sys
 import time
 
+from hpcingest.escaping import json_safe, terminal_text
 from hpcingest.ingest.display import ProgressDisplay
 from hpcingest.ingest.failures import read_report
 from hpcingest.ingest.monitor import read_progress, stop_path
-from hpcingest.jobdir import JobDirectory, JobError, default_job_root, list_jobs
+from hpcingest.jobdir import JobDirectory, JobError, check_private, default_job_root, list_jobs
 from hpcingest.slurmchain import Chain, ChainError, active_chain, stop_chain
 
 
@@ -19,10 +20,20 @@ def _root(args) -> str:
     return os.path.abspath(args.job_dir or default_job_root())
 
 
-def _job(args) -> JobDirectory:
+def _job(args, read_only: bool = False) -> JobDirectory:
+    """The job named on the command line, refused unless the running user owns it (see
+    JobDirectory.check_trusted).  ``read_only`` commands (watch, report) may show another
+    user's job, which only root can read anyway, with a note: they print its files
+    (escaped) and never act on them."""
     job = JobDirectory(_root(args), args.job)
     if not job.exists():
         raise JobError(f"job {args.job!r} does not exist in {job.root}")
+    owner = job.owned_by_someone_else()
+    if read_only and owner is not None:
+        print(f"hpcingest {args.command}: note: job {args.job!r} belongs to {owner}; showing it read-only",
+              file=sys.stderr)
+    else:
+        job.check_trusted()
     return job
 
 
@@ -70,7 +81,7 @@ def cmd_list(args) -> int:
     listing = {"periodic": [], "singlepass": [], "stopped": []}
     for job in list_jobs(root):
         chain = active_chain(job)
-        info = describe(job, chain)
+        info = json_safe(describe(job, chain))  # a source path that is not UTF-8 gets source_b64
         if info["status"] == "stopped":
             listing["stopped"].append(info)
         elif chain is not None or job.load().periodic:
@@ -155,7 +166,7 @@ def cmd_stop(args) -> int:
 
 
 def cmd_watch(args) -> int:
-    job = _job(args)
+    job = _job(args, read_only=True)
     display = ProgressDisplay(job, period_s=args.interval)
     try:
         while True:
@@ -173,18 +184,25 @@ def cmd_watch(args) -> int:
 
 
 def cmd_report(args) -> int:
-    job = _job(args)
+    """The failure report, one line per entry: ``path: message`` last, every field escaped
+    (hpcingest.escaping), so no name can reach the terminal raw or forge a line; ``--json``
+    gives the exact bytes of names that are not UTF-8 in ``path_b64``."""
+    job = _job(args, read_only=True)
     failures = read_report(job.failures_path)
     if args.json:
-        print(json.dumps([f.__dict__ for f in failures], indent=2))
+        print(json.dumps([f.to_record() for f in failures], indent=2))
         return 0
     if not failures:
         print(f"job {args.job}: no failed or skipped entries in the last pass")
         return 0
-    print(f"{'kind':8s} {'operation':26s} {'error':36s} {'tries':>5s}  path")
+
+    def shown(text: object) -> str:
+        return terminal_text(str(text), sys.stdout.encoding)
+
+    print(f"{'kind':8s} {'operation':26s} {'error':36s} {'tries':>5s}  path: message")
     for f in failures:
-        print(f"{f.kind:8s} {f.operation[:26]:26s} {f.error[:36]:36s} {f.attempts:5d}  {f.path}")
-        print(f"{'':8s} {f.message}")
+        print(f"{shown(f.kind):8s} {shown(f.operation)[:26]:26s} {shown(f.error)[:36]:36s} {f.attempts:5d}  "
+              f"{shown(f.path)}: {shown(f.message)}")
     print(f"{len(failures)} entries ({sum(f.kind == 'failed' for f in failures)} failed, "
           f"{sum(f.kind == 'skipped' for f in failures)} skipped)")
     return 0
@@ -223,6 +241,13 @@ def _last_profiled_pass(job: JobDirectory) -> int:
     if not passes:
         raise JobError(f"job {job.name!r} has no profile: run `hpcingest start` with --profile")
     return passes[-1]
+
+
+def check_recorded_handler(path: str | None) -> None:
+    """The handler file a job record names runs again on `resume`: like the record, it must
+    be the running user's (or root's) and writable by nobody else."""
+    if path is not None:
+        check_private(path, "the job's event handler", directory=False, shared=True, follow=True)
 
 
 def resume_argv(args) -> list[str]:

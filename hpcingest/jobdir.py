@@ -6,14 +6,23 @@ Layout of ``<job_root>/<job_name>/`` (0700; files 0600):
   file's text, status, pass number, start/end times, counters;
 * ``state/``    -- the sync-state shards (hpcingest.syncstate);
 * ``failures.jsonl`` -- the failure report of the last pass (rank files while it runs);
-* ``summary.json`` -- the last pass's summary.
+* ``summary.json`` -- the last pass's summary;
+* ``lock`` (or ``lock.owner``) -- the lock a running job holds (hpcingest.joblock).
+
+A job directory is trusted only when the running user owns it and no other user can write
+it (:meth:`JobDirectory.check_trusted`): its record names a handler file, a log file and
+command-line options that a run executes or writes, so one planted by another user in a
+shared ``--job_dir`` must never run (as root least of all).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import pwd
 import re
+import stat
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -34,6 +43,36 @@ def check_job_name(name: str) -> str:
         raise JobError(f"invalid job name {name!r}: use letters, digits and . _ @ + - (max 128), "
                        "starting with a letter or digit")
     return name
+
+
+def user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
+def check_private(path: str, what: str, *, directory: bool, shared: bool = False, follow: bool = False) -> None:
+    """Refuse ``path`` unless it is what it should be (a symbolic link only with ``follow``),
+    the running user owns it and no other user can write it.  ``shared``: root may own it
+    too, and a directory may be writable by all if it is sticky (like /tmp, where nobody
+    can rename or remove another user's entries): the directory holding job directories,
+    a site's handler file."""
+    try:
+        st = os.stat(path) if follow else os.lstat(path)
+    except OSError as err:
+        raise JobError(f"{what} {path}: {err.strerror}") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise JobError(f"{what} {path} is a symbolic link; refusing it (use the real path)")
+    if stat.S_ISDIR(st.st_mode) != directory:
+        raise JobError(f"{what} {path} is not a {'directory' if directory else 'regular file'}")
+    me = os.geteuid()
+    if st.st_uid != me and not (shared and st.st_uid == 0):
+        raise JobError(f"{what} {path} belongs to {user_name(st.st_uid)}, not to you ({user_name(me)}): "
+                       "refusing it, as hpcingest never runs what another user could have prepared")
+    if st.st_mode & 0o022 and not (shared and directory and st.st_mode & stat.S_ISVTX):
+        raise JobError(f"{what} {path} can be written by other users (mode {stat.S_IMODE(st.st_mode):04o}): "
+                       f"refusing it (`chmod go-w {path}` if its content is yours)")
 
 
 @dataclass
@@ -102,10 +141,32 @@ class JobDirectory:
         return os.path.exists(self.record_path)
 
     def create(self) -> None:
+        """Make (or find) the job directory, refusing one that is not trusted."""
         os.makedirs(self.root, mode=0o700, exist_ok=True)
-        os.makedirs(self.path, mode=0o700, exist_ok=True)
-        os.chmod(self.path, 0o700)
-        os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
+        check_private(self.root, "job root", directory=True, shared=True)
+        with contextlib.suppress(FileExistsError):  # an existing one is checked below
+            os.mkdir(self.path, 0o700)
+        with contextlib.suppress(FileExistsError):  # an existing one is checked below
+            os.mkdir(self.state_dir, 0o700)
+        self.check_trusted()
+
+    def check_trusted(self) -> None:
+        """Raise JobError unless the job root, this directory, its record and its state
+        directory are the running user's and writable by nobody else."""
+        check_private(self.root, "job root", directory=True, shared=True)
+        check_private(self.path, "job directory", directory=True)
+        if os.path.lexists(self.record_path):
+            check_private(self.record_path, "job record", directory=False)
+        if os.path.lexists(self.state_dir):
+            check_private(self.state_dir, "job state directory", directory=True)
+
+    def owned_by_someone_else(self) -> str | None:
+        """The owner's name when another user owns this job directory, else None."""
+        try:
+            uid = os.lstat(self.path).st_uid
+        except OSError:
+            return None
+        return None if uid == os.geteuid() else user_name(uid)
 
     def load(self) -> JobRecord:
         try:

@@ -7,6 +7,9 @@ appending to one file interleave partial lines on NFS/Lustre, and a rotating han
 renames the file under the other writers; one writer per file avoids both.  A single
 rank keeps the old file name exactly.
 
+Names that are not UTF-8 are written as valid UTF-8 text with their exact bytes beside them
+(``path`` and ``path_b64``, hpcingest.escaping), so every line is JSON any parser reads.
+
 Secrets: values of keys that name one (password, secret, ...) and every occurrence of a
 registered secret value are replaced before a line is rendered, whatever the caller
 (including handler files) passes in.
@@ -22,6 +25,8 @@ import socket
 import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
+
+from hpcingest.escaping import json_safe
 
 
 LOGGER_PREFIX = "irods_sync"
@@ -146,7 +151,13 @@ def _processors() -> list:
     import structlog
 
     return [structlog.stdlib.add_logger_name, structlog.stdlib.add_log_level, _timestamp, _identity,
-            _exception_text, _redact, structlog.processors.JSONRenderer(default=repr)]
+            _exception_text, _redact, _valid_json_text, structlog.processors.JSONRenderer(default=repr)]
+
+
+def _valid_json_text(logger, method: str, event: dict) -> dict:
+    """Paths that are not UTF-8 as valid UTF-8 text plus their exact bytes in ``<key>_b64``:
+    a lone surrogate written as ``\\udcXX`` is not JSON other tools can read."""
+    return json_safe(event)
 
 
 def _handler(options: LogOptions) -> logging.Handler:

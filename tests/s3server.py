@@ -8,11 +8,13 @@ key moto issued, so a wrong secret gets ``SignatureDoesNotMatch`` and an unknown
 ``InvalidAccessKeyId`` from the server itself, and a user without a policy ``AccessDenied``.
 
 ``SlowDownProxy`` is an HTTP proxy (``--s3_proxy_url``) that answers some requests with
-S3's ``503 SlowDown`` before they reach the server, to show that throttling is retried.
+S3's ``503 SlowDown`` before they reach the server, to show that throttling is retried; it
+can also require proxy credentials (``407`` without them).
 """
 
 from __future__ import annotations
 
+import base64
 import http.client
 import http.server
 import json
@@ -190,9 +192,13 @@ class SlowDownProxy:
     So each request is throttled at most once and a correct client always gets through,
     while one that does not retry SlowDown fails."""
 
-    def __init__(self, every: int = 2, corrupt: str | None = None) -> None:
+    def __init__(self, every: int = 2, corrupt: str | None = None, credentials: str | None = None) -> None:
         self.every = every  # 0: never throttle
         self.corrupt = corrupt  # GETs of URL paths ending with this get one byte of their body flipped
+        # "user:password": requests without this Proxy-Authorization get 407, as a real proxy answers
+        self.credentials = credentials
+        self.authorized = 0
+        self.refused = 0
         self.corrupted = 0
         self.requests = 0
         self.throttled = 0
@@ -208,6 +214,15 @@ class SlowDownProxy:
 
             def _forward(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if proxy.credentials is not None:
+                    expected = "Basic " + base64.b64encode(proxy.credentials.encode()).decode()
+                    allowed = self.headers.get("Proxy-Authorization") == expected
+                    with proxy._lock:
+                        proxy.authorized += allowed
+                        proxy.refused += not allowed
+                    if not allowed:
+                        self._reply(407, [("Proxy-Authenticate", 'Basic realm="test"')], b"")
+                        return
                 attempt = self.headers.get("amz-sdk-request", "attempt=1").split(";")[0].strip()
                 with proxy._lock:
                     proxy.requests += 1

@@ -1,75 +1,168 @@
-"""Job control from the job directory: what `list` shows of a job that died, and pruning."""
+"""Job control against job directories the running user does not own or that others can write."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
-import signal
+import pwd
+import shutil
 import subprocess
-import time
 
-from hpcingest import sample
-from hpcingest.ingest.monitor import read_progress
-from tests.launchers import Launcher, hpcingest_argv
+import pytest
 
+from tests.launchers import hpcingest_argv
 
-def launch(zone, tree, jobs, name) -> subprocess.Popen:
-    return subprocess.Popen(Launcher("mpiexec", 2).command(hpcingest_argv(
-        "start", str(tree), f"{zone.home}/{name}{os.getpid()}", "--job_dir", str(jobs), "--job_name", name)),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **zone.environ()},
-        start_new_session=True)
+NOBODY = pwd.getpwnam("nobody").pw_uid
 
-
-def wait_for_reports(jobs, name, job: subprocess.Popen) -> None:
-    """Until the ranks have reported some entries (they rewrite their reports every 2 s)."""
-    while job.poll() is None and read_progress(str(jobs / name))[0].entries == 0:
-        time.sleep(0.2)
-    assert job.poll() is None, job.communicate()[1].decode(errors="replace")
+# at import, before anything it defines could be called: what a planted handler would do
+MARKING_HANDLER = """\
+import os
+open(os.environ["MARKER"], "a").write("ran as uid %d\\n" % os.getuid())
+from irods_capability_automated_ingest.core import Core
 
 
-def listing(zone, jobs, *extra) -> tuple[dict, str]:
-    result = subprocess.run(hpcingest_argv("list", "--job_dir", str(jobs), *extra), capture_output=True,
-                            text=True, env={**os.environ, **zone.environ()}, timeout=120)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout), result.stderr
+class event_handler(Core):
+    pass
+"""
+
+root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give files to another user")
 
 
-def test_list_shows_what_a_job_that_died_had_done(slow_zone, tmp_path):
-    tree, jobs = tmp_path / "tree", tmp_path / "jobs"
-    sample.generate(tree, files=3000, seed=4, max_file_size=16)
-    job = launch(slow_zone, tree, jobs, "died")
-    wait_for_reports(jobs, "died", job)
-    os.killpg(job.pid, signal.SIGKILL)
-    job.communicate(timeout=60)
-    reported = read_progress(str(jobs / "died"))[0]
-    (died,) = listing(slow_zone, jobs)[0]["singlepass"]
-    assert died["status"] == "died"
-    assert died["files"] == reported.entries > 0 and died["failures"] == reported.failed
+def hpcingest(zone, *args, env=None):
+    return subprocess.run(hpcingest_argv(*args), capture_output=True, timeout=300,
+                          env={**os.environ, **zone.environ(), **(env or {})})
 
 
-def test_prune_removes_ended_jobs_and_never_a_running_one(slow_zone, tmp_path):
-    jobs = tmp_path / "jobs"
-    small, big = tmp_path / "small", tmp_path / "big"
-    sample.generate(small, files=5, seed=1, max_file_size=16)
-    sample.generate(big, files=3000, seed=2, max_file_size=16)
-    ended = launch(slow_zone, small, jobs, "ended")
-    assert ended.wait(timeout=300) == 0
-    jobs_now, _ = listing(slow_zone, jobs, "--prune", "1")
-    assert [j["job_name"] for j in jobs_now["singlepass"]] == ["ended"]  # ended moments ago: kept
-    running = launch(slow_zone, big, jobs, "running")
-    try:
-        wait_for_reports(jobs, "running", running)
-        jobs_now, said = listing(slow_zone, jobs, "--prune", "0")
-        assert [(j["job_name"], j["status"]) for j in jobs_now["singlepass"]] == [("running", "running")]
-        assert "pruned job ended (finished" in said and not (jobs / "ended").exists()
-        assert sorted(os.listdir(jobs)) == ["running"]
-    finally:
-        _, err = running.communicate(timeout=600)
-    assert running.returncode == 0, err.decode(errors="replace")
-    assert json.loads((jobs / "running" / "job.json").read_text())["status"] == "finished"
+def chown_tree(path, uid):
+    for top, dirs, files in os.walk(path):
+        for name in [top, *(os.path.join(top, n) for n in dirs + files)]:
+            os.lchown(name, uid, -1)
 
 
-def test_prune_refuses_a_negative_age(zone, tmp_path):
-    result = subprocess.run(hpcingest_argv("list", "--job_dir", str(tmp_path), "--prune", "-1"),
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2 and "--prune" in result.stderr and "Traceback" not in result.stderr
+@pytest.fixture
+def planted(zone, world_dir, tmp_path):
+    """A real job in a shared job root (1777, like /tmp), then handed with its handler to nobody:
+    what another user could leave there for root to resume."""
+    jobs = os.path.join(world_dir, "jobs")
+    os.mkdir(jobs)
+    os.chmod(jobs, 0o1777)
+    src = os.path.join(world_dir, "src")
+    os.mkdir(src)
+    open(os.path.join(src, "f"), "w").close()
+    handler = os.path.join(world_dir, "handler.py")
+    with open(handler, "w") as f:
+        f.write(MARKING_HANDLER)
+    marker = str(tmp_path / "marker")
+    target = f"{zone.home}/planted{os.getpid()}"
+    result = hpcingest(zone, "start", src, target, "--job_dir", jobs, "--job_name", "j", "--event_handler", handler,
+                       env={"MARKER": marker})
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    os.unlink(marker)
+    return jobs, os.path.join(jobs, "j"), handler, marker, src, target
+
+
+@root_only
+@pytest.mark.parametrize("command", ["resume", "start", "stop", "profile"])
+def test_a_job_directory_of_another_user_is_refused(zone, planted, command):
+    jobs, job, handler, marker, src, target = planted
+    chown_tree(job, NOBODY)
+    os.lchown(handler, NOBODY, -1)
+    args = ["start", src, target, "--event_handler", handler] if command == "start" else [command]
+    result = hpcingest(zone, *args, *(["j"] if command != "start" else ["--job_name", "j"]), "--job_dir", jobs,
+                       env={"MARKER": marker})
+    stderr = result.stderr.decode(errors="replace")
+    assert result.returncode == 2, stderr
+    assert f"job directory {job} belongs to nobody, not to you (root)" in stderr and "Traceback" not in stderr
+    assert not os.path.exists(marker)  # nobody's handler never ran as root
+    assert json.load(open(os.path.join(job, "job.json")))["status"] == "finished"  # and nothing was changed
+
+
+@root_only
+def test_the_handler_a_job_record_names_must_be_yours(zone, planted):
+    jobs, job, handler, marker, _, _ = planted
+    os.lchown(handler, NOBODY, -1)
+    result = hpcingest(zone, "resume", "j", "--job_dir", jobs, env={"MARKER": marker})
+    stderr = result.stderr.decode(errors="replace")
+    assert result.returncode == 2 and f"event handler {handler} belongs to nobody" in stderr, stderr
+    assert not os.path.exists(marker)
+
+
+@pytest.mark.parametrize("what", ["job", "job.json", "state", "jobs"])
+def test_job_files_others_can_write_are_refused(zone, planted, what):
+    jobs, job, handler, marker, _, _ = planted
+    path = {"job": job, "job.json": os.path.join(job, "job.json"), "state": os.path.join(job, "state"),
+            "jobs": jobs}[what]
+    os.chmod(path, 0o777 if what == "jobs" else 0o720)  # the job root: writable by all without the sticky bit
+    result = hpcingest(zone, "resume", "j", "--job_dir", jobs, env={"MARKER": marker})
+    stderr = result.stderr.decode(errors="replace")
+    assert result.returncode == 2 and f"{path} can be written by other users" in stderr, stderr
+    assert not os.path.exists(marker)
+
+
+@root_only
+def test_report_and_watch_show_another_users_job_read_only(zone, planted):
+    jobs, job, _, _, _, _ = planted
+    chown_tree(job, NOBODY)
+    for command in ("report", "watch"):
+        result = hpcingest(zone, command, "j", "--job_dir", jobs)
+        assert result.returncode == 0, result.stderr
+        assert b"belongs to nobody; showing it read-only" in result.stderr
+    assert {os.stat(os.path.join(top, n)).st_uid for top, _, names in os.walk(job) for n in names} == {NOBODY}
+    shutil.rmtree(job)
+
+
+HOSTILE_NAMES = [b"esc\x1b[31mred\x1b]0;title\x07", b"two\nfailed  RuntimeError  forged row", b"caf\xe9 latin-1",
+                 b"back\\slash", "bidi\u202eexe.txt".encode(), "caf\u00e9 utf-8".encode()]
+
+
+@pytest.fixture(scope="module")
+def hostile_report(zone, tmp_path_factory):
+    """A job whose every file failed, with names that attack terminals and JSON readers."""
+    base = tmp_path_factory.mktemp("hostile")
+    src = os.path.join(os.fsencode(base), b"src")
+    os.mkdir(src)
+    for name in HOSTILE_NAMES:
+        with open(os.path.join(src, name), "wb") as f:
+            f.write(b"x")
+    jobs = str(base / "jobs")
+    handler = os.path.join(os.path.dirname(__file__), "ingest", "handlers", "failing.py")
+    result = hpcingest(zone, "start", os.fsdecode(src), f"{zone.home}/hostile{os.getpid()}", "--job_dir", jobs,
+                       "--job_name", "h", "--event_handler", handler, "--log_filename", str(base / "log"),
+                       "--log_level", "INFO")
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    return jobs, src, base
+
+
+@pytest.mark.parametrize("env", [{}, {"LANG": "C", "LC_ALL": "C"}, {"PYTHONIOENCODING": "ascii"}],
+                         ids=["utf-8", "LANG=C", "ascii"])
+def test_report_escapes_names_one_line_per_entry(zone, hostile_report, env):
+    jobs, _, _ = hostile_report
+    result = hpcingest(zone, "report", "h", "--job_dir", jobs, env=env)
+    assert result.returncode == 0 and b"Traceback" not in result.stderr, result.stderr
+    out = result.stdout.decode("ascii" if env.get("PYTHONIOENCODING") else "utf-8")
+    lines = out.splitlines()
+    assert len(lines) == 1 + len(HOSTILE_NAMES) + 1 and lines[-1].startswith(f"{len(HOSTILE_NAMES)} entries")
+    assert all(line.isprintable() for line in lines)  # no escape sequence, no bidi override reaches the terminal
+    assert "esc\\u001b[31mred\\u001b]0;title\\u0007: cannot take " in out
+    assert "two\\nfailed  RuntimeError  forged row" in out and "caf\\xe9 latin-1" in out
+    assert "back\\\\slash" in out and "bidi\\u202eexe.txt" in out
+    assert ("caf\\u00e9 utf-8" if env.get("PYTHONIOENCODING") else "caf\u00e9 utf-8") in out
+
+
+def test_failure_report_and_logs_are_valid_json_text_with_exact_bytes(zone, hostile_report):
+    from tests.test_escaping import strictly_valid
+
+    jobs, src, base = hostile_report
+    report_lines = open(os.path.join(jobs, "h", "failures.jsonl"), encoding="utf-8").read().splitlines()
+    as_json = hpcingest(zone, "report", "h", "--job_dir", jobs, "--json").stdout.decode("utf-8")
+    log_lines = open(base / "log", encoding="utf-8").read().splitlines()
+    for text in [*report_lines, as_json, *log_lines]:
+        assert strictly_valid(text), text
+    entries = json.loads(as_json)
+    exact = {base64.b64decode(e["path_b64"]) if "path_b64" in e else e["path"].encode() for e in entries}
+    assert exact == {os.path.join(src, name) for name in HOSTILE_NAMES}
+    (latin1,) = [e for e in entries if "path_b64" in e]
+    assert latin1["path"].endswith("caf\\xe9 latin-1") and latin1["message"].endswith("caf\\xe9 latin-1")
+    logged = [json.loads(line) for line in log_lines if '"failed_task"' in line]
+    assert {base64.b64decode(e["path_b64"]) if "path_b64" in e else e["path"].encode() for e in logged} == exact

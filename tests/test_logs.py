@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import socket
@@ -104,3 +105,17 @@ def test_a_filtered_call_does_no_work(tmp_path):
     assert not logs.enabled_for(logger, 20) and logs.enabled_for(logger, 30)
     logger.info("hot path", path=object())  # not even rendered: the object has no JSON form
     assert not (tmp_path / "f.log").exists()  # delay=True: no file until a line is written
+
+
+def test_names_that_are_not_utf8_are_valid_json_text_with_their_bytes(tmp_path):
+    from tests.test_escaping import strictly_valid
+
+    logger = logs.get_logger(LogOptions(str(tmp_path / "ingest.log"), "INFO"))
+    name = os.fsdecode(b"/src/caf\xe9\n\x1b[2J")
+    logger.info("succeeded", path=name, target="/zone/caf\u00e9", extra={"nested": name})
+    (text,) = open(tmp_path / "ingest.log", encoding="utf-8").read().splitlines()
+    assert strictly_valid(text)
+    line = json.loads(text)
+    assert line["path"] == "/src/caf\\xe9\n\x1b[2J" and line["target"] == "/zone/caf\u00e9"
+    assert base64.b64decode(line["path_b64"]) == b"/src/caf\xe9\n\x1b[2J" and "target_b64" not in line
+    assert line["extra"] == {"nested": "/src/caf\\xe9\n\x1b[2J"}

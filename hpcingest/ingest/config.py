@@ -44,6 +44,7 @@ class IngestConfig:
     progress: bool = False
     interval: int | None = None
     idle_disconnect_s: int = 60
+    irods_retry_s: float = 60.0  # budget for reaching iRODS, at start and after a lost connection
     irods_connections: int | None = None
     checksum: bool = False
     verify_checksum: bool = False
@@ -59,6 +60,7 @@ class IngestConfig:
         return {"files_per_task": self.files_per_task, "ignore_cache": self.ignore_cache,
                 "initial_ingest": self.initial_ingest, "synchronous": self.synchronous,
                 "interval": self.interval, "irods_idle_disconnect_seconds": self.idle_disconnect_s,
+                "irods_retry_seconds": self.irods_retry_s,
                 "irods_connections": self.irods_connections, "checksum": self.checksum,
                 "verify_checksum": self.verify_checksum, "log": self.log, "profile": self.profile,
                 "s3": self.s3.public_options() if self.s3 is not None else None, "max_rate": self.max_rate,
@@ -67,6 +69,8 @@ class IngestConfig:
 
 def check_target(target: str) -> str:
     """An absolute, normalised collection path under a zone (never "/")."""
+    if not target:
+        raise ConfigError("TARGET_COLLECTION is empty: give an absolute collection path (/zone/home/user/...)")
     if not target.startswith("/"):
         raise ConfigError(f"target collection {target!r} must be an absolute path (/zone/home/user/...)")
     normalised = posixpath.normpath(target)
@@ -107,6 +111,8 @@ def build_config(args) -> IngestConfig:
         raise ConfigError("--irods_idle_disconnect_seconds must be at least 1")
     if not args.dead_rank_timeout >= 1:
         raise ConfigError("--dead_rank_timeout must be at least 1 second")
+    if not args.irods_retry_seconds > 0:
+        raise ConfigError("--irods_retry_seconds must be a positive number of seconds")
     target = check_target(args.target)
     exclusions = Exclusions.parse(args.exclude_file_type, args.exclude_file_name, args.exclude_directory_name)
     root, s3 = check_source(args)
@@ -121,6 +127,7 @@ def build_config(args) -> IngestConfig:
         handler_text=handler_text, handler_filename=handler_filename,
         ignore_cache=args.ignore_cache, initial_ingest=args.initial_ingest, synchronous=args.synchronous,
         progress=args.progress, interval=args.interval, idle_disconnect_s=args.irods_idle_disconnect_seconds,
+        irods_retry_s=args.irods_retry_seconds,
         irods_connections=args.irods_connections, checksum=args.checksum, verify_checksum=args.verify_checksum,
         log=log_options(args).as_mapping(),
         profile=args.profile, dead_rank_timeout_s=args.dead_rank_timeout, warnings=warnings,

@@ -2,6 +2,10 @@
 
 Per file, never per batch: a line says which path, what was attempted, the iRODS error name
 and code (or errno), and how many attempts were made.  Rank files are merged when the pass ends.
+
+Every line is valid JSON text for any parser: ``path`` (and any other field) is valid UTF-8,
+with bytes that are not UTF-8 shown as ``\\xNN``, and ``path_b64`` holds the exact bytes of
+such a name (see hpcingest.escaping).
 """
 
 from __future__ import annotations
@@ -9,7 +13,9 @@ from __future__ import annotations
 import errno
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
+
+from hpcingest.escaping import exact_fields, json_safe
 
 
 @dataclass(frozen=True)
@@ -23,8 +29,18 @@ class Failure:
     message: str
     attempts: int
 
+    def to_record(self) -> dict:
+        """The JSON object of a report line: valid UTF-8, exact bytes in ``*_b64`` fields."""
+        return json_safe(asdict(self))
+
     def to_json(self) -> str:
-        return json.dumps(asdict(self))  # \udcXX escapes keep undecodable bytes, and stay ASCII
+        return json.dumps(self.to_record())
+
+    @classmethod
+    def from_json(cls, line: str) -> "Failure":
+        """A report line, as written now or before ``*_b64`` fields existed."""
+        record = exact_fields(json.loads(line))
+        return cls(**{f.name: record.get(f.name) for f in fields(cls)})
 
 
 class FailureLog:
@@ -73,7 +89,7 @@ def read_report(path: str) -> list[Failure]:
     if not os.path.exists(path):
         return []
     with open(path, encoding="utf-8", errors="surrogateescape") as f:
-        return [Failure(**json.loads(line)) for line in f if line.strip()]
+        return [Failure.from_json(line) for line in f if line.strip()]
 
 
 def describe_error(err: BaseException) -> tuple[str, int | None]:

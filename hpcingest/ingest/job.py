@@ -36,13 +36,14 @@ from hpcingest.ingest.display import ProgressDisplay
 from hpcingest.ingest.sink import RESUME, IngestCounters, IngestSink, _noop
 from hpcingest.ingest.summary import IngestSummary, summarize
 from hpcingest.irods import timing
-from hpcingest.irods.connection import IrodsConnection
+from hpcingest.irods.connection import IrodsConnection, RetryPolicy
 from hpcingest.irods.errors import IrodsError
 from hpcingest.irods.timing import ApiLatency
 from hpcingest.irods.settings import IrodsSettings, IrodsSettingsError, resolve_settings
 from hpcingest.launch import validated_on_root
 from hpcingest.profile import recorder
 from hpcingest.jobdir import JobDirectory, JobError, JobRecord, write_private
+from hpcingest.joblock import JobLock
 from hpcingest.lazy import lazy_module
 from hpcingest.sources import S3SourceError, WalkOptionError, open_source
 from hpcingest.sources.posix import SourceRootError
@@ -105,9 +106,13 @@ def make_source(config: IngestConfig):
 def prepare(args, argv: list[str]) -> JobSetup:
     """Everything that must hold before any rank starts; raises one of _USAGE_ERRORS."""
     config = build_config(args)
+    jobdir = JobDirectory(config.job_root, config.job_name)
+    if os.path.lexists(jobdir.path):
+        jobdir.check_trusted()  # another user's job directory: refused before any handler code runs
     handler = validate_handler(config.handler_text, config.handler_filename)
     settings = resolve_settings()
-    jobdir = JobDirectory(config.job_root, config.job_name)
+    jobdir.create()  # refuses a job directory another user could have prepared
+    JobLock(jobdir.path, config.job_name).acquire()  # atomic: a second run stops here, before any work
     previous = jobdir.load() if jobdir.exists() else None
     if previous is not None and previous.status in ("running", "waiting"):
         if job_is_alive(jobdir):
@@ -115,13 +120,11 @@ def prepare(args, argv: list[str]) -> JobSetup:
                            f"died on another node counts as running until its progress is "
                            f"{STALE_AFTER_S:.0f} s old)")
         config.warnings.append(f"job {config.job_name!r} died during pass {previous.pass_number}; resuming it")
-    jobdir.create()
     if os.path.exists(stop_path(jobdir.path)):
         os.unlink(stop_path(jobdir.path))  # a stop request of an earlier run
     liveness.reset(jobdir.path)
     clear_halt(jobdir.path)
     meta = base_meta(config)
-    begin_pass(settings, handler, config, meta)
     record = JobRecord(job_name=config.job_name, source=os.fsdecode(config.root), target=config.target,
                        options=config.options_for_record(), handler_text=config.handler_text,
                        handler_filename=config.handler_filename, status="running",
@@ -136,6 +139,13 @@ def prepare(args, argv: list[str]) -> JobSetup:
     record.pass_token = previous.pass_token if resuming else uuid.uuid4().hex
     if previous is not None:
         record.pass_number = previous.pass_number + (0 if resuming else 1)
+    try:
+        begin_pass(settings, handler, config, meta)
+    except _USAGE_ERRORS:
+        if previous is None:  # a new job that never began: a record saying so, not a bare directory
+            record.status, record.end_time, record.pass_number, record.pass_token = "failed", time.time(), 0, ""
+            jobdir.save(record)
+        raise
     jobdir.save(record)
     return JobSetup(config, settings, meta, resuming=bool(resuming))
 
@@ -143,13 +153,10 @@ def prepare(args, argv: list[str]) -> JobSetup:
 def begin_pass(settings: IrodsSettings, handler: EventHandler, config: IngestConfig, meta: dict) -> None:
     """Per pass, on rank 0: the root target collection and its hooks, then pre_job."""
     logger = logs.get_logger(config.log)
-    with IrodsConnection(settings, idle_disconnect_seconds=None) as connection:
+    with IrodsConnection(settings, idle_disconnect_seconds=None, retry=RetryPolicy(config.irods_retry_s)) as connection:
         connection.call(lambda session: session.server_version)  # credentials fail here, once, clearly
         prepare_target(connection, handler, config, meta, logger)
-        try:
-            handler.pre_job(logger, meta)
-        except Exception as err:  # noqa: BLE001 - the user's hook: report it, do not crash
-            raise HandlerError(f"pre_job of {config.handler_filename} failed: {type(err).__name__}: {err}") from None
+        handler.guarded("pre_job", lambda: handler.pre_job(logger, meta))
 
 
 def job_is_alive(jobdir: JobDirectory) -> bool:
@@ -190,7 +197,7 @@ def prepare_target(connection: IrodsConnection, handler: EventHandler, config: I
     root_meta = dict(meta, task="sync_dir", entry_type="dir", is_link=False, is_socket=False)
 
     def action(session) -> None:
-        operation = handler.operation(session, root_meta)
+        operation = handler.guarded("operation", lambda: handler.operation(session, root_meta), _irods_failure)
         options = {} if operation is Operation.NO_OP else {"allow_redirect": False}
         missing = []
         path = config.target
@@ -198,21 +205,33 @@ def prepare_target(connection: IrodsConnection, handler: EventHandler, config: I
             missing.append(path)
             path = posixpath.dirname(path)
         if not missing:
-            handler.run_event("coll_modify", _noop, logger, session, root_meta, **options)
+            handler.guarded("coll_modify", lambda: handler.run_event("coll_modify", _noop, logger, session,
+                                                                     root_meta, **options), _irods_failure)
             return
         if path == "/":
             raise ConfigError(f"target collection {config.target!r}: zone {missing[-1].strip('/')!r} does not exist")
         for collection in reversed(missing):
             create = _noop if operation is Operation.NO_OP else (
                 lambda *a, c=collection, **k: ops.ensure_collection(session, c))
-            handler.run_event("coll_create", create, logger, session, dict(root_meta, target=collection), **options)
+            handler.guarded("coll_create", lambda: handler.run_event(
+                "coll_create", create, logger, session, dict(root_meta, target=collection), **options),
+                _irods_failure)
 
-    identity = handler.as_user(root_meta)
+    identity = handler.guarded("as_user", lambda: handler.as_user(root_meta))
     as_zone, as_user = identity if identity else (None, None)
     try:
         connection.call(action, as_user=as_user, as_zone=as_zone)
     except IrodsError as err:
         raise ConfigError(f"cannot prepare target collection {config.target!r}: {err}") from None
+
+
+def _irods_failure(err: BaseException) -> bool:
+    """An iRODS error or a lost connection, raised inside a handler hook or not: the connection
+    layer retries or reports it; anything else a hook raises is the handler's own failure."""
+    from hpcingest.irods.errors import is_auth_failure, is_connection_lost, operation_error
+
+    return isinstance(err, IrodsError) or is_auth_failure(err) or is_connection_lost(err) \
+        or operation_error(err) is not None
 
 
 def run(comm, args, argv: list[str] | None = None) -> int:
@@ -327,7 +346,8 @@ def run_pass(comm, setup: JobSetup, jobdir: JobDirectory, record: JobRecord, sto
     timing.timer.take()  # only this pass's calls from here on
     profile = recorder.activate() if config.profile else None
     started, cpu_started = time.time(), time.process_time()
-    with IrodsConnection(setup.settings, idle_disconnect_seconds=config.idle_disconnect_s) as connection:
+    with IrodsConnection(setup.settings, idle_disconnect_seconds=config.idle_disconnect_s,
+                         retry=RetryPolicy(config.irods_retry_s)) as connection:
         source, content = make_source(config)
         sink = IngestSink(config, handler, connection, state, failures, logger, setup.base_meta, content)
         funnel = Funnel(sink, comm.Get_rank(), comm.Get_size(),

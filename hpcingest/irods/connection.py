@@ -17,6 +17,7 @@ either, and a server restart in the middle of a multi-hour job must not kill it.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -72,21 +73,36 @@ class ConnectionStats:
 
 
 class _Backoff:
-    """Exponential delays until the budget, counted from the first loss, is spent."""
+    """Exponential delays until the budget is spent.  The budget is counted from the start
+    of the first failed attempt (its connect included) and every later connect is cut to
+    what is left of it, so giving up takes the budget, not the budget plus a connect
+    timeout (a dropped SYN waits the whole timeout)."""
 
     def __init__(self, policy: RetryPolicy) -> None:
         self._delays = policy.delays()
-        self._budget = policy.budget_seconds
-        self._deadline: float | None = None
+        self.budget = policy.budget_seconds
+        self.started: float | None = None
         self.attempts = 0
 
+    def failed(self, attempt_started: float) -> None:
+        if self.started is None:
+            self.started = attempt_started
+
     def next_delay(self) -> float | None:
-        now = time.monotonic()
-        if self._deadline is None:
-            self._deadline = now + self._budget
+        assert self.started is not None
         self.attempts += 1
         delay = next(self._delays)
-        return None if now + delay > self._deadline else delay
+        return None if time.monotonic() + delay >= self.started + self.budget else delay
+
+    def connect_timeout(self, limit: float) -> float:
+        """The next connect's timeout: ``limit``, but never past the end of the budget."""
+        if self.started is None:
+            return min(limit, self.budget)
+        return max(0.05, min(limit, self.started + self.budget - time.monotonic()))
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - (self.started or time.monotonic())
 
 
 class _Slot:
@@ -116,6 +132,8 @@ class IrodsConnection:
         self._lock = threading.Condition(threading.RLock())
         self._reaper: threading.Thread | None = None
         self._closed = False
+        self._reached = False  # a session was ever opened: failures since are losses, not "unreachable"
+        self._last_connect_timeout = connect_timeout
 
     # ------------------------------------------------------------------------------------------
     # public
@@ -140,8 +158,9 @@ class IrodsConnection:
             while True:
                 if self._closed:
                     raise IrodsConnectionError("this IrodsConnection has been closed")
+                attempt_started = time.monotonic()
                 try:
-                    session = self._session_for(identity)
+                    session = self._session_for(identity, backoff.connect_timeout(self.connect_timeout))
                     if lost:
                         self._stats.reconnects += 1
                         lost = False
@@ -157,14 +176,25 @@ class IrodsConnection:
                     lost = True
                     self._stats.connection_losses += 1
                     self._discard(identity)
-                    delay = backoff.next_delay()
+                    backoff.failed(attempt_started)
+                    cause = unreachable_cause(exc, self._last_connect_timeout)
+                    delay = None if cause.permanent and not self._reached else backoff.next_delay()
                     if delay is None:
-                        raise IrodsConnectionError(
-                            f"lost the connection to {self._where(identity)} and could not get it back within "
-                            f"{self.retry.budget_seconds:g} s ({backoff.attempts} attempts): {exc}") from exc
-                    log.warning("iRODS connection to %s lost (%s); reconnecting in %.2f s",
-                                self._where(identity), exc, delay)
+                        raise IrodsConnectionError(self._gave_up(identity, cause, backoff)) from exc
+                    if backoff.attempts == 1:
+                        log.warning("%s %s: %s; retrying for up to %g s", "lost the connection to" if self._reached
+                                    else "cannot reach iRODS at", self._where(identity), cause.text, self.retry.budget_seconds)
+                    else:
+                        log.debug("iRODS at %s still unreachable: %s; next try in %.2f s", self._where(identity),
+                                  cause.text, delay)
                     self._lock.wait(delay)  # releases the lock so the reaper is never starved
+
+    def _gave_up(self, identity: Identity, cause: "UnreachableCause", backoff: _Backoff) -> str:
+        what = "lost the connection to" if self._reached else "cannot reach iRODS at"
+        if cause.permanent and not self._reached:
+            return f"{what} {self._where(identity)}: {cause.text}"
+        return (f"{what} {self._where(identity)}: {cause.text}; gave up after {backoff.elapsed:.0f} s "
+                f"({backoff.attempts} attempts; the budget is {backoff.budget:g} s, --irods_retry_seconds)")
 
     def _classify(self, exc: Exception, identity: Identity, after_retry: bool) -> None:
         """Raise the right error for anything but a lost connection (which the caller recovers from)."""
@@ -220,21 +250,22 @@ class IrodsConnection:
         proxy = "" if identity == (self.settings.user, self.settings.zone) else f" acting as {user}#{zone}"
         return self.settings.describe() + proxy
 
-    def _session_for(self, identity: Identity) -> iRODSSession:
+    def _session_for(self, identity: Identity, connect_timeout: float) -> iRODSSession:
         slot = self._slots.get(identity)
         if slot is not None and self._idle_expired(slot, time.monotonic()):
             self._discard(identity)
             self._stats.idle_disconnects += 1
             slot = None
         if slot is None:
-            slot = _Slot(self._open_session(identity))
+            slot = _Slot(self._open_session(identity, connect_timeout))
             self._slots[identity] = slot
             self._stats.sessions_opened += 1
+            self._reached = True
             self._start_reaper()
         slot.last_used = time.monotonic()
         return slot.session
 
-    def _open_session(self, identity: Identity) -> iRODSSession:
+    def _open_session(self, identity: Identity, connect_timeout: float) -> iRODSSession:
         """A session with its one connection already logged in, so login errors surface here."""
         from irods.session import iRODSSession  # here: a rank that never connects never loads PRC
 
@@ -243,7 +274,8 @@ class IrodsConnection:
         options = self.settings.session_options()
         if identity != (self.settings.user, self.settings.zone):
             options.update(client_user=user, client_zone=zone)
-        session = iRODSSession(password=self.settings.read_password(), connection_timeout=self.connect_timeout,
+        self._last_connect_timeout = connect_timeout
+        session = iRODSSession(password=self.settings.read_password(), connection_timeout=connect_timeout,
                                application_name=self.application_name, **options)
         try:
             session.pool.get_connection().release()
@@ -303,6 +335,39 @@ class IrodsConnection:
                 wake = min(slot.last_used for slot in self._slots.values()) + limit
                 self._lock.wait(max(0.01, wake - time.monotonic()))
             self._reaper = None
+
+
+@dataclass(frozen=True)
+class UnreachableCause:
+    """Why a connection failed, in words; ``permanent`` when retrying cannot help (a host
+    name that does not resolve)."""
+
+    text: str
+    permanent: bool = False
+
+
+def unreachable_cause(exc: BaseException, timeout: float) -> UnreachableCause:
+    """What the socket said under PRC's NetworkException (which chains it as the context)."""
+    seen: BaseException | None = exc
+    reply = "receive" in str(exc)  # PRC: "Could not receive server response" after connecting
+    for _ in range(8):
+        if seen is None:
+            break
+        if isinstance(seen, socket.gaierror):
+            permanent = seen.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME))
+            return UnreachableCause(f"the host name does not resolve ({seen.strerror})", permanent)
+        if isinstance(seen, ConnectionRefusedError):
+            return UnreachableCause("connection refused (nothing listens on that port, or a firewall rejects it)")
+        if isinstance(seen, TimeoutError):
+            if reply:
+                return UnreachableCause(f"connected, but no reply within {timeout:.3g} s (not an iRODS server, "
+                                        "or one that hangs)")
+            return UnreachableCause(f"no answer to connecting within {timeout:.3g} s (the host is down, or a "
+                                    "firewall drops the packets)")
+        if isinstance(seen, OSError) and seen.strerror:
+            return UnreachableCause(seen.strerror)
+        seen = seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)
+    return UnreachableCause(str(exc))
 
 
 def _close_connections(session: iRODSSession) -> None:

@@ -105,19 +105,7 @@ class IrodsSettings:
             if not password:
                 raise IrodsSettingsError(f"${PASSWORD_VARIABLE} is not set in this process")
             return password
-        try:
-            with open(self.auth_file, encoding="utf-8") as source:
-                scrambled = source.read().rstrip("\n")
-        except OSError as exc:
-            raise IrodsSettingsError(f"cannot read the iRODS authentication file {self.auth_file}: "
-                                     f"{exc.strerror or exc} (run iinit?)") from None
-        try:
-            from irods.password_obfuscation import decode
-
-            return decode(scrambled)
-        except (IndexError, ValueError):
-            raise IrodsSettingsError(f"the iRODS authentication file {self.auth_file} is not a valid "
-                                     ".irodsA file (run iinit again)") from None
+        return read_auth_file(self.auth_file)
 
     def session_options(self) -> dict[str, Any]:
         """iRODSSession keywords except the password and the proxied identity."""
@@ -131,6 +119,44 @@ class IrodsSettings:
         """One line for logs and error messages (no secret in it)."""
         origin = self.env_file if self.source == "env_file" else "$IRODS_* variables"
         return f"{self.user}#{self.zone}@{self.host}:{self.port} (from {origin})"
+
+
+def read_auth_file(path: str) -> str:
+    """The password in an ``.irodsA`` file written by iinit (or PRC) for this user.
+
+    python-irodsclient decodes any text without complaint (garbage gives a garbage password,
+    which the server then refuses as a *wrong password*), so the file's header is checked
+    first, as iRODS's own client does (obf.cpp, obfiDecode): a leading ``.``, the key
+    character, and a header that decodes to the check character and four time digits.  A
+    file of another uid fails that check too (the uid is part of the key)."""
+    try:
+        with open(path, "rb") as source:
+            data = source.read(1 << 12)
+    except OSError as exc:
+        raise IrodsSettingsError(f"cannot read the iRODS authentication file {path}: "
+                                 f"{exc.strerror or exc} (run iinit?)") from None
+    password = decode_obfuscated(data.decode("latin-1").split("\0", 1)[0].rstrip("\n"), os.getuid())
+    if not password:
+        raise IrodsSettingsError(f"the .irodsA file at {path} could not be decoded (it was not written by "
+                                 f"iinit for this user, uid {os.getuid()}); run iinit again")
+    return password
+
+
+def decode_obfuscated(text: str, uid: int) -> str | None:
+    """The password obfuscated in ``text`` (the .irodsA format), or None when ``text`` is not one."""
+    from irods.password_obfuscation import decode, seq_list, wheel
+
+    key = ord(text[6]) - ord("e") if len(text) > 7 else -1
+    if text[:1] != "." or not 0 <= key <= 15:
+        return None
+    header, shift = [], 0
+    for char in text[1:6]:
+        offset = ((seq_list[key] >> shift) & 0x1F) + (uid & 0xF5F)
+        shift = 0 if shift + 3 > 28 else shift + 3
+        header.append(wheel[(wheel.index(char) - offset) % len(wheel)] if char in wheel else char)
+    if header[0] != chr(ord("S") - (key & 0x7) * 2) or not all("a" <= c <= "p" for c in header[1:]):
+        return None
+    return decode(text, uid) or None
 
 
 def resolve_settings(environ: Mapping[str, str] | None = None) -> IrodsSettings:
@@ -166,6 +192,7 @@ def settings_from_env_file(env_file: str, auth_file: str) -> IrodsSettings:
                                  "(native, or pam_password with a password from iinit)")
     if not os.access(auth_file, os.R_OK):
         raise IrodsSettingsError(f"cannot read the iRODS authentication file {auth_file} (run iinit?)")
+    read_auth_file(auth_file)  # a garbage file is said to be one here, not a "wrong password" later
     return IrodsSettings(host=str(data["irods_host"]), port=_port(data["irods_port"], f"{env_file}: irods_port"),
                          user=str(data["irods_user_name"]), zone=str(data["irods_zone_name"]), source="env_file",
                          env_file=env_file, auth_file=auth_file, authentication_scheme=scheme,

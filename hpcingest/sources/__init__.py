@@ -35,6 +35,10 @@ def check_walk_options(args) -> None:
 def check_source(args) -> tuple[bytes, S3Settings | None]:
     """The root every rank walks (an absolute real directory, or ``b"/bucket/prefix"``) and,
     for S3, the settings; raises SourceRootError or S3SourceError saying what is wrong."""
+    if not args.src:
+        # os.path.abspath("") is the current directory: an unset shell variable must not ingest $PWD
+        raise WalkOptionError("SRC is empty: give the directory (or /bucket/prefix) to read; "
+                              "an empty argument is never taken as the current directory")
     if not args.s3_keypair:
         return os.path.realpath(check_root(args.src)), None
     from hpcingest.sources.s3 import S3Settings, check_s3_source, parse_s3_source, source_path

@@ -47,6 +47,7 @@ import stat
 import struct
 from dataclasses import dataclass, field
 from typing import Any, Iterator
+from urllib.parse import quote, urlsplit
 
 from botocore.exceptions import (
     BotoCoreError,
@@ -75,6 +76,7 @@ EAGER_LISTING_QUEUE = 1024  # below this many queued items a lister lists its ne
 MAX_ATTEMPTS = 10  # tries in all per request, for SlowDown/503/500 and connection errors (botocore "standard" mode)
 CHECK_MAX_ATTEMPTS = 2  # the up-front check must fail fast on a wrong endpoint
 CHECK_CONNECT_TIMEOUT_S = 5
+PROXY_PASSWORD_VARIABLE = "HPCINGEST_S3_PROXY_PASSWORD"
 
 _LIST_HEAD = struct.Struct("<IBH")  # batches made by earlier pages, all pages ok, directory length
 _BATCH_HEAD = struct.Struct("<H")  # directory length
@@ -92,22 +94,28 @@ class S3Settings:
     secret_key: str = field(repr=False)
     endpoint_domain: str = "s3.amazonaws.com"
     region_name: str = "us-east-1"
-    proxy_url: str | None = None
+    proxy_url: str | None = None  # never with a password (refused on the command line)
     insecure: bool = False  # plain http, as the old tool's ``secure=not --s3_insecure_connection``
     multipart_chunksize_mib: int = 8  # the uploader's part size, to recompute multipart ETags
     keypair_file: str | None = None  # named in error messages
+    # for the user in proxy_url; from $HPCINGEST_S3_PROXY_PASSWORD or --s3_proxy_password_file,
+    # so it is in no process's arguments, and never written anywhere
+    proxy_password: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         logs.register_secret(self.secret_key)
+        logs.register_secret(self.proxy_password)
 
     @classmethod
     def from_options(cls, args: Any) -> "S3Settings":
         """Settings from parsed ``--s3_*`` options (see ``cli.add_s3_options``); raises
         S3SourceError for a bad keypair file or option."""
         access, secret = read_keypair(args.s3_keypair)
+        proxy_url, proxy_password = proxy_options(args)
         settings = cls(access, secret, endpoint_domain=args.s3_endpoint_domain, region_name=args.s3_region_name,
-                       proxy_url=args.s3_proxy_url or None, insecure=args.s3_insecure_connection,
-                       multipart_chunksize_mib=args.s3_multipart_chunksize_in_mib, keypair_file=args.s3_keypair)
+                       proxy_url=proxy_url, insecure=args.s3_insecure_connection,
+                       multipart_chunksize_mib=args.s3_multipart_chunksize_in_mib, keypair_file=args.s3_keypair,
+                       proxy_password=proxy_password)
         settings.validate()
         return settings
 
@@ -133,6 +141,15 @@ class S3Settings:
             raise S3SourceError("--s3_proxy_url: give a URL such as http://HOST:PORT")
 
     @property
+    def proxy_endpoint(self) -> str | None:
+        """The proxy URL botocore gets, with the password (in this process's memory only)."""
+        if not self.proxy_url or not self.proxy_password:
+            return self.proxy_url
+        scheme, rest = self.proxy_url.split("://", 1)
+        user, _, host = rest.rpartition("@")
+        return f"{scheme}://{user}:{quote(self.proxy_password, safe='')}@{host}"
+
+    @property
     def endpoint_url(self) -> str:
         return f"{'http' if self.insecure else 'https'}://{self.endpoint_domain}"
 
@@ -145,24 +162,67 @@ class S3Settings:
         return "auto" if host == "amazonaws.com" or host.endswith(".amazonaws.com") else "path"
 
 
-def read_keypair(path: str) -> tuple[str, str]:
-    """The access key (line 1) and secret key (line 2) of the old framework's keypair file.
+def proxy_options(args: Any) -> tuple[str | None, str | None]:
+    """``--s3_proxy_url`` and the proxy password, from $HPCINGEST_S3_PROXY_PASSWORD or
+    ``--s3_proxy_password_file``.  A password inside the URL is refused: every user of the
+    host sees command lines (``ps``), and the old tool stored it in its job records too."""
+    url = args.s3_proxy_url or None
+    password_file = getattr(args, "s3_proxy_password_file", None)
+    if url is None:
+        if password_file:
+            raise S3SourceError("--s3_proxy_password_file needs --s3_proxy_url")
+        return None, None
+    try:
+        parts = urlsplit(url) if "://" in url else None
+    except ValueError:
+        parts = None
+    if parts is None or not parts.hostname:
+        # not echoed: a malformed URL may hold a password
+        raise S3SourceError("--s3_proxy_url: give a URL such as http://HOST:PORT or http://USER@HOST:PORT")
+    if parts.password is not None:
+        raise S3SourceError(
+            "--s3_proxy_url must not contain a password: command lines are visible to every user of this "
+            "host (`ps`), so this one already was (change it if that matters); give the URL as "
+            f"http://USER@HOST:PORT and the password in ${PROXY_PASSWORD_VARIABLE} or in a file named by "
+            "--s3_proxy_password_file")
+    password = read_secret_file(password_file, "--s3_proxy_password_file") if password_file \
+        else os.environ.get(PROXY_PASSWORD_VARIABLE) or None
+    if password is not None and not parts.username:
+        raise S3SourceError("a proxy password needs the proxy user in --s3_proxy_url: http://USER@HOST:PORT")
+    return url, password
 
-    Blank lines and surrounding whitespace (CRLF files) are ignored; lines after the second
-    are too, as the old tool only read two.  Messages never quote the file's content."""
+
+def read_secret_file(path: str, option: str) -> str:
+    """The first line of a file holding one secret."""
+    secret = read_text_file(path, option).split("\n", 1)[0].rstrip("\r")
+    if not secret:
+        raise S3SourceError(f"{option} {path!r}: the first line is empty")
+    return secret
+
+
+def read_text_file(path: str, option: str) -> str:
+    """A small text file holding secrets; messages never quote its content."""
     try:
         with open(path, "rb") as f:
             data = f.read(1 << 16)
     except FileNotFoundError:
-        raise S3SourceError(f"--s3_keypair {path!r}: no such file") from None
+        raise S3SourceError(f"{option} {path!r}: no such file") from None
     except IsADirectoryError:
-        raise S3SourceError(f"--s3_keypair {path!r} is a directory, not a keypair file") from None
+        raise S3SourceError(f"{option} {path!r} is a directory, not a file") from None
     except OSError as err:
-        raise S3SourceError(f"--s3_keypair {path!r} cannot be read: {err.strerror}") from None
+        raise S3SourceError(f"{option} {path!r} cannot be read: {err.strerror}") from None
     try:
-        lines = [line.strip() for line in data.decode("utf-8").splitlines()]
+        return data.decode("utf-8")
     except UnicodeDecodeError:
-        raise S3SourceError(f"--s3_keypair {path!r} is not a text file") from None
+        raise S3SourceError(f"{option} {path!r} is not a text file") from None
+
+
+def read_keypair(path: str) -> tuple[str, str]:
+    """The access key (line 1) and secret key (line 2) of the old framework's keypair file.
+
+    Blank lines and surrounding whitespace (CRLF files) are ignored; lines after the second
+    are too, as the old tool only read two."""
+    lines = [line.strip() for line in read_text_file(path, "--s3_keypair").splitlines()]
     lines = [line for line in lines if line]
     if len(lines) < 2:
         raise S3SourceError(f"--s3_keypair {path!r} must hold the access key on line 1 and the secret key "
@@ -186,7 +246,7 @@ def s3_client(settings: S3Settings, *, max_attempts: int = MAX_ATTEMPTS, connect
         region_name=settings.region_name,
         signature_version="s3v4",
         s3={"addressing_style": settings.addressing_style},
-        proxies={"http": settings.proxy_url, "https": settings.proxy_url} if settings.proxy_url else None,
+        proxies={"http": settings.proxy_endpoint, "https": settings.proxy_endpoint} if settings.proxy_url else None,
         retries={"mode": "standard", "total_max_attempts": max_attempts},
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
@@ -254,6 +314,8 @@ def _s3_error_hint(err: Exception, settings: S3Settings, bucket: str) -> str:
             "301": f"the bucket is not in region {settings.region_name!r} (set --s3_region_name)",
             "InvalidBucketName": f"{bucket!r} is not a valid bucket name",
             "SlowDown": "the endpoint is throttling requests (503 SlowDown) and retries did not get through",
+            "407": "the proxy refused the credentials: check the user in --s3_proxy_url and the password in "
+                   f"${PROXY_PASSWORD_VARIABLE} or --s3_proxy_password_file",
         }
         return f"{hints.get(code, _client_error_message(err))} ({code})"
     if isinstance(err, (EndpointConnectionError, ConnectTimeoutError)):

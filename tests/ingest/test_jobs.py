@@ -214,3 +214,25 @@ def test_start_progress_prints_a_progress_line(zone, tmp_path):
                        check=True)
     progress = [line for line in result.stdout.decode().splitlines() if line.startswith("pass 1")]
     assert progress and "30 entries" in progress[-1] and "30 ingested" in progress[-1]
+
+
+@pytest.mark.parametrize("lock_mode", ["flock", "file"])
+def test_two_starts_at_the_same_instant_one_runs_the_other_is_refused(zone, tmp_path, lock_mode):
+    tree = tmp_path / "same"
+    sample.generate(tree, files=200, seed=4, max_file_size=16)
+    jobs = tmp_path / "jobs"
+    for attempt in range(3):
+        target, name, barrier = f"{zone.home}/same{os.getpid()}_{lock_mode}_{attempt}", f"s{attempt}", tmp_path / f"b{attempt}"
+        barrier.mkdir()
+        env = {**os.environ, **zone.environ(), "BARRIER_DIR": str(barrier), "HPCINGEST_JOB_LOCK": lock_mode}
+        command = hpcingest_argv("start", str(tree), target, "--job_dir", str(jobs), "--job_name", name,
+                                 "--synchronous", "--event_handler", os.path.join(HANDLERS, "barrier.py"))
+        runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) for _ in range(2)]
+        results = [(run.returncode, *outputs) for run, outputs in [(run, run.communicate(timeout=300)) for run in runs]]
+        codes = sorted(code for code, _, _ in results)
+        assert codes[0] == 0 and codes[1] != 0, results
+        (_, _, refused), = [r for r in results if r[0] != 0]
+        assert b"already running" in refused and b"Traceback" not in refused, refused
+        assert catalog(zone, target).objects == source_view(tree).objects
+        record = json.loads((jobs / name / "job.json").read_text())
+        assert (record["status"], record["pass_number"], record["counters"]["failures"]) == ("finished", 1, 0)

@@ -223,3 +223,57 @@ def test_register_updates_size_and_time_when_an_object_changes(zone, s3_server, 
     assert (size, physical, replicas) == (22, f"/{bucket}/data/grows.txt", 1)
     assert mtime == last_modified(s3_server, bucket, "data/grows.txt")
     assert "updated REGISTER_SYNC 1" in out and "unchanged 1" in out
+
+
+PROXY_PASSWORD = "Proxy-Pass-3b9e/@:%"  # characters a URL must escape
+
+
+def stored_and_shown(tmp_path, result) -> str:
+    """Everything a job leaves or shows: its output, every file under tmp_path (job record,
+    summaries, failure report, logs, the command lines `ps` showed while it ran)."""
+    texts = [result.stdout.decode(errors="replace"), result.stderr.decode(errors="replace")]
+    for top, _, names in os.walk(tmp_path):
+        for name in names:
+            with open(os.path.join(top, name), "rb") as f:
+                texts.append(f.read().decode(errors="replace"))
+    return "\n".join(texts)
+
+
+@pytest.mark.parametrize("given", ["environment", "file", "missing"])
+def test_the_proxy_password_reaches_the_proxy_and_nothing_else(zone, s3_server, bucket, target, tmp_path, given):
+    s3_server.put_objects(bucket, KEYS)
+    env = {"COMMAND_LINES": str(tmp_path / "ps.txt")}
+    extra = ["--log_filename", str(tmp_path / "log"), "--log_level", "INFO"]
+    if given == "environment":
+        env["HPCINGEST_S3_PROXY_PASSWORD"] = PROXY_PASSWORD
+    elif given == "file":
+        (tmp_path / "proxy.pw").write_text(PROXY_PASSWORD + "\n")
+        extra += ["--s3_proxy_password_file", str(tmp_path / "proxy.pw")]
+    with SlowDownProxy(every=0, credentials=f"ingest:{PROXY_PASSWORD}") as proxy:
+        result = start(zone, f"/{bucket}/data", target, "--job_name", "s3", *s3_server.options(),
+                       "--s3_proxy_url", proxy.url.replace("http://", "http://ingest@"),
+                       "--event_handler", os.path.join(HANDLERS, "command_lines.py"), *extra, launcher=FOUR,
+                       job_dir=tmp_path / "jobs", env=env)
+    if given == "missing":
+        assert result.returncode == 2 and proxy.authorized == 0
+        assert b"the proxy refused the credentials" in result.stderr and b"Traceback" not in result.stderr
+        return
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    assert proxy.authorized > 0 and proxy.refused == 0  # every request carried the password
+    assert set(catalog(zone, target).objects) == {"a.txt", "sub/b.txt", "sub/deeper/c.bin", "empty"}
+    assert "-m hpcingest start" in (tmp_path / "ps.txt").read_text()  # the ranks' command lines were seen
+    if given == "file":
+        (tmp_path / "proxy.pw").unlink()
+    shown = stored_and_shown(tmp_path, result)
+    assert "Proxy-Pass-3b9e" not in shown and "Proxy-Pass-3b9e".encode().hex() not in shown
+
+
+def test_a_password_in_the_proxy_url_is_refused_and_never_stored(zone, s3_server, bucket, target, tmp_path):
+    result = start(zone, f"/{bucket}/data", target, "--job_name", "s3", *s3_server.options(),
+                   "--s3_proxy_url", "http://ingest:Typed-On-The-Command-Line@127.0.0.1:3128",
+                   launcher=Launcher("mpiexec", 2), job_dir=tmp_path / "jobs")
+    stderr = result.stderr.decode()
+    assert result.returncode == 2 and "Traceback" not in stderr
+    assert "must not contain a password" in stderr and "HPCINGEST_S3_PROXY_PASSWORD" in stderr and "`ps`" in stderr
+    assert "Typed-On-The-Command-Line" not in stored_and_shown(tmp_path, result)
+    assert not (tmp_path / "jobs" / "s3" / "job.json").exists()

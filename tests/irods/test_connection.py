@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import re
 import socket
 import threading
 import time
@@ -130,17 +131,84 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_an_unreachable_zone_gives_up_after_the_budget(zone, monkeypatch):
-    settings = variable_settings(zone, monkeypatch, port=_free_port())
-    settings = type(settings)(**{**settings.__dict__, "host": "127.0.0.1"})
+def unreachable_settings(zone, monkeypatch, host="127.0.0.1", port=None):
+    settings = variable_settings(zone, monkeypatch, port=port or _free_port())
+    return type(settings)(**{**settings.__dict__, "host": host})
+
+
+def gave_up_after(message: str) -> float:
+    return float(re.search(r"gave up after (\d+) s", message).group(1))
+
+
+def test_an_unreachable_zone_gives_up_after_the_budget_saying_why(zone, monkeypatch):
     policy = RetryPolicy(budget_seconds=1.0, first_delay=0.1, max_delay=0.4)
-    with IrodsConnection(settings, retry=policy) as conn:
-        started = time.monotonic()
-        with pytest.raises(IrodsConnectionError, match="could not get it back within 1 s"):
+    with IrodsConnection(unreachable_settings(zone, monkeypatch), retry=policy) as conn:
+        with pytest.raises(IrodsConnectionError) as info:
             conn.call(home_exists)
-        assert time.monotonic() - started < 3
         stats = conn.stats
         assert stats.connection_losses >= 2 and stats.reconnects == 0 and stats.retries == 0
+    message = str(info.value)
+    assert message.startswith("cannot reach iRODS at rods#") and "lost the connection" not in message
+    assert "connection refused" in message and "the budget is 1 s, --irods_retry_seconds" in message
+    assert gave_up_after(message) <= 1
+
+
+def _listener(backlog: int) -> socket.socket:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(backlog)
+    return listener
+
+
+@pytest.fixture
+def blackholed_port():
+    """A port whose SYNs are dropped, like a firewall's: a listener whose accept queue is full."""
+    listener = _listener(0)
+    fillers = []
+    for _ in range(3):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(listener.getsockname())
+        fillers.append(filler)
+    time.sleep(0.2)
+    yield listener.getsockname()[1]
+    for sock in [*fillers, listener]:
+        sock.close()
+
+
+@pytest.fixture
+def silent_port():
+    """A port that accepts connections and never says a word."""
+    listener = _listener(16)
+    accepted = []
+    threading.Thread(target=lambda: [accepted.append(listener.accept()) for _ in range(16)], daemon=True).start()
+    yield listener.getsockname()[1]
+    listener.close()
+
+
+@pytest.mark.parametrize("kind, cause", [("blackholed", "no answer to connecting within"),
+                                         ("silent", "connected, but no reply within")])
+def test_the_budget_includes_the_connect_timeout(zone, monkeypatch, request, kind, cause):
+    """A dropped SYN waits the whole connect timeout: that wait counts against the budget
+    (it took budget + 30 s, and the message said "within 60 s")."""
+    port = request.getfixturevalue(f"{kind}_port")
+    connect_timeout = 120.0  # far longer than the budget: each connect must be cut to what is left
+    started = time.monotonic()
+    with IrodsConnection(unreachable_settings(zone, monkeypatch, port=port), connect_timeout=connect_timeout,
+                         retry=RetryPolicy(budget_seconds=2.0, first_delay=0.1)) as conn:
+        with pytest.raises(IrodsConnectionError) as info:
+            conn.call(home_exists)
+    assert time.monotonic() - started < connect_timeout  # not one whole connect timeout
+    message = str(info.value)
+    assert cause in message and gave_up_after(message) <= 2, message
+
+
+def test_a_host_name_that_does_not_resolve_fails_at_once(zone, monkeypatch):
+    settings = unreachable_settings(zone, monkeypatch, host="no-such-host.invalid")
+    with IrodsConnection(settings, retry=RetryPolicy(budget_seconds=30)) as conn:
+        with pytest.raises(IrodsConnectionError, match="no-such-host.invalid:.*the host name does not resolve"):
+            conn.call(home_exists)
+        assert conn.stats.connection_losses == 1  # no retries
 
 
 def test_reconnect_across_a_zone_restart(zone, tmp_path):

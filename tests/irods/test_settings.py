@@ -131,7 +131,7 @@ def test_missing_or_garbled_auth_file(tmp_path):
     env["IRODS_AUTHENTICATION_FILE"] = write_auth(tmp_path)
     settings = resolve_settings(env)
     (tmp_path / ".irodsA").write_text("x")
-    with pytest.raises(IrodsSettingsError, match="not a valid .irodsA"):
+    with pytest.raises(IrodsSettingsError, match="could not be decoded.*run iinit again"):
         settings.read_password()
 
 
@@ -212,3 +212,23 @@ def test_dont_care_policy_is_refused_clearly(tmp_path):
         irods_client_server_policy="CS_NEG_DONT_CARE"), "IRODS_AUTHENTICATION_FILE": write_auth(tmp_path)}
     with pytest.raises(IrodsSettingsError, match="CS_NEG_DONT_CARE.*CS_NEG_REQUIRE, CS_NEG_REFUSE"):
         resolve_settings(env)
+
+
+@pytest.mark.parametrize("content", ["garbage!!", "\x00\x01binary", ".E_scrambled-db-password", "rods\n"])
+def test_a_garbage_auth_file_is_said_to_be_one_not_a_wrong_password(tmp_path, content):
+    """python-irodsclient decodes these to some password, which the server would refuse."""
+    (tmp_path / ".irodsA").write_text(content)
+    env = {"IRODS_ENVIRONMENT_FILE": write_env(tmp_path), "IRODS_AUTHENTICATION_FILE": str(tmp_path / ".irodsA")}
+    with pytest.raises(IrodsSettingsError, match=rf"the .irodsA file at {tmp_path}/.irodsA could not be decoded "
+                                                 r"\(.*uid \d+\); run iinit again"):
+        resolve_settings(env)
+
+
+def test_an_auth_file_of_another_uid_cannot_be_decoded(tmp_path):
+    path = tmp_path / ".irodsA"
+    path.write_text(encode(SECRET, uid=os.getuid() + 1))
+    env = {"IRODS_ENVIRONMENT_FILE": write_env(tmp_path), "IRODS_AUTHENTICATION_FILE": str(path)}
+    with pytest.raises(IrodsSettingsError, match="could not be decoded"):
+        resolve_settings(env)
+    path.write_text(encode(SECRET))  # iinit's output, NUL-terminated, for this uid
+    assert resolve_settings(env).read_password() == SECRET

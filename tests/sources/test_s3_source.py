@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
 import pickle
 import stat
@@ -205,6 +206,40 @@ def test_bad_settings(tmp_path, extra, message):
     with pytest.raises(S3SourceError, match=message) as info:
         S3Settings.from_options(options(tmp_path, *extra))
     assert "pw" not in str(info.value)
+
+
+def test_the_proxy_password_comes_from_the_environment_or_a_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("HPCINGEST_S3_PROXY_PASSWORD", "p@ss/w:rd")
+    settings = S3Settings.from_options(options(tmp_path, "--s3_proxy_url", "http://me@proxy:3128"))
+    assert settings.proxy_url == "http://me@proxy:3128" and "p@ss" not in repr(settings)
+    assert "p@ss" not in json.dumps(settings.public_options())
+    assert s3_client(settings).meta.config.proxies["https"] == "http://me:p%40ss%2Fw%3Ard@proxy:3128"
+    (tmp_path / "pw").write_text("from-the-file\n")
+    from_file = S3Settings.from_options(options(tmp_path, "--s3_proxy_url", "http://me@proxy:3128",
+                                                "--s3_proxy_password_file", str(tmp_path / "pw")))
+    assert from_file.proxy_password == "from-the-file"  # the file wins over the variable
+    monkeypatch.delenv("HPCINGEST_S3_PROXY_PASSWORD")
+    without = S3Settings.from_options(options(tmp_path, "--s3_proxy_url", "http://proxy:3128"))
+    assert without.proxy_endpoint == "http://proxy:3128"
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--s3_proxy_url", "http://me:pw@proxy:3128"], "must not contain a password.*HPCINGEST_S3_PROXY_PASSWORD"),
+    (["--s3_proxy_url", "http://me:@proxy:3128"], "must not contain a password"),
+    (["--s3_proxy_url", "http://[pw"], "give a URL"),
+    (["--s3_proxy_password_file", "/nonexistent/pw"], "needs --s3_proxy_url"),
+    (["--s3_proxy_url", "http://proxy:3128", "--s3_proxy_password_file", "/nonexistent/pw"], "no such file"),
+])
+def test_bad_proxy_settings(tmp_path, extra, message):
+    with pytest.raises(S3SourceError, match=message) as info:
+        S3Settings.from_options(options(tmp_path, *extra))
+    assert "pw@" not in str(info.value) and ":pw" not in str(info.value)
+
+
+def test_a_proxy_password_needs_a_user(tmp_path, monkeypatch):
+    monkeypatch.setenv("HPCINGEST_S3_PROXY_PASSWORD", "secret-proxy")
+    with pytest.raises(S3SourceError, match="needs the proxy user"):
+        S3Settings.from_options(options(tmp_path, "--s3_proxy_url", "http://proxy:3128"))
 
 
 @pytest.mark.parametrize("src, expected", [
