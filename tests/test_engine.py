@@ -71,3 +71,13 @@ def test_hundreds_of_tiny_walks_at_8_oversubscribed_ranks_never_hang_or_lose(tin
     report = last_json(run(Launcher("mpiexec", 8), script("repeat_scan") + [str(tiny_trees), "300"]))
     assert report["runs"] == 300
     assert report["failures"] == []
+
+
+@pytest.mark.parametrize("ranks", [2, 4])
+def test_an_abort_from_another_thread_ends_every_wait(ranks):
+    """A rank waiting inside an item for a reply, and ranks idle in termination waves, all
+    unwind when the abort event is set (hpcingest.ingest.liveness sets it for a lost peer)."""
+    result = run(Launcher("mpiexec", ranks), script("engine_abort"))
+    lines = [json.loads(line) for line in result.stdout.decode().splitlines() if line.startswith("{")]
+    assert sorted(line["rank"] for line in lines) == list(range(ranks)), result.stderr.decode(errors="replace")
+    assert {line["outcome"] for line in lines} == {"aborted"}

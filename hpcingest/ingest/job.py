@@ -161,13 +161,17 @@ def begin_pass(settings: IrodsSettings, handler: EventHandler, config: IngestCon
 
 def job_is_alive(jobdir: JobDirectory) -> bool:
     """Whether a job recorded as running still runs: on the launching host the rank-0
-    process tells; elsewhere, whether its ranks wrote progress in the last STALE_AFTER_S."""
+    process tells; elsewhere, whether rank 0's heartbeat (written for the whole run, between
+    periodic passes too) or any rank's progress is younger than STALE_AFTER_S."""
     record = jobdir.load()
     launch = record.launch or {}
     if launch.get("host") == socket.gethostname() and launch.get("pid"):
         alive = _process_alive(int(launch["pid"]))
         if alive is not None:
             return alive
+    beat = liveness.heartbeat_age(jobdir.path)
+    if beat is not None and beat < STALE_AFTER_S:
+        return True
     _, ranks, age = read_progress(jobdir.path)
     if ranks:
         return age < STALE_AFTER_S

@@ -9,7 +9,7 @@ Every rank's :class:`PeerWatch` thread (it never calls MPI) touches its own hear
 ``<job>/alive/`` every few seconds for the whole run.  Rank 0 watches every rank's file, the
 others watch rank 0's: a file that stops changing for ``timeout`` seconds (measured on the
 watcher's own clock, so clock skew between nodes does not matter) is a dead rank.  A rank that
-leaves normally removes its file first.  The watcher that notices writes a notice naming the
+leaves normally renames its file to a "left" mark first.  The watcher that notices writes a notice naming the
 rank and its host, and every rank that sees the notice (each looks every beat) stops taking
 work and aborts the engine; the pass's sync state is committed on the way out, so the job is
 resumable at once.  A rank whose main thread is stuck inside an MPI collective with the dead
@@ -31,6 +31,7 @@ from typing import Callable
 
 ALIVE_DIR = "alive"
 NOTICE_FILE = "lost_rank"
+LEFT_SUFFIX = ".left"
 DEFAULT_TIMEOUT_S = 60.0
 EXIT_RANK_LOST = 3  # distinct from 1 (failures) and 2 (usage): scripts can tell the cause
 
@@ -47,6 +48,15 @@ class _Heartbeat:
 
 def beat_path(job_path: str, rank: int) -> str:
     return os.path.join(job_path, ALIVE_DIR, f"rank{rank:05d}")
+
+
+def heartbeat_age(job_path: str, rank: int = 0) -> float | None:
+    """Seconds since ``rank`` last beat (by this host's clock), None when it is not beating:
+    for telling from another node whether a job still runs, between passes too."""
+    try:
+        return time.time() - os.stat(beat_path(job_path, rank)).st_mtime
+    except OSError:
+        return None
 
 
 def notice_path(job_path: str) -> str:
@@ -109,12 +119,13 @@ class PeerWatch:
         return self
 
     def __exit__(self, *exc) -> None:
-        """A normal end: the heartbeat goes, so no watcher takes the silence for a death."""
+        """A normal end: the heartbeat becomes a "left" mark, so no watcher takes the silence
+        for a death (even one that never saw this rank beat: a short run ends before a beat)."""
         self._done.set()
         if self._thread.is_alive():
             self._thread.join()
         try:
-            os.unlink(beat_path(self.job_path, self.rank))
+            os.replace(beat_path(self.job_path, self.rank), beat_path(self.job_path, self.rank) + LEFT_SUFFIX)
         except FileNotFoundError:
             pass
 
@@ -140,8 +151,8 @@ class PeerWatch:
             try:
                 st = os.stat(beat_path(self.job_path, rank))
             except FileNotFoundError:
-                if rank in self._seen or now - self._started < self.timeout_s:
-                    continue  # it left normally, or has not started yet
+                if now - self._started < self.timeout_s or os.path.exists(beat_path(self.job_path, rank) + LEFT_SUFFIX):
+                    continue  # not started yet, or it left normally
                 return self._declare(rank, "never started its heartbeat")
             except OSError:
                 continue
