@@ -11,7 +11,7 @@ import time
 from hpcingest.escaping import json_safe, terminal_text
 from hpcingest.ingest.display import ProgressDisplay
 from hpcingest.ingest.failures import read_report
-from hpcingest.ingest.monitor import read_progress, stop_path
+from hpcingest.ingest.monitor import read_progress, request_stop
 from hpcingest.jobdir import JobDirectory, JobError, check_private, default_job_root, list_jobs
 from hpcingest.slurmchain import Chain, ChainError, active_chain, stop_chain
 
@@ -151,8 +151,7 @@ def cmd_stop(args) -> int:
         job.update(status="stopped")
         print(f"job {args.job} is not running ({info['status']}); recorded as stopped")
         return 0
-    with open(os.open(stop_path(job.path), os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
-        f.write(f"{time.time()}\n")
+    request_stop(job.path, "hpcingest stop")
     deadline = time.time() + args.timeout
     while time.time() < deadline:
         if job.load().status in ("stopped", "finished", "failed"):

@@ -108,6 +108,27 @@ def write_private(path: str, text: str, durable: bool = True) -> None:
     os.replace(tmp, path)
 
 
+def write_note_once(path: str, text: str) -> bool:
+    """Create ``path`` holding ``text`` unless it exists (atomically: the first writer of many
+    ranks wins); True when this call wrote it."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text + "\n")
+    return True
+
+
+def read_note(path: str) -> str | None:
+    """The text of a small note file (a halt or lost-rank reason), None when there is none."""
+    try:
+        with open(path, encoding="utf-8") as source:
+            return source.read().strip() or None
+    except FileNotFoundError:
+        return None
+
+
 class JobDirectory:
     def __init__(self, root: str, name: str) -> None:
         self.root = os.path.abspath(root)

@@ -11,10 +11,10 @@ reason once and exits non-zero, and rerunning the command resumes the pass.
 from __future__ import annotations
 
 import os
-import time
 
 from hpcingest.irods.errors import IrodsOperationError
-from hpcingest.ingest.monitor import stop_path
+from hpcingest.ingest.monitor import request_stop
+from hpcingest.jobdir import read_note, write_note_once
 
 HALT_FILE = "halt"
 
@@ -32,24 +32,13 @@ def refused_registration_message(error: IrodsOperationError) -> str:
 
 def request_halt(job_path: str, reason: str) -> None:
     """Record ``reason`` (the first rank's wins) and ask every rank to stop."""
-    try:
-        fd = os.open(halt_path(job_path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(reason + "\n")
-    with open(os.open(stop_path(job_path), os.O_WRONLY | os.O_CREAT, 0o600), "w") as out:
-        out.write(f"{time.time()}\n")
+    write_note_once(halt_path(job_path), reason)
+    request_stop(job_path, "halt")
 
 
 def halt_reason(job_path: str) -> str | None:
     """Why the job was halted, or None when it was not."""
-    try:
-        with open(halt_path(job_path), encoding="utf-8") as source:
-            return source.read().strip() or None
-    except FileNotFoundError:
-        return None
+    return read_note(halt_path(job_path))
 
 
 def clear_halt(job_path: str) -> None:

@@ -19,7 +19,7 @@ import signal
 import threading
 import time
 
-from hpcingest.ingest.monitor import stop_path
+from hpcingest.ingest.monitor import request_stop
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 # a rank often gets one signal twice: from the terminal or scancel, and forwarded by mpiexec or
@@ -65,7 +65,6 @@ class StopOnSignals:
         self.received, self._first = signum, time.monotonic()
         self.stop.set()
         try:
-            with open(os.open(stop_path(self.job_path), os.O_WRONLY | os.O_CREAT, 0o600), "w") as out:
-                out.write(f"{time.time()} {signal.Signals(signum).name}\n")
+            request_stop(self.job_path, signal.Signals(signum).name)
         except OSError:
             pass  # this rank stops all the same; the others when their own signal arrives

@@ -29,6 +29,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from hpcingest.jobdir import read_note, write_note_once
+
 ALIVE_DIR = "alive"
 NOTICE_FILE = "lost_rank"
 LEFT_SUFFIX = ".left"
@@ -75,11 +77,7 @@ def reset(job_path: str) -> None:
 
 
 def read_notice(job_path: str) -> str | None:
-    try:
-        with open(notice_path(job_path), encoding="utf-8") as source:
-            return source.read().strip() or None
-    except FileNotFoundError:
-        return None
+    return read_note(notice_path(job_path))
 
 
 class PeerWatch:
@@ -172,14 +170,8 @@ class PeerWatch:
             host, pid = "?", "?"
         message = (f"rank {rank} on host {host} (pid {pid}) {what} (--dead_rank_timeout {self.timeout_s:g} s): "
                    "it died or hangs, so the job cannot finish")
-        try:
-            fd = os.open(notice_path(self.job_path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return read_notice(self.job_path) or message
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(message + "\n")
-        self.wrote_notice = True
-        return message
+        self.wrote_notice = write_note_once(notice_path(self.job_path), message)
+        return message if self.wrote_notice else read_notice(self.job_path) or message
 
     def _lose(self, message: str) -> None:
         self.lost = message

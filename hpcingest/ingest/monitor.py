@@ -106,6 +106,12 @@ def stop_path(job_path: str) -> str:
     return os.path.join(job_path, "stop")
 
 
+def request_stop(job_path: str, why: str = "") -> None:
+    """Ask every rank of the job to stop (each rank's monitor looks for this file every beat)."""
+    with open(os.open(stop_path(job_path), os.O_WRONLY | os.O_CREAT, 0o600), "w") as out:
+        out.write(f"{time.time()} {why}".rstrip() + "\n")
+
+
 def clear_progress(job_path: str) -> None:
     """Rank 0, before a run's ranks start reporting: the reports of earlier runs go."""
     directory = progress_dir(job_path)

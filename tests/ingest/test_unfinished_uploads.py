@@ -9,14 +9,13 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
 from irods.models import Collection, DataObject
 
 from hpcingest.zone.testing import start_zone
-from tests.ingest.conftest import HANDLERS, OLD_HANDLERS, catalog, start
+from tests.ingest.conftest import HANDLERS, OLD_HANDLERS, start
 from tests.ingest.test_put import read_object
 from tests.ingest.test_register import ok
 from tests.launchers import hpcingest_argv
@@ -122,6 +121,14 @@ def wait_for_a_write(zone, target: str, process: subprocess.Popen, limit: float 
     raise AssertionError(f"no upload was seen in progress (exit status {process.poll()})")
 
 
+def start_put(zone, src, target: str, jobs, job: str) -> tuple[list[str], subprocess.Popen]:
+    """A one-process PUT job in the background; its command, to run it again."""
+    command = hpcingest_argv("start", str(src), target, "--event_handler", os.path.join(OLD_HANDLERS, "put.py"),
+                             "--job_name", job, "--job_dir", str(jobs), "--synchronous")
+    return command, subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     env={**os.environ, **zone.environ()})
+
+
 def test_kill_9_during_a_put_then_the_rerun_finishes_it(slow_zone, tmp_path):
     zone, target, jobs = slow_zone, f"{slow_zone.home}/killed", tmp_path / "jobs"
     src = tmp_path / "src"
@@ -129,10 +136,7 @@ def test_kill_9_during_a_put_then_the_rerun_finishes_it(slow_zone, tmp_path):
     contents = {f"big{i}": os.urandom(1024) * (BIG // 1024) for i in range(3)}
     for name, data in contents.items():
         (src / name).write_bytes(data)
-    command = hpcingest_argv("start", str(src), target, "--event_handler", os.path.join(OLD_HANDLERS, "put.py"),
-                             "--job_name", "k", "--job_dir", str(jobs), "--synchronous")
-    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           env={**os.environ, **zone.environ()})
+    command, job = start_put(zone, src, target, jobs, "k")
     try:
         wait_for_a_write(zone, target, job)
         job.send_signal(signal.SIGKILL)
@@ -155,10 +159,7 @@ def test_a_put_cut_short_in_a_running_job_leaves_nothing_behind(slow_zone, tmp_p
     src = tmp_path / "src"
     src.mkdir()
     (src / "big").write_bytes(os.urandom(1024) * (BIG // 1024))
-    command = hpcingest_argv("start", str(src), target, "--event_handler", os.path.join(OLD_HANDLERS, "put.py"),
-                             "--job_name", "c", "--job_dir", str(jobs), "--synchronous")
-    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           env={**os.environ, **zone.environ()})
+    command, job = start_put(zone, src, target, jobs, "c")
     try:
         wait_for_a_write(zone, target, job)
         os.truncate(src / "big", 1024)
