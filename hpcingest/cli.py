@@ -166,6 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     tree.add_argument("--seed", type=int, default=0)
     tree.add_argument("--layout", choices=("balanced", "skewed"), default="balanced")
 
+    from hpcingest.serve.options import add_serve_parser
+
+    add_serve_parser(commands)
+
     commands.add_parser("zone", add_help=False, help="serve the built-in iRODS test zone (see `zone --help`)")
     return parser
 
@@ -215,6 +219,10 @@ def main(argv: list[str] | None = None) -> int:
         except JobError as err:
             print(f"hpcingest {args.command}: error: {err}", file=sys.stderr)
             return 2
+    if args.command == "serve":
+        from hpcingest.serve.main import run as serve
+
+        return serve(args)
     if args.command == "demo":
         from hpcingest import demo
 

@@ -92,6 +92,9 @@ def check_metrics_file(path: str | None) -> str | None:
     if not path:
         raise ConfigError("--metrics_file is empty: give a file name (e.g. /var/lib/node_exporter/hpcingest.prom)")
     path = os.path.abspath(path)
+    if not path.endswith(".prom"):
+        raise ConfigError(f"--metrics_file {path} must end in .prom: node_exporter's textfile collector reads "
+                          "only *.prom files")
     directory = os.path.dirname(path)
     if not os.path.isdir(directory) or not os.access(directory, os.W_OK | os.X_OK):
         raise ConfigError(f"--metrics_file {path}: directory {directory} does not exist or is not writable")
