@@ -20,6 +20,7 @@ from hpcingest.ingest.failures import Failure
 from hpcingest.ingest.monitor import stop_path
 from hpcingest.jobctl import _last_profiled_pass, _mtime, _remove_job_directory
 from hpcingest.jobdir import JobDirectory, JobError, check_job_name, check_private, write_private
+from hpcingest.joblock import JobLock, JobLocked
 from hpcingest.serve import slurm
 from hpcingest.serve.launchers import LaunchError, LocalLauncher, SlurmLauncher, local_run_alive
 from hpcingest.serve.metrics import exposition, registry_for
@@ -125,12 +126,25 @@ class JobService:
         except JobError as err:
             raise ServiceError(403, str(err)) from None
         view = self.status(name)
-        if view["state"] not in ACTIVE:
-            if not _remove_job_directory(job, _mtime(job.record_path)):
-                raise ServiceError(409, f"job {name!r} changed while it was being removed; try again")
+        if view["state"] not in ACTIVE and self._remove(job):
             return None
         self._stop(job)
         return self.status(name)
+
+    @staticmethod
+    def _remove(job: JobDirectory) -> bool:
+        """Removes an ended job's directory, unless a run holds its lock (then it is not ended)."""
+        lock = JobLock(job.path, job.name)
+        try:
+            lock.acquire()
+        except JobLocked:
+            return False
+        try:
+            if not _remove_job_directory(job, _mtime(job.record_path)):
+                raise ServiceError(409, f"job {job.name!r} changed while it was being removed; try again")
+        finally:
+            lock.release()
+        return True
 
     def _stop(self, job: JobDirectory) -> None:
         submission = load_submission(job)

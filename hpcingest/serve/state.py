@@ -174,6 +174,8 @@ def _state(info: dict | None, submission: Submission | None, slurm: SlurmView, s
     if status == "died":
         return _ended(stopping, "the ranks stopped reporting (killed, or a node was lost): "
                                 f"`hpcingest resume {job.name}` finishes the pass", job, submission)
+    if status in ("finished", "failed") and periodic_run_goes_on(job):
+        return "running", "between passes"  # the moment between a pass's end and the wait for the next
     if status is not None:
         if stopping:
             return "stopped", "stopped on request"
@@ -197,6 +199,18 @@ def _state(info: dict | None, submission: Submission | None, slurm: SlurmView, s
     if local_run_alive(submission):
         return "running", "starting"
     return _ended(stopping, "the local run ended before the ingest began", job, submission)
+
+
+def periodic_run_goes_on(job: JobDirectory) -> bool:
+    """Whether a periodic job's run (`start --interval`, all passes in one process) is still
+    alive although its record says the last pass ended: it records the end of a pass before it
+    records that it waits for the next."""
+    from hpcingest.ingest.job import job_is_alive
+
+    try:
+        return job.load().periodic and job_is_alive(job)
+    except JobError:
+        return False
 
 
 def _ended(stopping: bool, why: str, job: JobDirectory, submission: Submission | None) -> tuple[str, str]:
