@@ -27,7 +27,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: now
 .failed { background: #cf222e; } .stopped { background: #57606a; }
 .bar { position: relative; width: 220px; height: 16px; background: #e3e6ea; border-radius: 3px; overflow: hidden; }
 .fill { position: absolute; left: 0; top: 0; bottom: 0; background: #1f6feb; }
-.done .fill, .fill.done { background: #1a7f37; }
+.fill.done { background: #1a7f37; } .fill.failed { background: #cf222e; } .fill.stopped { background: #8c959f; }
 .fill.unknown { width: 30%; animation: slide 1.4s linear infinite; opacity: .6; }
 @keyframes slide { from { left: -30%; } to { left: 100%; } }
 .bartext { font-size: 12px; color: #5b6673; }
@@ -65,7 +65,7 @@ _SCRIPT = """
     let text = number(p.entries) + " entries";
     if (p.percent !== null && p.percent !== undefined) {
       fill.style.width = p.percent + "%";
-      if (job.state === "done") fill.classList.add("done");
+      if (job.state !== "running" && job.state !== "pending") fill.classList.add(job.state);
       text = number(p.entries) + " / " + number(p.total) + " (" + p.percent.toFixed(1) + "%)";
     } else if (job.state === "running") {
       fill.classList.add("unknown");
@@ -111,7 +111,7 @@ _SCRIPT = """
       const timeline = cell(row);
       if (job.profile) link(timeline, "job/" + encodeURIComponent(job.job_name) + "/profile", "timeline");
       else timeline.textContent = "\\u2014";
-      cell(row, (job.source || "") + " \\u2192 " + (job.target || ""), "path");
+      cell(row, job.source ? job.source + " \\u2192 " + job.target : "", "path");
       body.appendChild(row);
     }
     document.getElementById("empty").hidden = jobs.length > 0;
