@@ -58,7 +58,8 @@ class IngestSummary:
     def counters_for_record(self) -> dict:
         return {"files": self.entries, "created": sum(self.created.values()), "updated": sum(self.updated.values()),
                 "unchanged": self.unchanged, "failures": self.failed, "skipped": self.skipped,
-                "retries": self.retries, "too_young": self.too_young, "bytes": self.bytes_put, "bytes_registered": self.bytes_registered,
+                "retries": self.retries, "too_young": self.too_young, "bytes": self.bytes_put,
+                "bytes_registered": self.bytes_registered,
                 "elapsed_s": self.elapsed_s}
 
     def to_text(self) -> str:

@@ -82,7 +82,8 @@ class SlurmLauncher:
         except (OSError, subprocess.TimeoutExpired) as err:
             raise LaunchError(f"sbatch could not be run: {err}") from None
         if result.returncode != 0:
-            raise LaunchError(f"Slurm refused the job: {result.stderr.strip() or f'sbatch exit status {result.returncode}'}")
+            why = result.stderr.strip() or f"sbatch exit status {result.returncode}"
+            raise LaunchError(f"Slurm refused the job: {why}")
         job_id = result.stdout.strip().split(";")[0]
         return Submission(job_name=spec.name, launcher=self.kind, submitted=time.time(), interval=spec.interval,
                           ranks=ranks, slurm_job_id=job_id, output=os.path.join(job.path, f"slurm-{job_id}.out"))

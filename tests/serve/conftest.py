@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from tests.ingest.conftest import HANDLERS
 from tests.launchers import HANG_GUARD_S, hpcingest_argv
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -158,6 +159,20 @@ def stop_all(running: Service) -> None:
             if view["state"] in ("pending", "running"):
                 running.request("DELETE", f"/job/{view['job_name']}")
     running.stop()
+
+
+def flat_tree(path, files: int):
+    """A directory of ``files`` one-byte files."""
+    path.mkdir()
+    for i in range(files):
+        (path / f"f{i}").write_bytes(b"x")
+    return path
+
+
+def handler_text(name: str) -> str:
+    """A test handler's source, to send as event_handler_data."""
+    with open(os.path.join(HANDLERS, name)) as f:
+        return f.read()
 
 
 def write_yaml(path, **keys) -> str:

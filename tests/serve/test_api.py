@@ -10,10 +10,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from hpcingest import sample
-from tests.ingest.conftest import HANDLERS, catalog, source_view
+from tests.ingest.conftest import catalog, source_view
 from tests.landing_zone import Writer, check_landed_once, landed, pass_summaries, wait_for, write_through_passes
 from tests.launchers import hpcingest_argv
-from tests.serve.conftest import Service, service_environment, stop_all, write_yaml
+from tests.serve.conftest import Service, flat_tree, handler_text, service_environment, stop_all, write_yaml
 
 TOKEN_MARKER = "handler-text-marker-7d41"
 HANDLER = f"""# {TOKEN_MARKER}
@@ -83,9 +83,7 @@ def job_directories(service: Service) -> list[str]:
 
 
 def test_bad_requests_get_their_status_and_leave_nothing_behind(service, zone, tmp_path):
-    tree = tmp_path / "tree"
-    tree.mkdir()
-    (tree / "f").write_bytes(b"x")
+    tree = flat_tree(tmp_path / "tree", 1)
     good = f"root: {tree}\ntarget: {zone.home}/bad{os.getpid()}\n".encode()
     assert service.request("PUT", "/job/kept", good).status == 201
     service.wait_for("kept", ("done",))
@@ -159,14 +157,10 @@ def test_a_restarted_service_still_reports_the_running_job_until_it_finishes(slo
 
 
 def test_failures_are_paged(service, zone, tmp_path):
-    tree = tmp_path / "tree"
-    tree.mkdir()
-    for i in range(7):
-        (tree / f"f{i}").write_bytes(b"x")
-    with open(os.path.join(HANDLERS, "failing.py")) as f:
-        handler = f.read()
-    service.curl_put("failing", write_yaml(tmp_path / "job.yaml", root=str(tree), target=f"{zone.home}/fail{os.getpid()}",
-                                           event_handler_data=handler))
+    tree = flat_tree(tmp_path / "tree", 7)
+    target = f"{zone.home}/fail{os.getpid()}"
+    service.curl_put("failing", write_yaml(tmp_path / "job.yaml", root=str(tree), target=target,
+                                           event_handler_data=handler_text("failing.py")))
     view = service.wait_for("failing", ("failed",))
     assert view["failures"] == 7 and "7 entries failed" in view["reason"]
     pages = [service.request("GET", f"/job/failing/failures?offset={offset}&limit=3").json()
@@ -186,8 +180,7 @@ def test_a_landing_zone_through_the_service(service, zone, tmp_path):
     src, log = tmp_path / "landing", tmp_path / "hooks"
     src.mkdir()
     growing = str(src / "growing.dat")
-    with open(os.path.join(HANDLERS, "counting.py")) as f:
-        handler = f.read().replace('os.environ.get("OPERATION", "REGISTER_SYNC")', '"PUT_SYNC"')
+    handler = handler_text("counting.py").replace('os.environ.get("OPERATION", "REGISTER_SYNC")', '"PUT_SYNC"')
     handler = handler.replace('os.environ["HOOK_LOG"]', repr(str(log)))
     target, interval = f"{zone.home}/served_landing{os.getpid()}", 2
     service.curl_put("landing", write_yaml(tmp_path / "job.yaml", root=str(src), target=target, interval=interval,

@@ -8,8 +8,7 @@ import os
 
 from hpcingest import sample
 from tests.browser import HANG_GUARD_S, as_rgb255, assert_no_console_errors, matches
-from tests.ingest.conftest import HANDLERS
-from tests.serve.conftest import Service, service_environment, stop_all, write_yaml
+from tests.serve.conftest import Service, flat_tree, handler_text, service_environment, stop_all, write_yaml
 
 HOSTILE = "<img src=x onerror=document.title='pwned'>"
 COLOURS = {"running": "#1f6feb", "done": "#1a7f37", "failed": "#cf222e"}
@@ -39,16 +38,11 @@ def test_the_status_page_shows_every_job_and_follows_a_running_one(browser, slow
     zone = slow_zone
     service = Service(tmp_path, service_environment(zone, tmp_path)).start()
     try:
-        small = tmp_path / HOSTILE
-        small.mkdir()
-        for i in range(3):
-            (small / f"f{i}").write_bytes(b"x")
-        with open(os.path.join(HANDLERS, "failing.py")) as f:
-            failing = f.read()
+        small = flat_tree(tmp_path / HOSTILE, 3)
         service.curl_put("small", write_yaml(tmp_path / "a.yaml", root=str(small), target=f"{zone.home}/pg_a",
                                              profile=True))
         service.curl_put("broken", write_yaml(tmp_path / "b.yaml", root=str(small), target=f"{zone.home}/pg_b",
-                                              event_handler_data=failing))
+                                              event_handler_data=handler_text("failing.py")))
         service.wait_for("small", ("done",))
         service.wait_for("broken", ("failed",))
         big = tmp_path / "big"
