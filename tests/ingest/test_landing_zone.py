@@ -44,3 +44,20 @@ def test_a_file_written_for_longer_than_an_interval_lands_once_complete(zone, tm
     check_landed_once(zone, f"{target}/growing.dat", growing, str(log), str(jobs / "lz"))
     check_landed_once(zone, f"{target}/earlier.dat", str(src / "earlier.dat"), str(log), str(jobs / "lz"))
     assert b"too young (left for a later pass)" in out
+
+
+def test_an_old_mtime_does_not_make_a_fresh_file_old(zone, tmp_path):
+    """A writer that sets an old mtime (touch -d, cp -p, rsync -t) while the file is still being
+    written: the file's ctime says it just changed, so it waits."""
+    src, jobs = tmp_path / "landing", tmp_path / "jobs"
+    src.mkdir()
+    (src / "backdated.dat").write_bytes(b"still being written")
+    os.utime(src / "backdated.dat", (86400, 86400))  # 2 January 1970
+    target = f"{zone.home}/backdated{os.getpid()}"
+    result = subprocess.run(Launcher("mpiexec", 2).command(hpcingest_argv(
+        "start", str(src), target, "--job_dir", str(jobs), "--job_name", "old", "--min_age", "3600",
+        "--synchronous")), capture_output=True, env={**os.environ, **zone.environ()}, timeout=600)
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    (summary,) = pass_summaries(str(jobs / "old"))
+    assert (summary["too_young"], summary["failed"], sum(summary["created"].values())) == (1, 0, 0)
+    assert landed(zone, f"{target}/backdated.dat", str(src / "backdated.dat")) is None
