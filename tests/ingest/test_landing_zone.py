@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 
@@ -61,3 +62,7 @@ def test_an_old_mtime_does_not_make_a_fresh_file_old(zone, tmp_path):
     (summary,) = pass_summaries(str(jobs / "old"))
     assert (summary["too_young"], summary["failed"], sum(summary["created"].values())) == (1, 0, 0)
     assert landed(zone, f"{target}/backdated.dat", str(src / "backdated.dat")) is None
+    listing = subprocess.run(hpcingest_argv("list", "--job_dir", str(jobs)), capture_output=True, text=True,
+                             timeout=300)
+    (job,) = json.loads(listing.stdout)["singlepass"]
+    assert (job["status"], job["too_young"], job["failures"]) == ("finished", 1, 0)
