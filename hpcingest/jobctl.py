@@ -63,6 +63,7 @@ def describe(job: JobDirectory, chain: Chain | None = None) -> dict:
         "bytes_registered": progress.bytes_registered if reported else counters.get("bytes_registered", 0),
         "failures": progress.failed if reported else counters.get("failures", 0),
         "retries": progress.retries if reported else counters.get("retries", 0),
+        "too_young": progress.too_young if reported else counters.get("too_young", 0),
         "elapsed_time": round(elapsed, 3), "start_time": record.start_time,
         "rate": round(progress.entries / pass_elapsed, 1) if live and pass_elapsed else 0.0,
         "ranks": ranks,

@@ -53,6 +53,8 @@ class IngestConfig:
     s3: S3Settings | None = None  # an S3 source: root is b"/bucket/prefix"; holds the secret in memory only
     max_rate: float | None = None  # entries per second for the whole job
     dead_rank_timeout_s: float = 60.0  # a rank silent this long ends the job (hpcingest.ingest.liveness)
+    min_age: float | None = None  # landing zones: entries changed less than this many seconds ago wait
+    metrics_file: str | None = None  # Prometheus textfile (node_exporter) rank 0 keeps up to date
     warnings: list[str] = field(default_factory=list)
 
     def options_for_record(self) -> dict:
@@ -64,7 +66,8 @@ class IngestConfig:
                 "irods_connections": self.irods_connections, "checksum": self.checksum,
                 "verify_checksum": self.verify_checksum, "log": self.log, "profile": self.profile,
                 "s3": self.s3.public_options() if self.s3 is not None else None, "max_rate": self.max_rate,
-                "dead_rank_timeout": self.dead_rank_timeout_s}
+                "dead_rank_timeout": self.dead_rank_timeout_s, "min_age": self.min_age,
+                "metrics_file": self.metrics_file}
 
 
 def check_target(target: str) -> str:
@@ -79,6 +82,25 @@ def check_target(target: str) -> str:
     if normalised == "/":
         raise ConfigError("target collection '/': Root may only contain collections which represent zones")
     return normalised
+
+
+def check_metrics_file(path: str | None) -> str | None:
+    """--metrics_file: its directory must exist and be writable (the file is replaced there
+    atomically, through a temporary file beside it, as node_exporter's textfile collector needs)."""
+    if path is None:
+        return None
+    if not path:
+        raise ConfigError("--metrics_file is empty: give a file name (e.g. /var/lib/node_exporter/hpcingest.prom)")
+    path = os.path.abspath(path)
+    if not path.endswith(".prom"):
+        raise ConfigError(f"--metrics_file {path} must end in .prom: node_exporter's textfile collector reads "
+                          "only *.prom files")
+    directory = os.path.dirname(path)
+    if not os.path.isdir(directory) or not os.access(directory, os.W_OK | os.X_OK):
+        raise ConfigError(f"--metrics_file {path}: directory {directory} does not exist or is not writable")
+    if os.path.isdir(path):
+        raise ConfigError(f"--metrics_file {path} is a directory")
+    return path
 
 
 def read_handler(path: str | None) -> tuple[str | None, str | None]:
@@ -113,6 +135,10 @@ def build_config(args) -> IngestConfig:
         raise ConfigError("--dead_rank_timeout must be at least 1 second")
     if not args.irods_retry_seconds > 0:
         raise ConfigError("--irods_retry_seconds must be a positive number of seconds")
+    min_age = args.min_age
+    if min_age is not None and not min_age >= 0:
+        raise ConfigError("--min_age must be a number of seconds (0 or more)")
+    metrics_file = check_metrics_file(args.metrics_file)
     target = check_target(args.target)
     exclusions = Exclusions.parse(args.exclude_file_type, args.exclude_file_name, args.exclude_directory_name)
     root, s3 = check_source(args)
@@ -131,4 +157,5 @@ def build_config(args) -> IngestConfig:
         irods_connections=args.irods_connections, checksum=args.checksum, verify_checksum=args.verify_checksum,
         log=log_options(args).as_mapping(),
         profile=args.profile, dead_rank_timeout_s=args.dead_rank_timeout, warnings=warnings,
+        min_age=min_age or None, metrics_file=metrics_file,
     )

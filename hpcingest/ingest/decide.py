@@ -2,7 +2,8 @@
 
 Kept pure (no I/O) so the rules are tested on their own.  ``previous`` is the last sync
 time the state recorded (None with --ignore_cache or on a first pass); ``exists`` is what the batched
-catalog query found (None when --initial_ingest skipped it).
+catalog query found (None when --initial_ingest skipped it).  ``too_young`` is the landing-zone rule
+of ``--min_age``.
 """
 
 from __future__ import annotations
@@ -30,3 +31,11 @@ def classify(mtime: float, ctime: float, previous: float | None, exists: bool | 
     if previous is None or mtime >= previous:
         return Change.CONTENT
     return Change.METADATA
+
+
+def too_young(ctime: float, now: float, min_age: float | None) -> bool:
+    """Whether an entry changed less than ``min_age`` seconds ago (--min_age), so a file an
+    instrument may still be writing is left for a later pass.  The change time is the ctime:
+    every write moves it, and unlike the mtime no one can set it back (``touch -d``, ``cp -p``,
+    ``rsync -t``), so a file given an old mtime while it is still written is not taken for old."""
+    return bool(min_age) and now - ctime < min_age

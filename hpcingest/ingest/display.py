@@ -99,7 +99,7 @@ def render(progress: Progress, ranks: int, rate: float, total: int | None) -> st
     if progress.bytes or not progress.bytes_registered:
         parts.append(f"{progress.bytes / 2**20:,.1f} MiB uploaded")
     parts += [f"{rate:,.0f} entries/s", f"{progress.failed:,} failed", f"{progress.skipped:,} skipped",
-              f"{ranks} ranks"]
+              *([f"{progress.too_young:,} too young"] if progress.too_young else []), f"{ranks} ranks"]
     if total:
         parts.append(f"{min(100.0, 100.0 * progress.entries / total):.1f}%")
         if progress.entries < total:

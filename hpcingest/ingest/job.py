@@ -256,7 +256,8 @@ def run(comm, args, argv: list[str] | None = None) -> int:
 
     with StopOnSignals(jobdir.path, stop) as signals, \
             liveness.PeerWatch(jobdir.path, rank, comm.Get_size(), config.dead_rank_timeout_s, lost,
-                               lambda message, wrote: leave_lost(jobdir, message, wrote)) as watch:
+                               lambda message, wrote: leave_lost(jobdir, message, wrote)) as watch, \
+            metrics_file(config, jobdir, rank):
         try:
             status = run_passes(comm, setup, jobdir, stop, abort, signals)
         except EngineAborted:
@@ -265,6 +266,15 @@ def run(comm, args, argv: list[str] | None = None) -> int:
         if signals.exit_code is not None and rank == 0:
             return signals.exit_code
         return status
+
+
+def metrics_file(config: IngestConfig, jobdir: JobDirectory, rank: int):
+    """`start --metrics_file F`: rank 0 keeps F up to date for node_exporter (hpcingest.serve.metrics)."""
+    if config.metrics_file is None or rank != 0:
+        return contextlib.nullcontext()
+    from hpcingest.serve.metrics import MetricsFile
+
+    return MetricsFile(config.metrics_file, jobdir)
 
 
 def run_passes(comm, setup: JobSetup, jobdir: JobDirectory, stop: threading.Event, abort: threading.Event,

@@ -67,9 +67,12 @@ class Progress:
 
     entries: int = 0
     ingested: int = 0  # created + updated
+    created: int = 0
+    updated: int = 0
     unchanged: int = 0
     failed: int = 0
     skipped: int = 0
+    too_young: int = 0  # --min_age: left for a later pass
     retries: int = 0
     bytes: int = 0  # uploaded (the PUT operations)
     bytes_registered: int = 0  # sizes of the files registered in place
@@ -84,8 +87,10 @@ class Progress:
     @classmethod
     def from_counters(cls, counters, walk: WalkCounts, pass_number: int, pass_start: float, pass_token: str,
                       ranks: int, done: bool = False) -> "Progress":
-        return cls(entries=counters.entries, ingested=sum(counters.created.values()) + sum(counters.updated.values()),
+        created, updated = sum(counters.created.values()), sum(counters.updated.values())
+        return cls(entries=counters.entries, ingested=created + updated, created=created, updated=updated,
                    unchanged=counters.unchanged, failed=counters.failed, skipped=counters.skipped,
+                   too_young=counters.too_young,
                    retries=counters.retries, bytes=counters.bytes_put, bytes_registered=counters.bytes_registered,
                    walk=WalkCounts(**asdict(walk)), time=time.time(), pass_number=pass_number,
                    pass_start=pass_start, done=done, pass_token=pass_token, ranks=ranks)
@@ -95,7 +100,8 @@ class Progress:
         return cls(**{**data, "walk": WalkCounts(**data.get("walk", {}))})
 
 
-_SUMMED = ("entries", "ingested", "unchanged", "failed", "skipped", "retries", "bytes", "bytes_registered")
+_SUMMED = ("entries", "ingested", "created", "updated", "unchanged", "failed", "skipped", "too_young", "retries",
+           "bytes", "bytes_registered")
 
 
 def progress_dir(job_path: str) -> str:

@@ -30,7 +30,7 @@ from hpcingest.handler import EventHandler
 from hpcingest.ingest.config import IngestConfig
 from hpcingest.ingest.content import FileContent, S3Content, removed_on_failure
 from hpcingest.ingest.deletion import DeletionSweep
-from hpcingest.ingest.decide import Change, classify, needs_catalog
+from hpcingest.ingest.decide import Change, classify, needs_catalog, too_young
 from hpcingest.ingest.catalog import CatalogObject, CatalogView, catalog_view
 from hpcingest.ingest.failures import Failure, FailureLog, describe_error, errno_name
 from hpcingest.ingest.halt import refused_registration_message, request_halt
@@ -97,6 +97,7 @@ class IngestCounters:
     collections_existing: int = 0
     failed: int = 0
     skipped: int = 0
+    too_young: int = 0  # changed less than --min_age ago: left for a later pass
     retries: int = 0
     bytes_put: int = 0
     bytes_registered: int = 0  # sizes of the files registered in place (created or updated)
@@ -214,10 +215,13 @@ class IngestSink:
                 self._ingest(*self._ready.popleft(), ctx)
 
     def _ingest(self, batch: EntryBatch, started: float, previous, ctx: WorkContext) -> None:
-        troubles = self.counters.failed + self.counters.skipped
+        counters = self.counters
+        troubles = counters.failed + counters.skipped + counters.too_young
         if not self.halted:
             self._ingest_entries(batch, started, previous, ctx)
-        ok = batch.errors == 0 and self.counters.failed + self.counters.skipped == troubles and not self.halted
+        # a batch that left an entry (failed, skipped, too young) is looked at again when the pass resumes
+        ok = batch.errors == 0 and counters.failed + counters.skipped + counters.too_young == troubles \
+            and not self.halted
         self.state.batch_done(ctx, batch.directory, ok)
 
     def _ingest_entries(self, batch: EntryBatch, started: float, previous, ctx: WorkContext) -> None:
@@ -233,6 +237,8 @@ class IngestSink:
             batch = EntryBatch(batch.directory, [batch.names[i] for i in keep], [batch.stats[i] for i in keep],
                                batch.excluded, batch.errors)
         pending = batch.entries()
+        if self.config.min_age:
+            pending = self._leave_young(pending)
         names = {e.relpath: logical_path(self.config.target, self.config.root, e.relpath, self.char_map)
                  for e in pending}
         unreadable = [e for e in pending if e.type is EntryType.REGULAR and not self._readable(e)]
@@ -256,6 +262,20 @@ class IngestSink:
             if operation is not None:
                 done.append((entry.name, synced, operation))
         self.state.record(ctx, batch.directory, done)
+
+    def _leave_young(self, pending: list[Entry]) -> list[Entry]:
+        """--min_age: entries changed too recently are neither ingested nor recorded as synced,
+        so a later pass takes them once they are complete.  Directories are always taken: the
+        collections must exist for what they hold."""
+        now, min_age = time.time(), self.config.min_age
+        young = [e.type is not EntryType.DIRECTORY and too_young(e.ctime, now, min_age) for e in pending]
+        if not any(young):
+            return pending
+        self.counters.too_young += sum(young)
+        if self._log_per_file:
+            for entry in compress(pending, young):
+                self.logger.info("too_young", path=self._source(entry), min_age=min_age)
+        return [e for e, is_young in zip(pending, young) if not is_young]
 
     def _register_new_files(self, pending: list[Entry], names: dict[bytes, LogicalName], catalog: CatalogView,
                             synced: float, done: list, ctx: WorkContext) -> list[Entry]:

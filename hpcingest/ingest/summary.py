@@ -49,6 +49,7 @@ class IngestSummary:
     steals: int = 0
     deleted_objects: int = 0
     deleted_collections: int = 0
+    too_young: int = 0  # --min_age: changed too recently, left for a later pass
     profile: str | None = None  # where `hpcingest profile` finds this pass's recording
 
     def to_json(self) -> str:
@@ -57,7 +58,8 @@ class IngestSummary:
     def counters_for_record(self) -> dict:
         return {"files": self.entries, "created": sum(self.created.values()), "updated": sum(self.updated.values()),
                 "unchanged": self.unchanged, "failures": self.failed, "skipped": self.skipped,
-                "retries": self.retries, "bytes": self.bytes_put, "bytes_registered": self.bytes_registered,
+                "retries": self.retries, "too_young": self.too_young, "bytes": self.bytes_put,
+                "bytes_registered": self.bytes_registered,
                 "elapsed_s": self.elapsed_s}
 
     def to_text(self) -> str:
@@ -81,7 +83,8 @@ class IngestSummary:
             f"bytes uploaded {self.bytes_put:,}  bytes registered {self.bytes_registered:,}  catalog queries {self.catalog_queries:,}  "
             f"ranks with iRODS connections {self.ranks_with_connections}"
             + (f"  directories finished before the resume {self.directories_resumed:,}"
-               if self.directories_resumed else ""),
+               if self.directories_resumed else "")
+            + (f"  too young (left for a later pass) {self.too_young:,}" if self.too_young else ""),
             *self._api_lines(),
             *([f"profile recorded: `hpcingest profile {self.job_name}` draws it"] if self.profile else []),
         ])
@@ -132,6 +135,7 @@ def summarize(comm, config: IngestConfig, outcome) -> IngestSummary | None:
         irods_calls={api: latency.summary() for api, latency in sorted(calls.items())},
         steals=sum(p[1] for p in parts), profile=outcome.profile_dir,
         deleted_objects=total["deleted_objects"], deleted_collections=total["deleted_collections"],
+        too_young=total["too_young"],
     )
 
 
