@@ -17,9 +17,9 @@ import uuid
 from itertools import islice
 
 from hpcingest.ingest.failures import Failure
-from hpcingest.ingest.monitor import stop_path
+from hpcingest.ingest.monitor import request_stop
 from hpcingest.jobctl import _last_profiled_pass, _mtime, _remove_job_directory
-from hpcingest.jobdir import JobDirectory, JobError, check_job_name, check_private, write_private
+from hpcingest.jobdir import JobDirectory, JobError, check_job_name, check_private
 from hpcingest.joblock import JobLock, JobLocked
 from hpcingest.serve import slurm
 from hpcingest.serve.launchers import LaunchError, LocalLauncher, SlurmLauncher, local_run_alive
@@ -160,7 +160,7 @@ class JobService:
         record = job.load() if job.exists() else None
         if record is not None and record.status in ("running", "waiting"):
             # the pass is under way: its ranks finish their current item, checkpoint and record it
-            write_private(stop_path(job.path), f"{time.time()}\n")
+            request_stop(job.path, "DELETE")
             return
         if record is not None:
             job.update(status="stopped")  # as `hpcingest stop` records a job that was not running
