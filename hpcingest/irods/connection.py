@@ -22,9 +22,11 @@ import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
-from . import timing
-from .errors import (IrodsConnectionError, auth_error, is_auth_failure, is_connection_lost,
-                     operation_error)
+from hpcingest import waits
+
+from . import refusal, timing
+from .errors import (IrodsAgentRefused, IrodsConnectionError, auth_error, is_auth_failure, is_connection_lost,
+                     operation_error, refusal_in)
 from .settings import IrodsSettings
 
 if TYPE_CHECKING:
@@ -69,6 +71,7 @@ class ConnectionStats:
     retries: int = 0  # calls re-sent after a loss (the server may have seen the first one)
     idle_disconnects: int = 0
     calls: int = 0
+    agents_refused: int = 0  # logins the server answered without starting an agent
 
 
 class _Backoff:
@@ -135,6 +138,7 @@ class IrodsConnection:
         backoff = _Backoff(self.retry)
         sends = 0
         lost = False
+        first_loss = 0.0
         with self._lock:
             self._stats.calls += 1
             while True:
@@ -156,6 +160,7 @@ class IrodsConnection:
                     self._classify(exc, identity, after_retry=sends > 1)
                     lost = True
                     self._stats.connection_losses += 1
+                    self._stats.agents_refused += refusal_in(exc) is not None
                     self._discard(identity)
                     delay = backoff.next_delay()
                     if delay is None:
@@ -164,7 +169,23 @@ class IrodsConnection:
                             f"{self.retry.budget_seconds:g} s ({backoff.attempts} attempts): {exc}") from exc
                     log.warning("iRODS connection to %s lost (%s); reconnecting in %.2f s",
                                 self._where(identity), exc, delay)
-                    self._lock.wait(delay)  # releases the lock so the reaper is never starved
+                    first_loss = first_loss or time.time()
+                    with waits.board.waiting(f"iRODS at {self._where(identity)}, retrying: {exc}", first_loss):
+                        self._lock.wait(delay)  # releases the lock so the reaper is never starved
+
+    def connect(self) -> None:
+        """Log in now, once, without retrying: how a rank learns at the start of a pass whether
+        the server gives it an agent (raises IrodsAgentRefused when not; the session is kept)."""
+        identity = self._default_identity
+        with self._lock:
+            try:
+                self._session_for(identity)
+            except IrodsAgentRefused:
+                self._stats.agents_refused += 1
+                raise
+            except Exception as exc:
+                self._classify(exc, identity, after_retry=False)  # authentication and iRODS errors
+                raise IrodsConnectionError(f"cannot reach {self._where(identity)}: {exc}") from exc
 
     def _classify(self, exc: Exception, identity: Identity, after_retry: bool) -> None:
         """Raise the right error for anything but a lost connection (which the caller recovers from)."""
@@ -239,6 +260,7 @@ class IrodsConnection:
         from irods.session import iRODSSession  # here: a rank that never connects never loads PRC
 
         timing.install()  # every session this package opens feeds the per-API latencies
+        refusal.install()  # a server that starts no agent says so, instead of looking like a network failure
         user, zone = identity
         options = self.settings.session_options()
         if identity != (self.settings.user, self.settings.zone):

@@ -277,7 +277,7 @@ def test_the_agent_past_the_catalogs_database_connections_is_refused_as_irods_re
         with zone.session() as first, zone.session() as second:
             first.collections.get(zone.home)
             second.collections.get(zone.home)
-            with zone.session() as third, pytest.raises(ex.NetworkException, match="Could not receive"):
+            with zone.session() as third, pytest.raises(ex.NetworkException):
                 third.collections.get(zone.home)
             sock, version = _startup(zone)
             with sock:
