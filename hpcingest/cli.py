@@ -79,7 +79,9 @@ def add_start_parser(commands) -> None:
     start.add_argument("--irods_idle_disconnect_seconds", type=int, default=60, metavar="N",
                        help="disconnect from iRODS after N idle seconds, reconnect when needed (default 60)")
     start.add_argument("--irods_connections", type=int, metavar="K",
-                       help="at most K ranks hold iRODS connections (default: every rank)")
+                       help="at most K ranks hold iRODS connections, each an agent with a catalog database "
+                            "connection on the server; the others send them their batches (default 16; see "
+                            "\"Sizing --irods_connections\" in the README)")
     start.add_argument("--checksum", action="store_true", help="have the server compute and store checksums")
     start.add_argument("--verify_checksum", action="store_true",
                        help="verify each PUT end to end; a mismatch is a failure")

@@ -116,13 +116,20 @@ def exscan_sum(comm, value: int) -> int:
     return 0 if comm.Get_rank() == 0 else int(recv[0])
 
 
+def allgather_int(comm, value: int) -> list[int]:
+    """Every rank's ``value`` (a 64-bit integer), in rank order, on every rank."""
+    from mpi4py import MPI
+
+    values = array("q", bytes(8 * comm.Get_size()))
+    wait(comm.Iallgather([array("q", [value]), MPI.INT64_T], [values, MPI.INT64_T]))
+    return list(values)
+
+
 def node_peers(comm) -> list[int]:
     """Ranks sharing this rank's host (by processor name), this rank excluded."""
     from mpi4py import MPI
 
     digest = hashlib.blake2b(MPI.Get_processor_name().encode(), digest_size=7).digest()
-    key = array("q", [int.from_bytes(digest, "little")])
-    keys = array("q", bytes(8 * comm.Get_size()))
-    wait(comm.Iallgather([key, MPI.INT64_T], [keys, MPI.INT64_T]))
+    key = int.from_bytes(digest, "little")
     me = comm.Get_rank()
-    return [r for r, k in enumerate(keys) if k == key[0] and r != me]
+    return [r for r, k in enumerate(allgather_int(comm, key)) if k == key and r != me]
