@@ -9,6 +9,7 @@ second.  These helpers start the non-blocking form and poll it with a growing sl
 from __future__ import annotations
 
 import hashlib
+import os
 import pickle
 import time
 from array import array
@@ -123,6 +124,11 @@ def allgather_int(comm, value: int) -> list[int]:
     values = array("q", bytes(8 * comm.Get_size()))
     wait(comm.Iallgather([array("q", [value]), MPI.INT64_T], [values, MPI.INT64_T]))
     return list(values)
+
+
+def oversubscription(local_ranks: int) -> float:
+    """How many ranks share each CPU of this node (1 when each has its own, or more)."""
+    return max(1.0, local_ranks / (os.cpu_count() or 1))
 
 
 def node_peers(comm) -> list[int]:

@@ -16,7 +16,9 @@ its login for the whole pass.  A rank without a connection sends each batch to a
 rank (round robin, starting with the nearest one below it), where it becomes work that is never
 stolen; the connected rank acknowledges it once ingested.  A sender keeps at most ``window``
 unacknowledged batches per connected rank, so a fast walk cannot pile up unbounded work in
-front of slow registrations.
+front of slow registrations.  A batch with subdirectories is ingested ahead of the rest, and its
+sender waits for it: the subdirectories are listed next, and their files may reach another
+connected rank, which needs their collections to exist.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ TAG_BATCH_DONE = FIRST_SERVICE_TAG + 11
 FORWARDED = b"I"[0]
 _ORIGIN = struct.Struct("<i")
 _KIND_BATCH = b"B"  # an EntryBatch to ingest
+_KIND_DIRECTORIES = b"D"  # one with subdirectories: ingested first, its sender waits for it
 _KIND_LISTING = b"L"  # a directory's complete listing, to sweep for deletions
 _MODE = attrgetter("st_mode")
 
@@ -87,6 +90,7 @@ class Funnel:
         self.window = window
         self._next = max(0, bisect.bisect_right(connected, rank) - 1)  # the nearest connected rank below
         self._in_flight: dict[int, int] = {}
+        self._directories_pending = False  # a batch with subdirectories is not ingested yet
         self.forwarded = 0
 
     def services(self) -> dict:
@@ -96,17 +100,18 @@ class Funnel:
         if self.has_connection:
             self.inner.consume(batch, ctx)
             return
-        dest = self._forward(_KIND_BATCH, (batch.directory, batch.names, batch.stats, batch.excluded,
-                                           batch.errors), ctx)
-        if any(map(stat.S_ISDIR, map(_MODE, batch.stats))):
-            # its subdirectories are listed as soon as this returns, and their batches may go to
-            # another connected rank: their collections must exist by then.  A connected rank
-            # acknowledges a batch with subdirectories once it has ingested it, and acknowledges
-            # in the order it received; nothing more goes there meanwhile, so this batch is done
-            # when nothing sent there is unacknowledged.
-            with waits.board.waiting(f"rank {dest} (connected to iRODS) to create the collections of the "
-                                     f"subdirectories of {batch.directory!r}"):
-                ctx.wait_until(lambda: self._in_flight[dest] == 0)
+        content = (batch.directory, batch.names, batch.stats, batch.excluded, batch.errors)
+        if not any(map(stat.S_ISDIR, map(_MODE, batch.stats))):
+            self._forward(_KIND_BATCH, content, ctx)
+            return
+        # its subdirectories are listed as soon as this returns, and their batches may go to
+        # another connected rank: their collections must exist by then.  The connected rank
+        # ingests such a batch ahead of the others it holds and says when it has.
+        self._directories_pending = True
+        dest = self._forward(_KIND_DIRECTORIES, content, ctx)
+        with waits.board.waiting(f"rank {dest} (connected to iRODS) to create the collections of the "
+                                 f"subdirectories of {batch.directory!r}"):
+            ctx.wait_until(lambda: not self._directories_pending)
 
     def wants_listing(self, directory: bytes) -> bool:
         return self.inner.wants_listing(directory)
@@ -151,14 +156,17 @@ class Funnel:
     def process_forwarded(self, item: bytes, ctx: WorkContext) -> None:
         (origin,) = _ORIGIN.unpack_from(item, 1)
         kind, content = item[1 + _ORIGIN.size:2 + _ORIGIN.size], pickle.loads(item[2 + _ORIGIN.size:])
-        if kind == _KIND_BATCH:
-            self.inner.consume(EntryBatch(*content), ctx)
-        else:
+        if kind == _KIND_LISTING:
             self.inner.directory_names(*content, ctx)
-        ctx.send(b"", origin, TAG_BATCH_DONE)
+        else:
+            self.inner.consume(EntryBatch(*content), ctx)  # synchronous for a batch with subdirectories
+        ctx.send(kind, origin, TAG_BATCH_DONE)
 
     def _receive_batch(self, payload: bytes, source: int, engine) -> None:
-        engine.push_local(bytes([FORWARDED]) + payload)
+        kind = payload[_ORIGIN.size:_ORIGIN.size + 1]
+        engine.push_local(bytes([FORWARDED]) + payload, first=kind == _KIND_DIRECTORIES)
 
     def _receive_done(self, payload: bytes, source: int, engine) -> None:
         self._in_flight[source] -= 1
+        if payload == _KIND_DIRECTORIES:
+            self._directories_pending = False
