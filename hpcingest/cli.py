@@ -82,6 +82,9 @@ def add_start_parser(commands) -> None:
                        help="at most K ranks hold iRODS connections, each an agent with a catalog database "
                             "connection on the server; the others send them their batches (default 16; see "
                             "\"Sizing --irods_connections\" in the README)")
+    start.add_argument("--stall_after", type=float, default=300.0, metavar="SECONDS",
+                       help="when no rank has made progress for this long, say so in `watch`, `list` and the "
+                            "log (job_stalled), with what the ranks wait for (default 300)")
     start.add_argument("--checksum", action="store_true", help="have the server compute and store checksums")
     start.add_argument("--verify_checksum", action="store_true",
                        help="verify each PUT end to end; a mismatch is a failure")

@@ -10,7 +10,7 @@ import time
 
 from hpcingest.ingest.display import ProgressDisplay
 from hpcingest.ingest.failures import read_report
-from hpcingest.ingest.monitor import read_progress, stop_path
+from hpcingest.ingest.monitor import read_progress, stall_report, stall_threshold, stop_path
 from hpcingest.jobdir import JobDirectory, JobError, default_job_root, list_jobs
 from hpcingest.slurmchain import Chain, ChainError, active_chain, stop_chain
 
@@ -56,6 +56,7 @@ def describe(job: JobDirectory, chain: Chain | None = None) -> dict:
         "rate": round(progress.entries / pass_elapsed, 1) if live and pass_elapsed else 0.0,
         "ranks": ranks,
     }
+    info.update(stall_report(job.path, stall_threshold(record.options), live))
     if chain is not None:
         info.update(slurm_job_id=chain.slurm_job_id, next_slurm_job_id=chain.next_slurm_job_id,
                     next_run=chain.next_run, interval=chain.interval)

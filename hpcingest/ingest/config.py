@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from hpcingest.exclusions import Exclusions
+from hpcingest.ingest.monitor import STALL_AFTER_S
 from hpcingest.logs import LogOptions, LogOptionsError
 from hpcingest.jobdir import check_job_name, default_job_root
 from hpcingest.sources import check_source, check_walk_options
@@ -51,6 +52,7 @@ class IngestConfig:
     profile: bool = False
     s3: S3Settings | None = None  # an S3 source: root is b"/bucket/prefix"; holds the secret in memory only
     max_rate: float | None = None  # entries per second for the whole job
+    stall_after: float = STALL_AFTER_S  # no progress on any rank for this long: reported as stalled
     warnings: list[str] = field(default_factory=list)
 
     def options_for_record(self) -> dict:
@@ -60,7 +62,8 @@ class IngestConfig:
                 "interval": self.interval, "irods_idle_disconnect_seconds": self.idle_disconnect_s,
                 "irods_connections": self.irods_connections, "checksum": self.checksum,
                 "verify_checksum": self.verify_checksum, "log": self.log, "profile": self.profile,
-                "s3": self.s3.public_options() if self.s3 is not None else None, "max_rate": self.max_rate}
+                "s3": self.s3.public_options() if self.s3 is not None else None, "max_rate": self.max_rate,
+                "stall_after": self.stall_after}
 
 
 def check_target(target: str) -> str:
@@ -103,6 +106,8 @@ def build_config(args) -> IngestConfig:
         raise ConfigError("--irods_connections must be at least 1")
     if args.irods_idle_disconnect_seconds < 1:
         raise ConfigError("--irods_idle_disconnect_seconds must be at least 1")
+    if not args.stall_after > 0:
+        raise ConfigError("--stall_after must be a positive number of seconds")
     target = check_target(args.target)
     exclusions = Exclusions.parse(args.exclude_file_type, args.exclude_file_name, args.exclude_directory_name)
     root, s3 = check_source(args)
@@ -118,6 +123,6 @@ def build_config(args) -> IngestConfig:
         ignore_cache=args.ignore_cache, initial_ingest=args.initial_ingest, synchronous=args.synchronous,
         progress=args.progress, interval=args.interval, idle_disconnect_s=args.irods_idle_disconnect_seconds,
         irods_connections=args.irods_connections, checksum=args.checksum, verify_checksum=args.verify_checksum,
-        log=log_options(args).as_mapping(),
+        log=log_options(args).as_mapping(), stall_after=args.stall_after,
         profile=args.profile, warnings=warnings,
     )

@@ -31,6 +31,7 @@ from operator import attrgetter
 
 from hpcingest import collectives, waits
 from hpcingest.engine import FIRST_SERVICE_TAG, WorkContext
+from hpcingest.profile import recorder
 from hpcingest.records import EntryBatch, WalkError
 
 TAG_BATCH = FIRST_SERVICE_TAG + 10
@@ -64,17 +65,18 @@ def establish(comm, connection, limit: int | None, logger) -> list[int]:
     rank = comm.Get_rank()
     chosen = chosen_ranks(comm.Get_size(), limit)
     connected = False
-    if rank in chosen:
-        try:
-            connection.connect()
-            connected = True
-        except IrodsAgentRefused as err:
-            logger.warning("irods_agent_refused", code=err.code, error=err.name, message=str(err),
-                           then="this rank forwards its batches to the ranks that connected")
-        except IrodsError as err:
-            logger.warning("irods_connect_failed", message=str(err),
-                           then="this rank forwards its batches to the ranks that connected")
-    flags = collectives.allgather_int(comm, int(connected))
+    with recorder.current.span("connect"):  # the login, and the wait for the other ranks'
+        if rank in chosen:
+            try:
+                connection.connect()
+                connected = True
+            except IrodsAgentRefused as err:
+                logger.warning("irods_agent_refused", code=err.code, error=err.name, message=str(err),
+                               then="this rank forwards its batches to the ranks that connected")
+            except IrodsError as err:
+                logger.warning("irods_connect_failed", message=str(err),
+                               then="this rank forwards its batches to the ranks that connected")
+        flags = collectives.allgather_int(comm, int(connected))
     return [r for r in chosen if flags[r]] or [0]
 
 

@@ -297,7 +297,8 @@ def run_pass(comm, setup: JobSetup, jobdir: JobDirectory, record: JobRecord):
                                                        started, record.pass_token, comm.Get_size(), done)
         finished = False  # the walk ended without a stop (an exception leaves it False)
         try:
-            with PassMonitor(jobdir.path, comm.Get_rank(), snapshot, stop), \
+            with PassMonitor(jobdir.path, comm.Get_rank(), snapshot, stop, stall_after=config.stall_after,
+                             logger=logger), \
                     progress_display(config, jobdir, comm.Get_rank()):
                 stats = run_walk(comm, source, walk, services={**state.services(), **funnel.services()},
                                  sink_items={FORWARDED: funnel.process_forwarded, RESUME[0]: sink.resume},
