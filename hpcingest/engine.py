@@ -29,7 +29,7 @@ Design choices, and why:
   when the rank serves others) so oversubscribed ranks do not starve the ones that still
   have work.  With more ranks on a node than it has CPUs the caps grow in proportion (up to
   20 ms): 112 idle ranks polling every millisecond on 2 cores took the CPU from the 16 that
-  ingested, and 128 ranks registered a tree 4.5x slower than 4 (benchmarks/many_ranks.py).
+  ingested, and 128 ranks registered a tree 4.5x slower than 4 (benchmarks/RESULTS.md, "Many ranks").
 * Long callbacks call ``ctx.poll()`` (``push()`` does so periodically) so a rank that is
   listing a million-entry directory still hands out the batches it has produced.
 """
