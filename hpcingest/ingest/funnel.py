@@ -27,6 +27,7 @@ import bisect
 import pickle
 import stat
 import struct
+import threading
 from operator import attrgetter
 
 from hpcingest import collectives, waits
@@ -84,12 +85,16 @@ class Funnel:
     """Wraps the ingest sink on every rank.  On ranks without a connection the sink only
     reports walk errors (its IrodsConnection is lazy and never opens)."""
 
-    def __init__(self, inner, rank: int, connected: list[int], window: int = 8) -> None:
+    def __init__(self, inner, rank: int, connected: list[int], window: int = 8,
+                 stop: threading.Event | None = None) -> None:
         self.inner = inner
         self.rank = rank
         self.connected = connected
         self.has_connection = rank in connected
         self.window = window
+        # the job is being stopped: connected ranks drop the batches they hold without a word,
+        # so a sender waiting on one must stop waiting (or the pass never ends)
+        self._stopping = stop.is_set if stop is not None else (lambda: False)
         self._next = max(0, bisect.bisect_right(connected, rank) - 1)  # the nearest connected rank below
         self._in_flight: dict[int, int] = {}
         self._directories_pending = False  # a batch with subdirectories is not ingested yet
@@ -113,7 +118,7 @@ class Funnel:
         dest = self._forward(_KIND_DIRECTORIES, content, ctx)
         with waits.board.waiting(f"rank {dest} (connected to iRODS) to create the collections of the "
                                  f"subdirectories of {batch.directory!r}"):
-            ctx.wait_until(lambda: not self._directories_pending)
+            ctx.wait_until(lambda: not self._directories_pending or self._stopping())
 
     def wants_listing(self, directory: bytes) -> bool:
         return self.inner.wants_listing(directory)
@@ -132,7 +137,7 @@ class Funnel:
         if self._in_flight.get(dest, 0) >= self.window:
             with waits.board.waiting(f"rank {dest} (connected to iRODS) to take more batches: {self.window} "
                                      f"sent to it are not ingested yet"):
-                ctx.wait_until(lambda: self._in_flight.get(dest, 0) < self.window)
+                ctx.wait_until(lambda: self._in_flight.get(dest, 0) < self.window or self._stopping())
         self._in_flight[dest] = self._in_flight.get(dest, 0) + 1
         payload = pickle.dumps(content, protocol=pickle.HIGHEST_PROTOCOL)
         ctx.send(_ORIGIN.pack(self.rank) + kind + payload, dest, TAG_BATCH)

@@ -291,7 +291,8 @@ def run_pass(comm, setup: JobSetup, jobdir: JobDirectory, record: JobRecord):
     with IrodsConnection(setup.settings, idle_disconnect_seconds=config.idle_disconnect_s) as connection:
         source, content = make_source(config)
         sink = IngestSink(config, handler, connection, state, failures, logger, setup.base_meta, content)
-        funnel = Funnel(sink, comm.Get_rank(), establish(comm, connection, config.irods_connections, logger))
+        funnel = Funnel(sink, comm.Get_rank(), establish(comm, connection, config.irods_connections, logger),
+                        stop=stop)
         walk = WalkTally(funnel)
         snapshot = lambda done: Progress.from_counters(sink.counters, walk.counts, record.pass_number,  # noqa: E731
                                                        started, record.pass_token, comm.Get_size(), done)

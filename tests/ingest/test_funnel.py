@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import time
 
 import pytest
 
@@ -12,7 +15,7 @@ from hpcingest import sample
 from hpcingest.ingest.funnel import DEFAULT_CONNECTIONS, chosen_ranks
 from hpcingest.zone.testing import environment_zone, start_zone
 from tests.ingest.conftest import HANDLERS, catalog, source_view, start
-from tests.launchers import Launcher
+from tests.launchers import HANG_GUARD_S, Launcher, hpcingest_argv
 
 
 def test_the_connected_ranks_spread_over_the_rank_numbers():
@@ -101,3 +104,39 @@ def test_files_forwarded_to_one_rank_wait_for_their_collection_made_by_another(z
     assert result.returncode == 0, result.stderr.decode(errors="replace")[-3000:]
     expected, got = source_view(str(src)), catalog(zone, target)
     assert got.collections == expected.collections and got.objects == expected.objects
+
+
+def test_a_stop_ends_a_pass_whose_ranks_wait_on_a_connected_rank(tmp_path):
+    """`hpcingest stop` while ranks without a connection wait for room at a connected rank: the
+    connected rank drops the batches it holds, so nothing acknowledges them; the waiting ranks
+    stop waiting, and the job stops and resumes to an exact catalog."""
+    if environment_zone() is not None:
+        pytest.skip("needs a slow zone (the built-in one with --service-ms)")
+    zone = start_zone(tmp_path / "zone", subprocess_mode=True, service_ms=8.0)
+    try:
+        src, jobs, target = tmp_path / "src", tmp_path / "jobs", f"{zone.home}/stopped"
+        sample.generate(src, files=3000, seed=9, max_file_size=64)
+        command = Launcher("mpiexec", 6).command(hpcingest_argv(
+            "start", str(src), target, "--job_dir", str(jobs), "--job_name", "w", "--synchronous",
+            "--irods_connections", "1", "--files_per_task", "10"))
+        job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env={**os.environ, **zone.environ()}, start_new_session=True)
+        try:
+            for _ in range(3000):  # until a few hundred files are in: the senders' windows are full by then
+                if job.poll() is not None or len(catalog(zone, target).objects) >= 300:
+                    break
+                time.sleep(0.1)
+            stop = subprocess.run(hpcingest_argv("stop", "w", "--job_dir", str(jobs)), capture_output=True,
+                                  env={**os.environ, **zone.environ()}, timeout=HANG_GUARD_S)
+            assert stop.returncode == 0, stop.stderr
+            out, err = job.communicate(timeout=HANG_GUARD_S)
+        finally:
+            if job.poll() is None:
+                os.killpg(job.pid, signal.SIGKILL)
+                job.wait()
+        assert job.returncode == 0 and b"was stopped" in out, err[-3000:]
+        resumed = start(zone, src, target, "--job_name", "w", launcher=Launcher("mpiexec", 2), job_dir=jobs)
+        assert resumed.returncode == 0, resumed.stderr.decode(errors="replace")[-3000:]
+        assert catalog(zone, target).objects == source_view(str(src)).objects
+    finally:
+        zone.stop()
