@@ -84,7 +84,12 @@ def add_start_parser(commands) -> None:
                        help="how long to keep trying to reach iRODS, at start and after a lost connection, "
                        "before giving up (default 60)")
     start.add_argument("--irods_connections", type=int, metavar="K",
-                       help="at most K ranks hold iRODS connections (default: every rank)")
+                       help="at most K ranks hold iRODS connections, each an agent with a catalog database "
+                            "connection on the server; the others send them their batches (default 16; see "
+                            "\"Sizing --irods_connections\" in the README)")
+    start.add_argument("--stall_after", type=float, default=300.0, metavar="SECONDS",
+                       help="when no rank has made progress for this long, say so in `watch`, `list` and the "
+                            "log (job_stalled), with what the ranks wait for (default 300)")
     start.add_argument("--dead_rank_timeout", type=float, default=60.0, metavar="S",
                        help="a rank that sends no heartbeat for S seconds (killed, its node lost) ends the job "
                             "with a resumable checkpoint instead of leaving the others waiting (default 60)")

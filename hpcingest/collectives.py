@@ -9,6 +9,7 @@ second.  These helpers start the non-blocking form and poll it with a growing sl
 from __future__ import annotations
 
 import hashlib
+import os
 import pickle
 import time
 from array import array
@@ -116,13 +117,25 @@ def exscan_sum(comm, value: int) -> int:
     return 0 if comm.Get_rank() == 0 else int(recv[0])
 
 
+def allgather_int(comm, value: int) -> list[int]:
+    """Every rank's ``value`` (a 64-bit integer), in rank order, on every rank."""
+    from mpi4py import MPI
+
+    values = array("q", bytes(8 * comm.Get_size()))
+    wait(comm.Iallgather([array("q", [value]), MPI.INT64_T], [values, MPI.INT64_T]))
+    return list(values)
+
+
+def oversubscription(local_ranks: int) -> float:
+    """How many ranks share each CPU of this node (1 when each has its own, or more)."""
+    return max(1.0, local_ranks / (os.cpu_count() or 1))
+
+
 def node_peers(comm) -> list[int]:
     """Ranks sharing this rank's host (by processor name), this rank excluded."""
     from mpi4py import MPI
 
     digest = hashlib.blake2b(MPI.Get_processor_name().encode(), digest_size=7).digest()
-    key = array("q", [int.from_bytes(digest, "little")])
-    keys = array("q", bytes(8 * comm.Get_size()))
-    wait(comm.Iallgather([key, MPI.INT64_T], [keys, MPI.INT64_T]))
+    key = int.from_bytes(digest, "little")
     me = comm.Get_rank()
-    return [r for r, k in enumerate(keys) if k == key[0] and r != me]
+    return [r for r, k in enumerate(allgather_int(comm, key)) if k == key and r != me]

@@ -27,7 +27,9 @@ Design choices, and why:
   over a second to notice the end).
 * Idle ranks back off (spin, then ``sleep(0)``, then growing sleeps capped at 5 ms, or 1 ms
   when the rank serves others) so oversubscribed ranks do not starve the ones that still
-  have work.
+  have work.  With more ranks on a node than it has CPUs the caps grow in proportion (up to
+  20 ms): 112 idle ranks polling every millisecond on 2 cores took the CPU from the 16 that
+  ingested, and 128 ranks registered a tree 4.5x slower than 4 (benchmarks/RESULTS.md, "Many ranks").
 * Long callbacks call ``ctx.poll()`` (``push()`` does so periodically) so a rank that is
   listing a million-entry directory still hands out the batches it has produced.
 """
@@ -53,6 +55,8 @@ TAG_WAVE_DOWN = 7003
 TAG_WAVE_UP = 7005
 TAG_STOP = 7004
 TAG_PLACED = 7006
+
+MAX_POLL_S = 0.02  # the longest an idle or waiting rank sleeps between looks at its messages
 
 _COUNT = struct.Struct("<I")
 _WAVE = struct.Struct("<qqq")  # wave number, work messages sent, work messages received
@@ -81,7 +85,7 @@ class WorkContext(Protocol):
 
     def push(self, item: bytes) -> None: ...
 
-    def push_local(self, item: bytes) -> None: ...
+    def push_local(self, item: bytes, first: bool = False) -> None: ...
 
     def push_to(self, rank: int, *items: bytes) -> None: ...
 
@@ -174,7 +178,10 @@ class WorkStealingEngine:
         # callers flush messages they hold back to send many in one
         self._on_idle = on_idle
         self._rng = random.Random(0x5EED + 7919 * self.rank)
-        self._near = self._node_peers()
+        peers = self._node_peers()
+        self._near = [] if len(peers) == self.size - 1 else peers  # one node: "near" means everyone
+        # ranks per CPU on this node: an idle or waiting rank polls this much less often
+        self._pace = collectives.oversubscription(len(peers) + 1)
         self._pending_sends: list = []
         self._status = MPI.Status()
         self._last_poll = 0.0
@@ -230,10 +237,14 @@ class WorkStealingEngine:
             self._last_poll = now
             self._handle_messages()
 
-    def push_local(self, item: bytes) -> None:
+    def push_local(self, item: bytes, first: bool = False) -> None:
         """Work that must run on this rank (it is never stolen), e.g. a batch sent here
-        because this rank holds an iRODS connection.  Runs before stealable work."""
-        self._pinned.append(item)
+        because this rank holds an iRODS connection.  Runs before stealable work, in the order
+        pushed; ``first`` puts it ahead of the others (another rank waits for it)."""
+        if first:
+            self._pinned.appendleft(item)
+        else:
+            self._pinned.append(item)
 
     def request_stop(self) -> None:
         """Abandon the remaining work (e.g. `hpcingest stop`): the item being processed
@@ -258,8 +269,9 @@ class WorkStealingEngine:
     def wait_until(self, done: Callable[[], bool]) -> None:
         """Keep serving steals and services until ``done()``: how a callback waits for a
         reply without deadlocking against a rank that is waiting for it.  Polls at least
-        every 100 us: a reply is expected soon, and this rank may own what others wait for."""
-        backoff = Backoff(cap_s=1e-4)
+        every 100 us (times the ranks per CPU of an oversubscribed node): a reply is expected
+        soon, and this rank may own what others wait for."""
+        backoff = Backoff(cap_s=min(MAX_POLL_S, 1e-4 * self._pace))
         while not done():
             if self.size > 1:
                 self._handle_messages()
@@ -293,7 +305,7 @@ class WorkStealingEngine:
     def run(self, initial_items: Iterable[bytes] = ()) -> EngineStats:
         self._queue.extend(initial_items)
         # an idle rank that serves others (services) must wake up often enough to answer them
-        backoff = Backoff(cap_s=1e-3) if self._services else Backoff()
+        backoff = Backoff(cap_s=min(MAX_POLL_S, (1e-3 if self._services else 5e-3) * self._pace))
         idle_since: float | None = None
         activity: str | None = None  # "idle" in the profile while this rank has no work
         while True:
@@ -449,12 +461,7 @@ class WorkStealingEngine:
         self._send(_EMPTY, victim, TAG_REQUEST)
 
     def _node_peers(self) -> list[int]:
-        if self.size == 1:
-            return []
-        peers = collectives.node_peers(self.comm)
-        if len(peers) == self.size - 1:
-            return []  # one node: "near" means everyone, plain random choice is the same
-        return peers
+        return collectives.node_peers(self.comm) if self.size > 1 else []
 
     # -- termination (four-counter waves over a tree) -------------------------------------
     def _join_wave(self, wave: int) -> None:

@@ -11,7 +11,7 @@ import time
 from hpcingest.escaping import json_safe, terminal_text
 from hpcingest.ingest.display import ProgressDisplay
 from hpcingest.ingest.failures import read_report
-from hpcingest.ingest.monitor import read_progress, request_stop
+from hpcingest.ingest.monitor import read_progress, request_stop, stall_report, stall_threshold
 from hpcingest.jobdir import JobDirectory, JobError, check_private, default_job_root, list_jobs
 from hpcingest.slurmchain import Chain, ChainError, active_chain, stop_chain
 
@@ -68,6 +68,7 @@ def describe(job: JobDirectory, chain: Chain | None = None) -> dict:
         "rate": round(progress.entries / pass_elapsed, 1) if live and pass_elapsed else 0.0,
         "ranks": ranks,
     }
+    info.update(stall_report(job.path, stall_threshold(record.options), live))
     if chain is not None:
         info.update(slurm_job_id=chain.slurm_job_id, next_slurm_job_id=chain.next_slurm_job_id,
                     next_run=chain.next_run, interval=chain.interval)

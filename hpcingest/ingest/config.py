@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from hpcingest.exclusions import Exclusions
+from hpcingest.ingest.monitor import STALL_AFTER_S
 from hpcingest.logs import LogOptions, LogOptionsError
 from hpcingest.jobdir import check_job_name, default_job_root
 from hpcingest.sources import check_source, check_walk_options
@@ -55,6 +56,7 @@ class IngestConfig:
     dead_rank_timeout_s: float = 60.0  # a rank silent this long ends the job (hpcingest.ingest.liveness)
     min_age: float | None = None  # landing zones: entries changed less than this many seconds ago wait
     metrics_file: str | None = None  # Prometheus textfile (node_exporter) rank 0 keeps up to date
+    stall_after: float = STALL_AFTER_S  # no progress on any rank for this long: reported as stalled
     warnings: list[str] = field(default_factory=list)
 
     def options_for_record(self) -> dict:
@@ -67,7 +69,7 @@ class IngestConfig:
                 "verify_checksum": self.verify_checksum, "log": self.log, "profile": self.profile,
                 "s3": self.s3.public_options() if self.s3 is not None else None, "max_rate": self.max_rate,
                 "dead_rank_timeout": self.dead_rank_timeout_s, "min_age": self.min_age,
-                "metrics_file": self.metrics_file}
+                "metrics_file": self.metrics_file, "stall_after": self.stall_after}
 
 
 def check_target(target: str) -> str:
@@ -139,6 +141,8 @@ def build_config(args) -> IngestConfig:
     if min_age is not None and not min_age >= 0:
         raise ConfigError("--min_age must be a number of seconds (0 or more)")
     metrics_file = check_metrics_file(args.metrics_file)
+    if not args.stall_after > 0:
+        raise ConfigError("--stall_after must be a positive number of seconds")
     target = check_target(args.target)
     exclusions = Exclusions.parse(args.exclude_file_type, args.exclude_file_name, args.exclude_directory_name)
     root, s3 = check_source(args)
@@ -155,7 +159,7 @@ def build_config(args) -> IngestConfig:
         progress=args.progress, interval=args.interval, idle_disconnect_s=args.irods_idle_disconnect_seconds,
         irods_retry_s=args.irods_retry_seconds,
         irods_connections=args.irods_connections, checksum=args.checksum, verify_checksum=args.verify_checksum,
-        log=log_options(args).as_mapping(),
+        log=log_options(args).as_mapping(), stall_after=args.stall_after,
         profile=args.profile, dead_rank_timeout_s=args.dead_rank_timeout, warnings=warnings,
         min_age=min_age or None, metrics_file=metrics_file,
     )

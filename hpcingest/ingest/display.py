@@ -17,7 +17,8 @@ from collections import deque
 from dataclasses import astuple
 from typing import TextIO
 
-from hpcingest.ingest.monitor import Progress, WalkCounts, read_rank_progress, sum_progress
+from hpcingest.ingest.monitor import (Progress, Stall, WalkCounts, job_stall, read_rank_progress, stall_threshold,
+                                      sum_progress)
 from hpcingest.jobdir import JobDirectory
 
 RATE_WINDOW_S = 10.0  # the rate is taken over the reports of about this many seconds
@@ -88,9 +89,9 @@ class WalkCompletion:
         return self.total
 
 
-def render(progress: Progress, ranks: int, rate: float, total: int | None) -> str:
+def render(progress: Progress, ranks: int, rate: float, total: int | None, stall: Stall | None = None) -> str:
     """One progress line: the pass, its counts, bytes, rate, and, once the total is known,
-    the percentage done and the time left."""
+    the percentage done and the time left; for a stalled job, what its ranks wait for."""
     elapsed = max(0.0, progress.time - progress.pass_start) if progress.pass_start else 0.0
     parts = [f"pass {progress.pass_number}", f"{elapsed:6.0f} s", f"{progress.entries:,} entries",
              f"{progress.ingested:,} ingested", f"{progress.unchanged:,} unchanged"]
@@ -104,6 +105,8 @@ def render(progress: Progress, ranks: int, rate: float, total: int | None) -> st
         parts.append(f"{min(100.0, 100.0 * progress.entries / total):.1f}%")
         if progress.entries < total:
             parts.append(f"ETA {(total - progress.entries) / rate:,.0f} s" if rate > 0 else "ETA --")
+    if stall is not None:
+        parts.append(f"STALLED: {stall.describe()}")
     return "  ".join(parts)
 
 
@@ -119,6 +122,10 @@ class ProgressDisplay:
         self._thread = threading.Thread(target=self._run, name="hpcingest-progress", daemon=True)
         self._rate = RateMeter()
         self._walk = WalkCompletion()
+        try:
+            self.stall_after = stall_threshold(jobdir.load().options)
+        except Exception:  # noqa: BLE001 - no record to read: the default
+            self.stall_after = stall_threshold(None)
 
     def __enter__(self) -> "ProgressDisplay":
         self._thread.start()
@@ -138,7 +145,9 @@ class ProgressDisplay:
         if progress.done and progress.time > progress.pass_start > 0:
             rate = progress.entries / (progress.time - progress.pass_start)  # the pass's own average
         total = self._walk.update(progress, reports) or self._expected(progress)
-        line = render(progress, len(reports), rate, total)
+        stall = job_stall(reports)
+        line = render(progress, len(reports), rate, total,
+                      stall if stall is not None and stall.seconds >= self.stall_after else None)
         self.out.write(("\r\033[K" + line) if self.tty else (line + "\n"))
         self.out.flush()
         return progress

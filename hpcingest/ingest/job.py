@@ -25,7 +25,7 @@ from hpcingest.exclusions import ExclusionError
 from hpcingest.handler import EventHandler, HandlerError, load_handler, validate_handler
 from hpcingest.ingest.config import ConfigError, IngestConfig, build_config
 from hpcingest.ingest.failures import FailureLog, merge_reports
-from hpcingest.ingest.funnel import FORWARDED, Funnel, connected_ranks
+from hpcingest.ingest.funnel import FORWARDED, Funnel, establish
 from hpcingest.ingest import liveness
 from hpcingest.ingest.halt import clear_halt, halt_reason
 from hpcingest.ingest.interrupts import StopOnSignals
@@ -364,14 +364,15 @@ def run_pass(comm, setup: JobSetup, jobdir: JobDirectory, record: JobRecord, sto
                          retry=RetryPolicy(config.irods_retry_s)) as connection:
         source, content = make_source(config)
         sink = IngestSink(config, handler, connection, state, failures, logger, setup.base_meta, content)
-        funnel = Funnel(sink, comm.Get_rank(), comm.Get_size(),
-                        connected_ranks(comm.Get_size(), config.irods_connections))
+        funnel = Funnel(sink, comm.Get_rank(), establish(comm, connection, config.irods_connections, logger),
+                        stop=stop)
         walk = WalkTally(funnel)
         snapshot = lambda done: Progress.from_counters(sink.counters, walk.counts, record.pass_number,  # noqa: E731
                                                        started, record.pass_token, comm.Get_size(), done)
         finished = False  # the walk ended without a stop (an exception leaves it False)
         try:
-            with PassMonitor(jobdir.path, comm.Get_rank(), snapshot, stop), \
+            with PassMonitor(jobdir.path, comm.Get_rank(), snapshot, stop, stall_after=config.stall_after,
+                             logger=logger), \
                     progress_display(config, jobdir, comm.Get_rank()):
                 stats = run_walk(comm, source, walk, services={**state.services(), **funnel.services()},
                                  sink_items={FORWARDED: funnel.process_forwarded, RESUME[0]: sink.resume},
@@ -386,6 +387,7 @@ def run_pass(comm, setup: JobSetup, jobdir: JobDirectory, record: JobRecord, sto
         profile.save(profile_dir, config.job_name, record.pass_number, comm.Get_rank())
         recorder.deactivate()
     sink.counters.connections_opened = connection.stats.sessions_opened
+    sink.counters.agents_refused = connection.stats.agents_refused
     sink.counters.state_seconds = state.sqlite_seconds
     sink.counters.state_cpu_seconds = state.sqlite_cpu_seconds
     sink.counters.cpu_seconds = time.process_time() - cpu_started

@@ -10,6 +10,12 @@ A report names its pass (the pass token) and how many ranks its run has; rank 0 
 reports of earlier runs before a run starts, and readers leave out any report that is not of
 the newest run (an older pass, or a rank beyond the newest run's count), so a rerun with
 fewer ranks never counts the reports an earlier, wider run left behind.
+
+A report also says when the rank's counts last changed and what the rank waits for (an iRODS
+call, logins the server refuses, a connected rank that does not take its batches: see
+hpcingest.waits), so a job whose ranks all write fresh reports but make no progress is seen as
+stalled, with the reason (:func:`job_stall`): in `watch`, in `list`, and once in the log
+(``job_stalled``, written by rank 0).
 """
 
 from __future__ import annotations
@@ -20,14 +26,17 @@ import re
 import stat
 import threading
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, astuple, dataclass, field, fields
 from operator import attrgetter
 from typing import Callable
 
+from hpcingest import waits
 from hpcingest.jobdir import write_private
 
 PERIOD_S = 2.0
 STALE_AFTER_S = 30.0  # a running job whose rank 0 has not written progress for this long has died
+STALL_AFTER_S = 300.0  # a running job none of whose ranks has made progress for this long is stalled
+_STALL_CHECK_S = 10.0  # how often rank 0 reads every report while its own counts stand still
 _REPORT = re.compile(r"^rank(\d+)\.json$")
 _MODE = attrgetter("st_mode")
 
@@ -83,6 +92,9 @@ class Progress:
     done: bool = False
     pass_token: str = ""  # the pass this report belongs to
     ranks: int = 0  # how many ranks the run that wrote it has
+    last_change: float = 0.0  # when this rank's counts last changed (wall clock)
+    waiting_for: str = ""  # what the rank waits for outside itself, if anything (hpcingest.waits)
+    waiting_since: float = 0.0
 
     @classmethod
     def from_counters(cls, counters, walk: WalkCounts, pass_number: int, pass_start: float, pass_token: str,
@@ -98,6 +110,11 @@ class Progress:
     @classmethod
     def from_json(cls, data: dict) -> "Progress":
         return cls(**{**data, "walk": WalkCounts(**data.get("walk", {}))})
+
+    def counts(self) -> tuple:
+        """What changes when the rank makes progress (retries alone are none)."""
+        return (self.entries, self.ingested, self.unchanged, self.failed, self.skipped, self.bytes,
+                self.bytes_registered, astuple(self.walk))
 
 
 _SUMMED = ("entries", "ingested", "created", "updated", "unchanged", "failed", "skipped", "too_young", "retries",
@@ -184,6 +201,52 @@ def read_progress(job_path: str) -> tuple[Progress, int, float]:
     return total, len(reports), (time.time() - total.time) if reports else float("inf")
 
 
+@dataclass(frozen=True)
+class Stall:
+    """How long a running job's ranks have made no progress, and what they wait for."""
+
+    seconds: float  # since any rank's counts last changed
+    waiting_for: list[str]  # "27 ranks: iRODS PHY_PATH_REG_AN (for 312 s)", most ranks first
+
+    def describe(self) -> str:
+        waits = "; ".join(self.waiting_for) or "nothing they report"
+        return f"no progress for {self.seconds:,.0f} s; waiting for: {waits}"
+
+
+def job_stall(reports: dict[int, Progress], now: float | None = None) -> Stall | None:
+    """The job's stall from its ranks' reports (None without reports, or once every rank is done)."""
+    live = [p for p in reports.values() if not p.done]
+    if not live:
+        return None
+    now = time.time() if now is None else now
+    changed = max(p.last_change or p.pass_start or p.time for p in reports.values())
+    groups: dict[str, list[Progress]] = {}
+    for report in live:
+        groups.setdefault(report.waiting_for, []).append(report)
+    waiting = []
+    for what, members in sorted(groups.items(), key=lambda item: (-len(item[1]), item[0])):
+        count = f"{len(members)} rank{'s' if len(members) > 1 else ''}"
+        if what:
+            since = min(p.waiting_since for p in members)
+            waiting.append(f"{count}: {what} (for {max(0.0, now - since):,.0f} s)")
+        else:
+            waiting.append(f"{count}: nothing outside themselves (working, or out of work)")
+    return Stall(max(0.0, now - changed), waiting)
+
+
+def stall_threshold(options: dict | None) -> float:
+    """The job's --stall_after, from its record's options."""
+    return float((options or {}).get("stall_after") or STALL_AFTER_S)
+
+
+def stall_report(job_path: str, stall_after: float, live: bool) -> dict:
+    """`list`'s fields: ``stalled_s`` (None unless no rank has made progress for ``stall_after``
+    seconds) and ``waiting_for`` (what the ranks of a running job wait for, grouped)."""
+    stall = job_stall(read_rank_progress(job_path)) if live else None
+    return {"stalled_s": round(stall.seconds) if stall is not None and stall.seconds >= stall_after else None,
+            "waiting_for": stall.waiting_for if stall is not None else []}
+
+
 class WalkTally:
     """Stands between the source and the sink on each rank and counts what the walk did
     (:class:`WalkCounts`); everything else goes to the sink unchanged."""
@@ -219,15 +282,25 @@ class WalkTally:
 
 
 class PassMonitor:
-    """The per-rank thread: writes progress, watches for `stop`."""
+    """The per-rank thread: writes progress, watches for `stop`; on rank 0 (given a logger) it
+    also logs ``job_stalled`` once when no rank has made progress for ``stall_after`` seconds,
+    and ``job_progressing`` when progress resumes."""
 
     def __init__(self, job_path: str, rank: int, snapshot: Callable[[bool], Progress],
-                 stop: threading.Event, period_s: float = PERIOD_S) -> None:
+                 stop: threading.Event, period_s: float = PERIOD_S, stall_after: float = STALL_AFTER_S,
+                 logger=None) -> None:
+        self.job_path = job_path
         self.path = os.path.join(progress_dir(job_path), f"rank{rank:05d}.json")
         self.stop_file = stop_path(job_path)
         self.snapshot = snapshot
         self.stop = stop
         self.period_s = period_s
+        self.stall_after = stall_after
+        self.logger = logger if rank == 0 else None
+        self._counts: tuple | None = None
+        self._changed = time.time()
+        self._stalled: Stall | None = None  # the stall logged, until progress resumes
+        self._stall_checked = 0.0
         self._finished = threading.Event()
         self._thread = threading.Thread(target=self._run, name="hpcingest-monitor", daemon=True)
 
@@ -243,8 +316,16 @@ class PassMonitor:
         self._write(True)
 
     def _write(self, done: bool) -> None:
+        progress = self.snapshot(done)
+        counts = progress.counts()
+        if counts != self._counts:
+            self._counts, self._changed = counts, progress.time
+        progress.last_change = self._changed
+        wait = waits.board.current()
+        if wait is not None:
+            progress.waiting_for, progress.waiting_since = wait.what, wait.since
         try:
-            write_private(self.path, json.dumps(asdict(self.snapshot(done))), durable=False)
+            write_private(self.path, json.dumps(asdict(progress)), durable=False)
         except OSError:
             pass  # progress is best effort; the pass itself must not fail for it
 
@@ -253,3 +334,24 @@ class PassMonitor:
             if os.path.exists(self.stop_file):
                 self.stop.set()
             self._write(False)
+            if self.logger is not None:
+                self._watch_for_a_stall()
+
+    def _watch_for_a_stall(self) -> None:
+        """Rank 0: the job is stalled only if no rank progresses, so every report is read only
+        while rank 0's own counts stand still, and then every _STALL_CHECK_S."""
+        now = time.time()
+        if now - self._changed < self.stall_after and self._stalled is None:
+            return
+        if now - self._stall_checked < _STALL_CHECK_S:
+            return
+        self._stall_checked = now
+        stall = job_stall(read_rank_progress(self.job_path), now)
+        if stall is not None and stall.seconds >= self.stall_after:
+            if self._stalled is None:
+                self._stalled = stall
+                self.logger.warning("job_stalled", stalled_s=round(stall.seconds), waiting_for=stall.waiting_for,
+                                    message=stall.describe())
+        elif self._stalled is not None:
+            self._stalled = None
+            self.logger.warning("job_progressing", message="progress resumed after a stall")

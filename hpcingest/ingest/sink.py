@@ -106,6 +106,7 @@ class IngestCounters:
     deleted_objects: int = 0  # delete modes: gone from the source, unregistered or removed
     deleted_collections: int = 0
     connections_opened: int = 0
+    agents_refused: int = 0  # logins the iRODS server answered without an agent (see hpcingest.irods.refusal)
     directories_resumed: int = 0  # finished by an earlier run of this pass: not statted again
     state_seconds: float = 0.0
     state_cpu_seconds: float = 0.0

@@ -35,6 +35,7 @@ class IngestSummary:
     catalog_queries: int
     entries_per_s: float
     ranks_with_connections: int = 0
+    agents_refused: int = 0  # logins the server refused an agent (its catalog full: see the README's sizing)
     directories_resumed: int = 0
     state_seconds: float = 0.0  # summed over ranks: time in the sync-state sqlite shards
     state_cpu_seconds: float = 0.0
@@ -82,6 +83,8 @@ class IngestSummary:
             f"failed {self.failed:,}  skipped {self.skipped:,}  retries {self.retries:,}  "
             f"bytes uploaded {self.bytes_put:,}  bytes registered {self.bytes_registered:,}  catalog queries {self.catalog_queries:,}  "
             f"ranks with iRODS connections {self.ranks_with_connections}"
+            + (f" (the server refused an agent {self.agents_refused:,} times: see `--irods_connections`)"
+               if self.agents_refused else "")
             + (f"  directories finished before the resume {self.directories_resumed:,}"
                if self.directories_resumed else "")
             + (f"  too young (left for a later pass) {self.too_young:,}" if self.too_young else ""),
@@ -125,6 +128,7 @@ def summarize(comm, config: IngestConfig, outcome) -> IngestSummary | None:
         retries=total["retries"], bytes_put=total["bytes_put"], catalog_queries=total["catalog_queries"],
         entries_per_s=_rate(total["entries"], elapsed),
         ranks_with_connections=sum(1 for p in counters if p.connections_opened),
+        agents_refused=total["agents_refused"],
         directories_resumed=total["directories_resumed"],
         state_seconds=round(total["state_seconds"], 6),
         state_cpu_seconds=round(total["state_cpu_seconds"], 6), cpu_seconds=round(total["cpu_seconds"], 6),

@@ -23,9 +23,11 @@ import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
-from . import timing
-from .errors import (IrodsConnectionError, auth_error, is_auth_failure, is_connection_lost,
-                     operation_error)
+from hpcingest import waits
+
+from . import refusal, timing
+from .errors import (IrodsAgentRefused, IrodsConnectionError, auth_error, is_auth_failure, is_connection_lost,
+                     operation_error, refusal_in)
 from .settings import IrodsSettings
 
 if TYPE_CHECKING:
@@ -70,6 +72,7 @@ class ConnectionStats:
     retries: int = 0  # calls re-sent after a loss (the server may have seen the first one)
     idle_disconnects: int = 0
     calls: int = 0
+    agents_refused: int = 0  # logins the server answered without starting an agent
 
 
 class _Backoff:
@@ -153,6 +156,7 @@ class IrodsConnection:
         backoff = _Backoff(self.retry)
         sends = 0
         lost = False
+        first_loss = 0.0
         with self._lock:
             self._stats.calls += 1
             while True:
@@ -175,6 +179,7 @@ class IrodsConnection:
                     self._classify(exc, identity, after_retry=sends > 1)
                     lost = True
                     self._stats.connection_losses += 1
+                    self._stats.agents_refused += refusal_in(exc) is not None
                     self._discard(identity)
                     backoff.failed(attempt_started)
                     cause = unreachable_cause(exc, self._last_connect_timeout)
@@ -187,7 +192,23 @@ class IrodsConnection:
                     else:
                         log.debug("iRODS at %s still unreachable: %s; next try in %.2f s", self._where(identity),
                                   cause.text, delay)
-                    self._lock.wait(delay)  # releases the lock so the reaper is never starved
+                    first_loss = first_loss or time.time()
+                    with waits.board.waiting(f"iRODS at {self._where(identity)}, retrying: {cause.text}", first_loss):
+                        self._lock.wait(delay)  # releases the lock so the reaper is never starved
+
+    def connect(self) -> None:
+        """Log in now, once, without retrying: how a rank learns at the start of a pass whether
+        the server gives it an agent (raises IrodsAgentRefused when not; the session is kept)."""
+        identity = self._default_identity
+        with self._lock:
+            try:
+                self._session_for(identity, self.connect_timeout)
+            except IrodsAgentRefused:
+                self._stats.agents_refused += 1
+                raise
+            except Exception as exc:
+                self._classify(exc, identity, after_retry=False)  # authentication and iRODS errors
+                raise IrodsConnectionError(f"cannot reach {self._where(identity)}: {exc}") from exc
 
     def _gave_up(self, identity: Identity, cause: "UnreachableCause", backoff: _Backoff) -> str:
         what = "lost the connection to" if self._reached else "cannot reach iRODS at"
@@ -270,6 +291,7 @@ class IrodsConnection:
         from irods.session import iRODSSession  # here: a rank that never connects never loads PRC
 
         timing.install()  # every session this package opens feeds the per-API latencies
+        refusal.install()  # a server that starts no agent says so, instead of looking like a network failure
         user, zone = identity
         options = self.settings.session_options()
         if identity != (self.settings.user, self.settings.zone):
@@ -348,6 +370,9 @@ class UnreachableCause:
 
 def unreachable_cause(exc: BaseException, timeout: float) -> UnreachableCause:
     """What the socket said under PRC's NetworkException (which chains it as the context)."""
+    refused = refusal_in(exc)
+    if refused is not None:  # the server is there, but has no agent to spare now
+        return UnreachableCause(str(refused))
     seen: BaseException | None = exc
     reply = "receive" in str(exc)  # PRC: "Could not receive server response" after connecting
     for _ in range(8):

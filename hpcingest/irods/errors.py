@@ -50,6 +50,32 @@ class IrodsConnectionError(IrodsError):
     """The zone stayed unreachable for the whole reconnect budget."""
 
 
+class IrodsAgentRefused(IrodsError):
+    """The server answered the connection but started no agent for it (its RODS_VERSION carried
+    an error status: with CAT_NOT_OPEN, the agent got no catalog database connection, as past
+    PostgreSQL's ``max_connections``).  Transient for the server, which frees an agent whenever a
+    client leaves; see hpcingest.irods.refusal."""
+
+    def __init__(self, code: int, where: str = "") -> None:
+        self.code = code
+        self.name = error_name(code)
+        self.where = where
+        super().__init__(f"the iRODS server{' at ' + where if where else ''} refused a new agent: "
+                         f"{self.name} ({code}){_REFUSAL_CAUSES.get(self.name, '')}")
+
+    def __reduce__(self):
+        return (IrodsAgentRefused, (self.code, self.where))
+
+
+_REFUSAL_CAUSES = {
+    "CAT_NOT_OPEN": " -- its catalog database has no connection left for another agent (every agent holds "
+                    "one; PostgreSQL allows max_connections, 100 by default): fewer connected ranks "
+                    "(--irods_connections) or a larger max_connections",
+    "CAT_CONNECT_ERR": " -- the agent could not connect to the catalog database",
+    "SYS_EXCEED_CONNECT_CNT": " -- too many server-to-server hops",
+}
+
+
 class IrodsOperationError(IrodsError):
     """The server answered with an iRODS error code: a per-object failure for the caller to report.
 
@@ -82,6 +108,8 @@ def is_connection_lost(exc: BaseException) -> bool:
     import ssl
 
     prc_errors = _prc()
+    if refusal_in(exc) is not None:
+        return True  # no agent this time; one may be free on the next try
     if is_auth_failure(exc):
         return False
     for link in _chain(exc):
@@ -96,6 +124,12 @@ def is_connection_lost(exc: BaseException) -> bool:
         if isinstance(link, OSError) and link.errno in _NETWORK_ERRNOS:
             return True
     return False
+
+
+def refusal_in(exc: BaseException) -> IrodsAgentRefused | None:
+    """The server's refusal of an agent behind a failure (PRC's parallel transfers wrap the
+    errors of their extra connections), or None."""
+    return next((link for link in _chain(exc) if isinstance(link, IrodsAgentRefused)), None)
 
 
 def is_auth_failure(exc: BaseException) -> bool:

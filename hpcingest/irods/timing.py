@@ -17,6 +17,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from itertools import accumulate
 
+from hpcingest import waits
 from hpcingest.profile import recorder
 
 #: Histogram bins: 16 per doubling from 1 us; 1 us * 2**(512/16) is over an hour.
@@ -136,6 +137,7 @@ def install() -> None:
             calls = self.__dict__.setdefault("_hpcingest_calls", deque())
             if not calls:  # the profile shows the connection busy from the first request out
                 recorder.current.begin("irods:" + name)
+                waits.board.calling(f"iRODS {name}")
             calls.append((name, time.perf_counter()))
             try:
                 return original_send(self, message)
@@ -143,12 +145,16 @@ def install() -> None:
                 calls.pop()
                 if not calls:
                     recorder.current.end()
+                    waits.board.called()
                 raise
         return original_send(self, message)
 
     def recv(self, *args, **kwargs):
         try:
             return original_recv(self, *args, **kwargs)
+        except BaseException:
+            waits.board.called()  # the connection is lost with whatever else was in flight
+            raise
         finally:
             calls = self.__dict__.get("_hpcingest_calls")
             if calls:  # replies come in request order, also when requests are pipelined
@@ -156,6 +162,7 @@ def install() -> None:
                 timer.add(name, time.perf_counter() - started)
                 if not calls:
                     recorder.current.end()
+                    waits.board.called()
 
     Connection.send, Connection.recv = send, recv
     _installed = True

@@ -37,6 +37,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--service-ms", type=float, default=0.0,
                         help="time each API request occupies its connection, like a slow agent (the reply "
                              "leaves after it, plus --latency-ms, and only then is the next request served)")
+    parser.add_argument("--cores", type=int, default=0,
+                        help="with --service-ms: at most this many requests in service at once, like a server "
+                             "with that many cores (the others wait their turn); 0 (the default) serves every "
+                             "connection at once")
+    parser.add_argument("--max-db-connections", type=int, default=97,
+                        help="database connections the catalog allows; every agent (client connection) holds "
+                             "one, and the one past it is refused as iRODS 5.0.2 refuses it (default 97: "
+                             "PostgreSQL's max_connections 100 minus its 3 superuser slots)")
     parser.add_argument("--allow-path-registration", action="store_true",
                         help="let rodsusers register files in place, like a site whose core.re sets "
                              "msiSetChkFilePathPerm(\"noChkPathPerm\") (the default, as in iRODS, is "
@@ -63,8 +71,11 @@ def main(argv: list[str]) -> int:
     if not 0 <= args.port <= 65535:
         print(f"hpcingest zone: invalid port {args.port}", file=sys.stderr)
         return 2
-    if args.latency_ms < 0 or args.service_ms < 0:
-        print("hpcingest zone: --latency-ms and --service-ms must not be negative", file=sys.stderr)
+    if args.latency_ms < 0 or args.service_ms < 0 or args.cores < 0:
+        print("hpcingest zone: --latency-ms, --service-ms and --cores must not be negative", file=sys.stderr)
+        return 2
+    if args.max_db_connections < 1:
+        print("hpcingest zone: --max-db-connections must be at least 1", file=sys.stderr)
         return 2
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     from .server import ZoneServer
@@ -76,6 +87,7 @@ def main(argv: list[str]) -> int:
         root = os.path.abspath(args.root)
         config = ZoneConfig(root=root, zone=args.zone, user=args.user, host=args.host, port=args.port,
                             version=args.version, latency_ms=args.latency_ms, service_ms=args.service_ms,
+                            cores=args.cores, max_db_connections=args.max_db_connections,
                             allow_path_registration=args.allow_path_registration)
         server = ZoneServer(config, password)
         write_client_files(root, ClientEnvironment("localhost", server.port, args.zone, args.user), password)

@@ -5,6 +5,10 @@ time anyway (the catalog is one sqlite connection), and a single thread avoids t
 that made a thread-per-connection server slower with four clients than with one.  A connection
 that sends garbage, over-long lengths or vanishes mid-message is dropped on its own; nothing it
 does reaches the catalog outside a handler's transaction.
+
+A real server forks an agent per connection, and every agent opens its own connection to the
+catalog database; the zone counts agents the same way and refuses the one past
+``max_db_connections`` as iRODS 5.0.2 does (see ``_refuse_agent``).
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ class _Connection:
         self.outbuf: deque[memoryview] = deque()
         self.phase = "startup"
         self.held = False  # --service-ms: busy with a request until its reply leaves
+        self.holds_agent = False  # past RODS_CONNECT: an agent with its database connection
+        self.closing = False  # refused: closed once what is queued for it has been sent
         self.closed = False
         self.waiting_to_write = False
 
@@ -71,6 +77,9 @@ class ZoneServer:
         self._delayed: list[tuple[float, int, _Connection, Message]] = []
         self._sequence = itertools.count()
         self._connections: set[_Connection] = set()
+        self._agents = 0  # connections holding an agent (and so a database connection)
+        # --cores: when each of the server's cores is next free (a heap), for the service model
+        self._core_free = [0.0] * config.cores
 
     # -----------------------------------------------------------------------------------------
     # control, callable from any thread or a signal handler
@@ -163,7 +172,7 @@ class ZoneServer:
         self._process(conn)
 
     def _process(self, conn: _Connection) -> None:
-        while not conn.closed and not conn.outbuf and not conn.held:
+        while not conn.closed and not conn.closing and not conn.outbuf and not conn.held:
             try:
                 message = take_message(conn.inbuf)
                 if message is None:
@@ -187,8 +196,7 @@ class ZoneServer:
                     # per request; one that waits for each reply sees no difference).
                     # --service-ms: the connection is busy until its reply has left.
                     conn.held = self.config.service_ms > 0
-                    due = time.monotonic() + delay_ms / 1000.0
-                    heapq.heappush(self._delayed, (due, next(self._sequence), conn, reply))
+                    heapq.heappush(self._delayed, (self._reply_due(), next(self._sequence), conn, reply))
                 else:
                     self._send(conn, reply)
             else:
@@ -196,6 +204,11 @@ class ZoneServer:
         elif conn.phase == "startup":
             if message.type != "RODS_CONNECT":
                 raise ProtocolError(f"expected RODS_CONNECT, got {message.type!r}")
+            if self._agents >= self.config.max_db_connections:
+                self._refuse_agent(conn)
+                return
+            conn.holds_agent = True
+            self._agents += 1
             if self._start_session(conn.session, message):
                 offer = struct("CS_NEG_PI", ("status", 1), ("result", "CS_NEG_REFUSE"))
                 self._send(conn, Message("RODS_CS_NEG_T", msg=offer.encode()))
@@ -218,11 +231,34 @@ class ZoneServer:
         ident.client_zone = pack.str("clientRcatZone") or ident.proxy_zone
         return _NEGOTIATION_REQUEST in pack.str("option")
 
-    def _send_version(self, conn: _Connection) -> None:
-        version = struct("Version_PI", ("status", 0), ("relVersion", f"rods{self.config.version}"),
+    def _send_version(self, conn: _Connection, status: int = 0) -> None:
+        version = struct("Version_PI", ("status", status), ("relVersion", f"rods{self.config.version}"),
                          ("apiVersion", "d"), ("reconnPort", 0), ("reconnAddr", ""), ("cookie", 400))
         conn.phase = "api"
         self._send(conn, Message("RODS_VERSION", msg=version.encode()))
+
+    def _refuse_agent(self, conn: _Connection) -> None:
+        """What iRODS 5.0.2 does for an agent whose catalog connection PostgreSQL refuses ("too many
+        clients"): ``chlOpen`` drops the failed ``db_open_op``'s result (icatHighLevelRoutines.cpp),
+        so ``initAgent`` fails only at ``initZone``'s GenQuery, with CAT_NOT_OPEN (general_query.cpp:
+        ``chlGetRcs`` has no session); ``handle_client_request`` (agent_main.cpp) then sends that
+        status in the RODS_VERSION reply (intInfo 0) and the agent exits.  python-irodsclient ignores
+        the status, sends its login and reads the closed socket: "Could not receive server response"."""
+        self.state.stats.record("agent_refused", "AGENT_REFUSED", 0.0, True)
+        self._send_version(conn, errors.CAT_NOT_OPEN)
+        conn.closing = True
+        self._flush(conn)
+
+    def _reply_due(self) -> float:
+        """When a request's reply leaves: after its service time on the first free core (--cores;
+        requests are served in arrival order), then the network's latency."""
+        now = time.monotonic()
+        service = self.config.service_ms / 1000.0
+        if self._core_free and service:
+            start = max(now, heapq.heappop(self._core_free))
+            heapq.heappush(self._core_free, start + service)
+            now = start
+        return now + service + self.config.latency_ms / 1000.0
 
     def _release_delayed(self) -> None:
         now = time.monotonic()
@@ -256,6 +292,9 @@ class ZoneServer:
                 conn.outbuf[0] = chunk[sent:]
                 break
             conn.outbuf.popleft()
+        if conn.closing and not conn.outbuf:
+            self._close(conn)
+            return
         waiting = bool(conn.outbuf)
         if waiting != conn.waiting_to_write:  # only touch the selector when interest changes
             conn.waiting_to_write = waiting
@@ -266,6 +305,8 @@ class ZoneServer:
         if conn.closed:
             return
         conn.closed = True
+        if conn.holds_agent:
+            self._agents -= 1
         self._connections.discard(conn)
         try:
             self._selector.unregister(conn.sock)

@@ -26,6 +26,12 @@ class ZoneConfig:
     version: str = "4.3.4"
     latency_ms: float = 0.0  # network: each reply reaches the client this much later
     service_ms: float = 0.0  # a busy agent: a connection's next request waits for the reply to leave
+    # a busy server: at most this many requests are in service at once (its cores), the others
+    # wait their turn; 0 serves every connection at once
+    cores: int = 0
+    # the catalog's database connections (PostgreSQL's max_connections 100 minus the 3 it keeps for
+    # superusers): every agent holds one for its life, so this many agents at most (see server.py)
+    max_db_connections: int = 97
     default_resource: str = "demoResc"
     # core.re's acSetChkFilePathPerm: False is the real default ("disallowPathReg": only a
     # rodsadmin registers in place); True is a site that set "noChkPathPerm"

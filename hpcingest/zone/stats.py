@@ -22,9 +22,9 @@ class ApiStats:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._by_api: dict[int, ApiCount] = {}
+        self._by_api: dict[int | str, ApiCount] = {}
 
-    def record(self, api_number: int, name: str, seconds: float, failed: bool) -> None:
+    def record(self, api_number: int | str, name: str, seconds: float, failed: bool) -> None:
         with self._lock:
             entry = self._by_api.get(api_number)
             if entry is None:
@@ -36,9 +36,10 @@ class ApiStats:
                 entry.max_seconds = seconds
 
     def snapshot(self) -> dict[str, dict]:
-        """``{"<api number>": {"name", "count", "errors", "total_seconds", "max_seconds"}}``."""
+        """``{"<api number>": {"name", "count", "errors", "total_seconds", "max_seconds"}}``; events
+        that are no API request (an agent refused at connect) are keyed by their name."""
         with self._lock:
-            return {str(number): asdict(entry) for number, entry in sorted(self._by_api.items())}
+            return {str(number): asdict(entry) for number, entry in sorted(self._by_api.items(), key=_key)}
 
     def write(self, path: str) -> None:
         """Write atomically so a reader polling the file never sees half a document."""
@@ -46,3 +47,8 @@ class ApiStats:
         with open(tmp, "w", encoding="utf-8") as out:
             json.dump(self.snapshot(), out, indent=1, sort_keys=True)
         os.replace(tmp, path)
+
+
+def _key(item: tuple) -> tuple[int, int | str]:
+    number = item[0]
+    return (0, number) if isinstance(number, int) else (1, number)

@@ -120,8 +120,8 @@ class RunningZone:
 
 def start_zone(root: str | os.PathLike, *, subprocess_mode: bool = False, port: int = 0, zone: str = "tempZone",
                user: str = "rods", password: str = "rods", version: str = "4.3.4", latency_ms: float = 0.0,
-               host: str = "127.0.0.1", service_ms: float = 0.0, allow_path_registration: bool = False,
-               service_account: str | None = None) -> RunningZone:
+               host: str = "127.0.0.1", service_ms: float = 0.0, cores: int = 0, max_db_connections: int = 97,
+               allow_path_registration: bool = False, service_account: str | None = None) -> RunningZone:
     """Start a built-in zone on ``root`` (a thread in this process, or a child process).
 
     ``service_account`` runs the zone as a child process under that (unprivileged) account, as a
@@ -134,7 +134,8 @@ def start_zone(root: str | os.PathLike, *, subprocess_mode: bool = False, port: 
     root = os.path.abspath(os.fspath(root))
     os.makedirs(root, mode=0o700, exist_ok=True)
     config = ZoneConfig(root=root, zone=zone, user=user, host=host, port=port, version=version,
-                        latency_ms=latency_ms, service_ms=service_ms, allow_path_registration=allow_path_registration)
+                        latency_ms=latency_ms, service_ms=service_ms, cores=cores,
+                        max_db_connections=max_db_connections, allow_path_registration=allow_path_registration)
     if subprocess_mode or service_account:
         return _start_subprocess(config, password, service_account)
     from .server import ZoneServer
@@ -153,7 +154,8 @@ def _start_subprocess(config: "ZoneConfig", password: str, service_account: str 
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_PARENT, env.get("PYTHONPATH")]))
     command = [sys.executable, "-m", "hpcingest.zone.cli", "--root", config.root, "--port", str(config.port),
                "--host", config.host, "--zone", config.zone, "--user", config.user, "--version", config.version,
-               "--latency-ms", str(config.latency_ms), "--service-ms", str(config.service_ms)]
+               "--latency-ms", str(config.latency_ms), "--service-ms", str(config.service_ms),
+               "--cores", str(config.cores), "--max-db-connections", str(config.max_db_connections)]
     if config.allow_path_registration:
         command.append("--allow-path-registration")
     account: dict[str, Any] = {}

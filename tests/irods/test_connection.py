@@ -13,7 +13,7 @@ import uuid
 import pytest
 from irods.models import Collection
 
-from hpcingest.irods import (IrodsAuthError, IrodsConnection, IrodsConnectionError, IrodsOperationError, RetryPolicy,
+from hpcingest.irods import (IrodsAgentRefused, IrodsAuthError, IrodsConnection, IrodsConnectionError, IrodsOperationError, RetryPolicy,
                              resolve_settings)
 from hpcingest.irods import operations as ops
 from hpcingest.zone.testing import start_zone
@@ -241,6 +241,29 @@ def test_reconnect_across_a_zone_restart(zone, tmp_path):
         first.stop()
         for again in restarted:
             again.stop()
+
+
+def test_a_login_refused_for_capacity_is_named_and_retried_until_an_agent_is_free(zone, tmp_path, caplog):
+    """The server past its database connections refuses new agents (a RODS_VERSION with
+    CAT_NOT_OPEN); python-irodsclient only sees the socket close.  A refusal is named, counted,
+    raised at once by connect() and retried by call() until another client leaves."""
+    require_builtin(zone, "a zone with 1 database connection")
+    full = start_zone(tmp_path / "full", max_db_connections=1)
+    try:
+        settings = resolve_settings(zone_environ(full))
+        with IrodsConnection(settings) as holder, \
+                IrodsConnection(settings, retry=RetryPolicy(budget_seconds=30, first_delay=0.1)) as waiting:
+            holder.connect()
+            with pytest.raises(IrodsAgentRefused, match=r"CAT_NOT_OPEN \(-824000\).*max_connections") as refused:
+                waiting.connect()
+            assert refused.value.code == -824000 and pickle.loads(pickle.dumps(refused.value)).code == -824000
+            threading.Timer(0.5, holder.cleanup).start()  # the other client leaves
+            with caplog.at_level(logging.WARNING, logger="hpcingest.irods.connection"):
+                assert waiting.call(home_exists)
+            assert "refused a new agent: CAT_NOT_OPEN" in caplog.text
+            assert waiting.stats.agents_refused >= 2 and holder.stats.agents_refused == 0
+    finally:
+        full.stop()
 
 
 def test_proxied_sessions_act_as_the_user(zone, plain, settings):

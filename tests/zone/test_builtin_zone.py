@@ -114,7 +114,8 @@ def _recv(sock: socket.socket) -> tuple[bytes, bytes]:
     return header, body
 
 
-def _connected(zone) -> socket.socket:
+def _startup(zone) -> tuple[socket.socket, bytes]:
+    """A raw connection past RODS_CONNECT, and the server's RODS_VERSION reply body."""
     sock = socket.create_connection((zone.host, zone.port))
     sock.settimeout(120)  # a safety net against a hung test, not a performance limit
     _READERS.pop(sock.fileno(), None)
@@ -123,8 +124,14 @@ def _connected(zone) -> socket.socket:
                f"<clientRcatZone>{zone.zone}</clientRcatZone><relVersion>rods4.3.4</relVersion>"
                f"<apiVersion>d</apiVersion><option>raw</option></StartupPack_PI>").encode()
     _send(sock, "RODS_CONNECT", startup)
-    header, _ = _recv(sock)
-    assert b"RODS_VERSION" in header
+    header, body = _recv(sock)
+    assert b"RODS_VERSION" in header and b"<intInfo>0</intInfo>" in header
+    return sock, body
+
+
+def _connected(zone) -> socket.socket:
+    sock, body = _startup(zone)
+    assert b"<status>0</status>" in body
     return sock
 
 
@@ -261,6 +268,56 @@ def test_latency_delays_replies_but_a_busy_agent_holds_the_next_request(tmp_path
 
 
 @builtin_only
+def test_the_agent_past_the_catalogs_database_connections_is_refused_as_irods_refuses_it(tmp_path):
+    """Every agent holds a database connection; iRODS 5.0.2 answers the connection whose agent
+    cannot get one with a RODS_VERSION carrying CAT_NOT_OPEN and closes it, so python-irodsclient's
+    login fails on the closed socket.  An agent that goes frees its database connection."""
+    zone = start_zone(tmp_path / "full", max_db_connections=2)
+    try:
+        with zone.session() as first, zone.session() as second:
+            first.collections.get(zone.home)
+            second.collections.get(zone.home)
+            with zone.session() as third, pytest.raises(ex.NetworkException):
+                third.collections.get(zone.home)
+            sock, version = _startup(zone)
+            with sock:
+                assert b"<status>-824000</status>" in version
+                assert sock.recv(1) == b""  # the agent is gone
+            assert zone.api_stats()["agent_refused"]["count"] == 2
+            first.cleanup()  # one agent goes: its database connection is free again
+            with zone.session() as fourth:
+                assert fourth.collections.get(zone.home).path == zone.home
+    finally:
+        zone.stop()
+
+
+@builtin_only
+@pytest.mark.parametrize("cores", [1, 2])
+def test_cores_bound_the_requests_in_service_at_once(tmp_path, cores):
+    """--cores models a busy server: with 4 connections each waiting for one 200 ms request, the
+    last reply comes after 4 services on one core, after 2 on two."""
+    from irods.api_number import api_number
+    from irods.message import CollectionRequest, StringStringMap, iRODSMessage
+
+    zone = start_zone(tmp_path / f"cores{cores}", service_ms=200.0, cores=cores)
+    try:
+        sessions = [zone.session() for _ in range(4)]
+        connections = [s.pool.get_connection() for s in sessions]  # logged in before the clock starts
+        started = time.perf_counter()
+        for i, conn in enumerate(connections):
+            body = CollectionRequest(collName=f"{zone.home}/core{i}", KeyValPair_PI=StringStringMap({}))
+            conn.send(iRODSMessage("RODS_API_REQ", msg=body, int_info=api_number["COLL_CREATE_AN"]))
+        for conn in connections:
+            conn.recv()
+        assert time.perf_counter() - started >= 0.2 * 4 / cores
+        for conn, sess in zip(connections, sessions):
+            conn.release()
+            sess.cleanup()
+    finally:
+        zone.stop()
+
+
+@builtin_only
 def test_subprocess_zone_cli_signals_and_password_privacy(tmp_path):
     secret = f"pw-{uuid.uuid4().hex}"
     zone = start_zone(tmp_path / "sub", subprocess_mode=True, password=secret)
@@ -291,6 +348,8 @@ def test_cli_rejects_bad_input_without_traceback(tmp_path, capsys):
     assert cli.main(["--root", str(tmp_path), "--port", "0", "--version", "9.9.9"]) == 2
     assert cli.main(["--root", str(tmp_path), "--port", "0", "--log-level", "loud"]) == 2
     assert cli.main(["--root", str(tmp_path), "--port", "0", "--latency-ms", "-1"]) == 2
+    assert cli.main(["--root", str(tmp_path), "--port", "0", "--cores", "-1"]) == 2
+    assert cli.main(["--root", str(tmp_path), "--port", "0", "--max-db-connections", "0"]) == 2
     blocker = socket.socket()
     blocker.bind(("127.0.0.1", 0))
     blocker.listen()
