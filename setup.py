@@ -13,7 +13,9 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
-    packages=find_packages(include=["hpcingest", "hpcingest.*"]),
+    # irods_capability_automated_ingest: the old framework's import name, so its command lines
+    # (`python -m irods_capability_automated_ingest.irods_sync ...`) and handler files keep working
+    packages=find_packages(include=["hpcingest", "hpcingest.*", "irods_capability_automated_ingest"]),
     install_requires=[
         "mpi4py>=4.1",
         "python-irodsclient>=3.3",
@@ -29,5 +31,8 @@ setup(
         "impi": ["impi-rt"],
         "test": ["pytest", "pytest-mpi", "cryptography", "selenium", "moto[server]"],
     },
-    entry_points={"console_scripts": ["hpcingest=hpcingest.cli:main"]},
+    entry_points={"console_scripts": [
+        "hpcingest=hpcingest.cli:main",
+        "irods_capability_automated_ingest=hpcingest.compat.irods_sync:main",  # the old console script
+    ]},
 )
