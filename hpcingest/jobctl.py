@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import shutil
@@ -63,14 +64,37 @@ def describe(job: JobDirectory, chain: Chain | None = None) -> dict:
         "bytes_registered": progress.bytes_registered if reported else counters.get("bytes_registered", 0),
         "failures": progress.failed if reported else counters.get("failures", 0),
         "retries": progress.retries if reported else counters.get("retries", 0),
-        "elapsed_time": round(elapsed, 3), "start_time": record.start_time,
+        "elapsed_s": round(elapsed, 3), "start_epoch_s": record.start_time,
         "rate": round(progress.entries / pass_elapsed, 1) if live and pass_elapsed else 0.0,
         "ranks": ranks,
+        **old_framework_fields(progress if reported or ranks else None, counters, elapsed, record.start_time),
     }
     if chain is not None:
         info.update(slurm_job_id=chain.slurm_job_id, next_slurm_job_id=chain.next_slurm_job_id,
                     next_run=chain.next_run, interval=chain.interval)
     return info
+
+
+def old_framework_fields(progress, counters: dict, elapsed: float, start: float | None) -> dict:
+    """The fields the old tool's `list` printed per job (its ``sync_job.asdict()``), in its
+    formats, so monitors written for it parse this output: a task is a stat batch (up to
+    ``--files_per_task`` entries, the unit the old tool queued), a failed task a batch with a
+    failed entry, a retried task one retry.  ``progress``: the ranks' reports of the newest run
+    (a running pass, or one that died or was stopped part-way, where the batches listed but
+    not yet ingested are the remaining tasks); None for a pass whose counts are in the record."""
+    if progress is not None:
+        total, done = progress.walk.batches_made, progress.batches
+        failed, retried = progress.failed_batches, progress.retries
+    else:
+        total = done = counters.get("batches", 0)
+        failed, retried = counters.get("failed_batches", 0), counters.get("retries", 0)
+    return {
+        "total_tasks": max(total, done), "remaining_tasks": max(0, total - done),
+        "failed_tasks": failed, "retried_tasks": retried,
+        "elapsed_time": str(datetime.timedelta(milliseconds=round(elapsed * 1000))),
+        "start_time": datetime.datetime.fromtimestamp(start or 0, tz=datetime.timezone.utc)
+                      .isoformat(timespec="milliseconds"),
+    }
 
 
 def cmd_list(args) -> int:

@@ -73,6 +73,8 @@ class Progress:
     retries: int = 0
     bytes: int = 0  # uploaded (the PUT operations)
     bytes_registered: int = 0  # sizes of the files registered in place
+    batches: int = 0  # stat batches ingested (the old framework's tasks)
+    failed_batches: int = 0
     walk: WalkCounts = field(default_factory=WalkCounts)
     time: float = 0.0
     pass_number: int = 0
@@ -87,7 +89,7 @@ class Progress:
         return cls(entries=counters.entries, ingested=sum(counters.created.values()) + sum(counters.updated.values()),
                    unchanged=counters.unchanged, failed=counters.failed, skipped=counters.skipped,
                    retries=counters.retries, bytes=counters.bytes_put, bytes_registered=counters.bytes_registered,
-                   walk=WalkCounts(**asdict(walk)), time=time.time(), pass_number=pass_number,
+                   batches=counters.batches, failed_batches=counters.failed_batches, walk=WalkCounts(**asdict(walk)), time=time.time(), pass_number=pass_number,
                    pass_start=pass_start, done=done, pass_token=pass_token, ranks=ranks)
 
     @classmethod
@@ -95,7 +97,8 @@ class Progress:
         return cls(**{**data, "walk": WalkCounts(**data.get("walk", {}))})
 
 
-_SUMMED = ("entries", "ingested", "unchanged", "failed", "skipped", "retries", "bytes", "bytes_registered")
+_SUMMED = ("entries", "ingested", "unchanged", "failed", "skipped", "retries", "bytes", "bytes_registered", "batches",
+           "failed_batches")
 
 
 def progress_dir(job_path: str) -> str:

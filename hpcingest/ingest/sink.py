@@ -17,6 +17,7 @@ import posixpath
 import signal
 import stat
 import time
+import uuid
 from collections import Counter, deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from hpcingest.ingest.content import FileContent, S3Content, removed_on_failure
 from hpcingest.ingest.deletion import DeletionSweep
 from hpcingest.ingest.decide import Change, classify, needs_catalog
 from hpcingest.ingest.catalog import CatalogObject, CatalogView, catalog_view
-from hpcingest.ingest.failures import Failure, FailureLog, describe_error, errno_name
+from hpcingest.ingest.failures import Failure, FailureLog, describe_error, errno_name, old_log_fields
 from hpcingest.ingest.halt import refused_registration_message, request_halt
 from hpcingest.irods.connection import IrodsConnection
 from hpcingest.irods.errors import IrodsOperationError, is_privilege_refusal, operation_error
@@ -86,6 +87,8 @@ class IngestCounters:
     """What this rank did; summed over ranks for the pass summary."""
 
     entries: int = 0
+    batches: int = 0  # stat batches ingested: the old framework's "tasks"
+    failed_batches: int = 0  # batches with an entry that failed (not merely skipped)
     by_type: Counter = field(default_factory=Counter)  # entries by EntryType value
     bytes_scanned: int = 0  # sizes of the regular files seen
     unchanged: int = 0
@@ -214,10 +217,13 @@ class IngestSink:
                 self._ingest(*self._ready.popleft(), ctx)
 
     def _ingest(self, batch: EntryBatch, started: float, previous, ctx: WorkContext) -> None:
-        troubles = self.counters.failed + self.counters.skipped
+        counters = self.counters
+        failed, troubles = counters.failed, counters.failed + counters.skipped
         if not self.halted:
             self._ingest_entries(batch, started, previous, ctx)
-        ok = batch.errors == 0 and self.counters.failed + self.counters.skipped == troubles and not self.halted
+        ok = batch.errors == 0 and counters.failed + counters.skipped == troubles and not self.halted
+        counters.batches += 1
+        counters.failed_batches += counters.failed > failed
         self.state.batch_done(ctx, batch.directory, ok)
 
     def _ingest_entries(self, batch: EntryBatch, started: float, previous, ctx: WorkContext) -> None:
@@ -379,6 +385,7 @@ class IngestSink:
         timeout = handler.timeout(logger, meta)
         identity = handler.as_user(meta)
         as_zone, as_user = identity if identity else (None, None)
+        task_id = str(uuid.uuid1())  # one per entry, kept over its retries as Celery kept a task's
         attempt = 0
         while True:
             attempt += 1
@@ -396,10 +403,12 @@ class IngestSink:
                     self._halt(refused, ctx)
                     return False
                 if attempt > max_retries:
-                    self.report_failure(meta["path"], name.path, meta.get("operation", "?"), err, attempt)
+                    self.report_failure(meta["path"], name.path, meta.get("operation", "?"), err, attempt,
+                                        task=meta["task"], task_id=task_id)
                     return False
                 self.counters.retries += 1
-                logger.warning("retry_task", path=meta["path"], target=name.path, attempt=attempt, error=str(err))
+                logger.warning("retry_task", path=meta["path"], target=name.path, attempt=attempt, error=str(err),
+                               **self._old_task_fields(meta["task"], task_id, err))
                 delay = float(handler.delay(logger, meta, attempt) or 0)
                 if delay > 0:
                     deadline = time.monotonic() + delay
@@ -416,13 +425,22 @@ class IngestSink:
         request_halt(JobDirectory(self.config.job_root, self.config.job_name).path, message)
         ctx.request_stop()
 
-    def report_failure(self, source: str, target: str, operation: str, err: Exception, attempts: int = 1) -> None:
+    def report_failure(self, source: str, target: str, operation: str, err: Exception, attempts: int = 1,
+                       task: str = "delete", task_id: str | None = None) -> None:
         """One failed entry (or deletion): counted, in the failure report, and a failed_task line."""
         error_name, code = describe_error(err)
         self.counters.failed += 1
         self.failures.add(Failure(source, target, operation, "failed", error_name, code, str(err), attempts))
         self.logger.error("failed_task", path=source, target=target, operation=operation, error=error_name,
-                          code=code, message=str(err), attempts=attempts)
+                          code=code, message=str(err), attempts=attempts,
+                          **self._old_task_fields(task, task_id or str(uuid.uuid1()), err))
+
+    def _old_task_fields(self, task: str, task_id: str, err: BaseException) -> dict[str, Any]:
+        """The old framework's fields of a failed_task or retry_task line (task names as in
+        ``meta["task"]``; see hpcingest.ingest.failures.old_log_fields)."""
+        if not self.logger.is_enabled_for(logging.WARNING):
+            return {}  # not written: spare formatting the traceback
+        return {"task": task, "job_name": self.config.job_name, "task_id": task_id, **old_log_fields(err)}
 
     def _skip(self, entry: Entry, name: LogicalName, operation: str, why: str, message: str) -> str:
         self.failures.add(Failure(self._source(entry), name.path, operation, "skipped", why, None, message, 1))

@@ -49,6 +49,8 @@ class IngestSummary:
     steals: int = 0
     deleted_objects: int = 0
     deleted_collections: int = 0
+    batches: int = 0  # stat batches ingested (the old framework's tasks)
+    failed_batches: int = 0
     profile: str | None = None  # where `hpcingest profile` finds this pass's recording
 
     def to_json(self) -> str:
@@ -58,7 +60,7 @@ class IngestSummary:
         return {"files": self.entries, "created": sum(self.created.values()), "updated": sum(self.updated.values()),
                 "unchanged": self.unchanged, "failures": self.failed, "skipped": self.skipped,
                 "retries": self.retries, "bytes": self.bytes_put, "bytes_registered": self.bytes_registered,
-                "elapsed_s": self.elapsed_s}
+                "elapsed_s": self.elapsed_s, "batches": self.batches, "failed_batches": self.failed_batches}
 
     def to_text(self) -> str:
         def by_op(counts: dict[str, int]) -> str:
@@ -132,6 +134,7 @@ def summarize(comm, config: IngestConfig, outcome) -> IngestSummary | None:
         irods_calls={api: latency.summary() for api, latency in sorted(calls.items())},
         steals=sum(p[1] for p in parts), profile=outcome.profile_dir,
         deleted_objects=total["deleted_objects"], deleted_collections=total["deleted_collections"],
+        batches=total["batches"], failed_batches=total["failed_batches"],
     )
 
 
