@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from hpcingest.escaping import exact_fields, json_display
-from hpcingest.profile.render import kind_color
+from hpcingest.profile.render import palette
 from hpcingest.profile.timeline import load_timeline
 from hpcingest.sample import generate
 from tests.browser import open_page, row_colour_counts
@@ -184,7 +184,7 @@ def test_the_real_runs_timeline_opens_offline_in_a_browser_with_a_row_per_rank(j
     open_page(browser, page)  # rendered, no console error, nothing fetched but the file
     assert browser.execute_script("return document.body.dataset.rows") == str(RANKS)
     timeline = load_timeline(os.path.join(job.jobs, "observed", "profile", "pass-0002"))
-    colours = sorted({kind_color(kind) for rank in timeline.ranks for kind in rank.kinds})
+    colours = sorted(set(palette(kind for rank in timeline.ranks for kind in rank.kinds).values()))
     for row, counts in enumerate(row_colour_counts(browser, RANKS, colours)):
         assert counts is not None, f"row {row} is off screen"
         drawn = sum(v for k, v in counts.items() if k != "area")
