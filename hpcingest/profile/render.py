@@ -28,7 +28,7 @@ import numpy as np
 from hpcingest.profile.palette import OTHER, kind_color, kind_meaning, palette
 from hpcingest.profile.timeline import RankTimeline, Timeline
 
-__all__ = ["OTHER", "kind_color", "kind_meaning", "palette", "render_html", "render_png", "usage_table",
+__all__ = ["OTHER", "PlotUnavailable", "kind_color", "kind_meaning", "palette", "render_html", "render_png", "usage_table",
            "format_usage_table", "usage_json", "kind_sort_key", "RankUsage"]
 #: Kinds during which the engine has no work: they make a rank "idle", all others "busy".
 IDLE_KINDS = ("idle", "steal")
@@ -767,14 +767,21 @@ class _PngLayout:
                    legend_columns=columns)
 
 
+class PlotUnavailable(Exception):
+    """matplotlib is not installed (it is the extra hpcingest[plot]: 100 MB nobody needs on every node)."""
+
+
 def render_png(timeline: Timeline, path: str | os.PathLike) -> None:
     """Write a PNG of timeline: one bar per rank, 1600 px wide, height growing with ranks (capped).
 
     Each row is aggregated into one bin per pixel column first, so 25M segments cost a few
     hundred thousand rectangles, and the picture matches what the HTML page shows.
     """
-    import matplotlib
-
+    try:
+        import matplotlib
+    except ImportError:
+        raise PlotUnavailable("the PNG needs matplotlib, an extra: pip install 'hpcingest[plot]' "
+                              "(the HTML timeline and the usage table need nothing more)") from None
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch

@@ -11,7 +11,7 @@ import pytest
 from irods.password_obfuscation import encode
 
 from hpcingest.irods import IrodsSettingsError, resolve_settings
-from hpcingest.irods.settings import VARIABLES
+from hpcingest.irods.settings import VARIABLES, client_schemes
 
 SECRET = "s3cr3t-Pa55"
 VARIABLE_ENV = {"IRODS_HOST": "irods.example.org", "IRODS_PORT": "1247", "IRODS_USER_NAME": "alice",
@@ -150,7 +150,8 @@ def test_a_scheme_python_irodsclient_lacks_is_one_line_naming_it(tmp_path):
         resolve_settings(env)
 
 
-@pytest.mark.parametrize("scheme", ["pam_password", "PAM", "pam_interactive"])
+@pytest.mark.parametrize("scheme", sorted({"pam_password", "PAM", "pam_interactive"}
+                                          & (client_schemes() | {"PAM"})))  # pam_interactive came in PRC 3.2
 def test_pam_schemes_take_the_irodsa_password_over_tls(tmp_path, scheme):
     env = {"IRODS_ENVIRONMENT_FILE": write_env(tmp_path, irods_authentication_scheme=scheme,
                                                irods_client_server_policy="CS_NEG_REQUIRE",
