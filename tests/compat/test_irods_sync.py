@@ -80,3 +80,24 @@ def test_failures_exit_255_as_the_old_tool_did(zone, tmp_path):
     assert native.returncode == 1  # hpcingest's own status for "the job had failures"
     usage = old(zone, "start")
     assert usage.returncode == 2 and b"usage: python -m irods_capability_automated_ingest.irods_sync" in usage.stderr
+
+
+def test_a_target_the_old_framework_filled_is_not_duplicated(zone, tmp_path):
+    """The old framework's Redis sync times are not imported: the first hpcingest run finds the
+    objects in the catalog (one query per batch) and registers nothing again."""
+    tree = generate(str(tmp_path / "tree"), files=40, seed=9, max_file_size=64)
+    target = f"{zone.home}/old_filled{os.getpid()}"
+    view = source_view(tree.root)
+    with zone.session() as session:  # what the old framework's REGISTER_SYNC did, one call per file
+        for relpath in sorted(view.collections):
+            session.collections.create(f"{target}/{relpath}".rstrip("/"))
+        for relpath, (size, mtime, physical, _) in view.objects.items():
+            session.data_objects.register(physical, f"{target}/{relpath}", dataSize=str(size),
+                                          dataModify=str(mtime))
+    before = catalog(zone, target)
+    result = old(zone, "start", os.fsdecode(tree.root), target, "--synchronous", "--job_dir", str(tmp_path / "jobs"))
+    assert result.returncode == 0, result.stderr.decode()
+    assert catalog(zone, target) == before  # same objects, sizes, times, paths, one replica each
+    summary = json.loads(open(os.path.join(tmp_path, "jobs", os.listdir(tmp_path / "jobs")[0], "summary.json")).read())
+    assert summary["created"] == {} and summary["updated"] == {}
+    assert summary["metadata_only"] == len(view.objects) and summary["collections_created"] == 0
