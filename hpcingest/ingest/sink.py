@@ -381,8 +381,9 @@ class IngestSink:
     def _attempt(self, entry: Entry, name: LogicalName, meta: dict, action: Callable, ctx: WorkContext) -> bool:
         """Run one entry's action with the handler's retries, delay and timeout."""
         handler, logger = self.handler, self.logger
-        max_retries = int(handler.max_retries(logger, meta) or 0)
-        timeout = handler.timeout(logger, meta)
+        log_config = meta["config"]["log"]  # what the old framework passes these three as "logger"
+        max_retries = int(handler.max_retries(log_config, meta) or 0)
+        timeout = handler.timeout(log_config, meta)
         identity = handler.as_user(meta)
         as_zone, as_user = identity if identity else (None, None)
         task_id = str(uuid.uuid1())  # one per entry, kept over its retries as Celery kept a task's
@@ -409,7 +410,7 @@ class IngestSink:
                 self.counters.retries += 1
                 logger.warning("retry_task", path=meta["path"], target=name.path, attempt=attempt, error=str(err),
                                **self._old_task_fields(meta["task"], task_id, err))
-                delay = float(handler.delay(logger, meta, attempt) or 0)
+                delay = float(handler.delay(log_config, meta, attempt) or 0)
                 if delay > 0:
                     deadline = time.monotonic() + delay
                     ctx.wait_until(lambda: time.monotonic() >= deadline)
