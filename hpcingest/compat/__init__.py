@@ -5,8 +5,12 @@ Handler files written for irods_capability_automated_ingest 0.7.0 start with
 ``from irods_capability_automated_ingest.utils import Operation``. That package drags in
 Celery and Redis, so hpcingest does not depend on it; ``install_compat_modules()`` makes
 those import lines resolve to the modules here instead, but only when the real package
-cannot be imported (a site that has it installed keeps its own classes; the handler
-wrapper normalises its enum members by name).
+cannot be imported (a checkout run beside an installed old framework keeps its classes; the
+handler wrapper normalises its enum members by name).  An installed hpcingest ships a
+package of the old name (``irods_capability_automated_ingest/``, see
+:func:`serve_old_package_name`), so those imports, and ``python -m
+irods_capability_automated_ingest.irods_sync`` (:mod:`hpcingest.compat.irods_sync`), work
+without this call too.
 """
 
 from __future__ import annotations
