@@ -431,6 +431,8 @@ class IngestSink:
         """One failed entry (or deletion): counted, in the failure report, and a failed_task line."""
         error_name, code = describe_error(err)
         self.counters.failed += 1
+        if task == "delete":  # outside any batch: a task of its own, as the old framework's delete tasks were
+            self.counters.failed_batches += 1
         self.failures.add(Failure(source, target, operation, "failed", error_name, code, str(err), attempts))
         self.logger.error("failed_task", path=source, target=target, operation=operation, error=error_name,
                           code=code, message=str(err), attempts=attempts,
