@@ -6,7 +6,7 @@ notices side by side, and bars of a timeline are judged across the picture, so t
 colours are at least 20 apart and a kind without a fixed colour gets, among a pool of
 candidates, the one farthest from every colour already used in the picture.  (Before, every
 unlisted iRODS API was hashed into one band of pinks: AUTHENTICATION_APN and GEN_QUERY_AN
-came out 3 ΔE apart.)
+came out 5 ΔE apart.)
 """
 
 from __future__ import annotations

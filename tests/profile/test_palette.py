@@ -20,7 +20,7 @@ def test_fixed_colours_are_far_apart():
 
 
 def test_every_kind_of_a_picture_is_distinguishable():
-    """AUTHENTICATION_APN and GEN_QUERY_AN were hashed into one band of pinks, 3 ΔE apart."""
+    """AUTHENTICATION_APN and GEN_QUERY_AN were hashed into one band of pinks, 5 ΔE apart."""
     from irods.api_number import api_number
 
     apis = ["irods:AUTHENTICATION_APN", "irods:GEN_QUERY_AN"] + [f"irods:{name}" for name in sorted(api_number)[:20]]
