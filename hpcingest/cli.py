@@ -48,14 +48,14 @@ def add_s3_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_log_options(parser: argparse.ArgumentParser) -> None:
-    """Logging and profiling options, old framework names (the old tool took them on every command)."""
+    """The options the old tool took on every command (logging, its profile file, Redis)."""
     parser.add_argument("--log_filename", help="JSON-lines log file (default: stderr); one file per rank: FILE.rankN")
     parser.add_argument("--log_level", default="WARNING", help="DEBUG, INFO, WARNING (default), ERROR")
     parser.add_argument("--log_when", help="rotate like TimedRotatingFileHandler: S, M, H, D, midnight, W0-W6")
-    parser.add_argument("--log_interval", type=int, default=None, help="rotation interval (default 1)")
-    parser.add_argument("--profile", action="store_true", help="record a per-rank activity timeline")
+    parser.add_argument("--log_interval", type=int, default=None,
+                        help="rotation interval in --log_when units (default 1; without --log_when it has no effect)")
     for legacy in ("--profile_filename", "--profile_when", "--profile_interval", "--profile_level"):
-        parser.add_argument(legacy, help="accepted for old scripts; the timeline goes to the job directory")
+        parser.add_argument(legacy, help="accepted for old scripts and ignored with a warning (see --profile)")
     for legacy in ("--redis_host", "--redis_port", "--redis_db"):
         parser.add_argument(legacy, help="accepted and ignored with a warning (hpcingest needs no Redis)")
 
@@ -104,6 +104,8 @@ def add_start_parser(commands) -> None:
                        help="verify each PUT end to end; a mismatch is a failure")
     add_walk_options(start)
     add_log_options(start)
+    start.add_argument("--profile", action="store_true",
+                       help="record every rank's activity timeline; `hpcingest profile JOB` draws it")
     for legacy in ("--file_queue", "--path_queue", "--restart_queue"):
         start.add_argument(legacy, help="accepted and ignored with a warning (no Celery queues)")
     add_s3_options(start)
@@ -138,8 +140,18 @@ def add_job_control_parsers(commands) -> None:
     profile.add_argument("--json", action="store_true", help="print the usage table as JSON")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="hpcingest", description=(
+def warn_ignored_options(args) -> None:
+    """A job command's old options that take no effect, one line each (`start` says them
+    itself, once, from rank 0)."""
+    from hpcingest.compat.options import ignored_option_warnings
+
+    if launcher_rank() == 0:
+        for warning in ignored_option_warnings(args):
+            print(f"hpcingest {args.command}: warning: {warning}", file=sys.stderr)
+
+
+def build_parser(prog: str = "hpcingest") -> argparse.ArgumentParser:
+    parser = _Parser(prog=prog, description=(
         "MPI-parallel ingest of parallel-filesystem trees and S3 buckets into iRODS. "
         "Run under srun or mpiexec for many ranks, or alone for one."))
     parser.add_argument("--version", action="version", version=f"hpcingest {__version__}")
@@ -179,13 +191,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "hpcingest") -> int:
+    """``prog``: the name usage lines show (the old module's when run through hpcingest.compat.irods_sync)."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["zone"]:
         from hpcingest.zone.cli import main as zone_main
 
         return zone_main(argv[1:])
-    parser = build_parser()
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     if args.command == "scan":
         from hpcingest import scan
@@ -204,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
             from hpcingest import jobctl
             from hpcingest.jobdir import JobError
 
+            warn_ignored_options(args)
             try:
                 argv = jobctl.resume_argv(args)
                 args = parser.parse_args(["start", *argv])
@@ -219,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         from hpcingest import jobctl
         from hpcingest.jobdir import JobError
 
+        warn_ignored_options(args)
         try:
             return getattr(jobctl, f"cmd_{args.command}")(args)
         except JobError as err:

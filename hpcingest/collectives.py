@@ -16,6 +16,8 @@ from array import array
 from itertools import accumulate
 from typing import TYPE_CHECKING, Sequence
 
+from hpcingest.launch import mpi_of
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -66,7 +68,7 @@ def dup(comm):
 
 def bcast_object(comm, obj=None, root: int = 0):
     """Broadcast a picklable object from ``root``; every rank returns it."""
-    from mpi4py import MPI
+    MPI = mpi_of(comm)
 
     payload = pickle.dumps(obj) if comm.Get_rank() == root else b""
     length = array("q", [len(payload)])
@@ -81,7 +83,7 @@ def gather_array(comm, values: "np.ndarray | Sequence[float]", root: int = 0,
     """Gather one equal-length vector per rank into a (ranks, n) array on root: float64, or
     int64 for counters that must stay exact (byte totals pass 2**53, 9 PB, on large filesystems)."""
     import numpy as np  # here: the rest of this module runs on every rank without it
-    from mpi4py import MPI
+    MPI = mpi_of(comm)
 
     dtype, mpi_type = (np.int64, MPI.INT64_T) if integers else (np.float64, MPI.DOUBLE)
     send = np.ascontiguousarray(values, dtype=dtype)
@@ -92,7 +94,7 @@ def gather_array(comm, values: "np.ndarray | Sequence[float]", root: int = 0,
 
 def gather_objects(comm, obj, root: int = 0) -> list | None:
     """Gather one picklable object per rank (variable sizes) into a list on root."""
-    from mpi4py import MPI
+    MPI = mpi_of(comm)
 
     payload = pickle.dumps(obj)
     root_here = comm.Get_rank() == root
@@ -109,7 +111,7 @@ def gather_objects(comm, obj, root: int = 0) -> list | None:
 
 
 def exscan_sum(comm, value: int) -> int:
-    from mpi4py import MPI
+    MPI = mpi_of(comm)
 
     send = array("q", [value])
     recv = array("q", [0])
@@ -133,7 +135,7 @@ def oversubscription(local_ranks: int) -> float:
 
 def node_peers(comm) -> list[int]:
     """Ranks sharing this rank's host (by processor name), this rank excluded."""
-    from mpi4py import MPI
+    MPI = mpi_of(comm)
 
     digest = hashlib.blake2b(MPI.Get_processor_name().encode(), digest_size=7).digest()
     key = int.from_bytes(digest, "little")

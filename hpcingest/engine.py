@@ -47,6 +47,7 @@ from typing import Callable, Iterable, Protocol
 
 from hpcingest import collectives
 from hpcingest.collectives import Backoff
+from hpcingest.launch import mpi_of
 from hpcingest.profile import recorder
 
 TAG_REQUEST = 7001
@@ -154,9 +155,7 @@ class WorkStealingEngine:
         on_idle: "Callable[[WorkContext], None] | None" = None,
         abort: "threading.Event | None" = None,
     ) -> None:
-        from mpi4py import MPI
-
-        self._mpi = MPI
+        MPI = self._mpi = mpi_of(comm)
         self.comm = collectives.dup(comm)
         self.rank = self.comm.Get_rank()
         self.size = self.comm.Get_size()

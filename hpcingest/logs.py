@@ -64,8 +64,6 @@ class LogOptions:
             raise LogOptionsError(f"--log_when {self.when!r}: use S, M, H, D, midnight or W0-W6")
         if self.interval is not None and self.interval < 1:
             raise LogOptionsError("--log_interval must be at least 1")
-        if self.interval is not None and self.when is None:
-            raise LogOptionsError("--log_interval needs --log_when (the unit of the interval)")
         if self.filename is not None:
             directory = os.path.dirname(os.path.abspath(self.filename))
             if not os.path.isdir(directory) or not os.access(directory, os.W_OK | os.X_OK):

@@ -22,6 +22,7 @@ import numpy as np
 
 from hpcingest import collectives
 from hpcingest.exclusions import ExclusionError, Exclusions
+from hpcingest.launch import mpi_of
 from hpcingest.records import EntryBatch, EntryType, WalkError
 from hpcingest.sources import check_source, check_walk_options, open_source
 from hpcingest.sources.posix import SourceRootError
@@ -227,8 +228,7 @@ def scan(comm, config: ScanConfig) -> ScanSummary | None:
 
 def _write_listing(comm, spool: BinaryIO, path: str) -> None:
     """Each rank writes its spooled part at its own offset: one file, no gather."""
-    from mpi4py import MPI
-
+    MPI = mpi_of(comm)
     size = spool.seek(0, os.SEEK_END)
     offset = collectives.exscan_sum(comm, size)
     if comm.Get_rank() == 0 and os.path.exists(path):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
 
 import pytest
@@ -32,3 +35,43 @@ def test_an_exception_on_one_rank_aborts_every_rank():
     result = run(Launcher("mpiexec", 3), [sys.executable, "-m", "tests.mpi_scripts.fail_on_one_rank"])
     assert result.returncode != 0
     assert b"injected failure on rank 1" in result.stderr
+
+
+NO_MPI = {"MPI4PY_LIBMPI": "/nonexistent/libmpi.so"}  # mpi4py then cannot load any MPI library, as in a fresh venv
+
+
+def test_without_an_mpi_library_one_process_scans_alone(tmp_path):
+    """pip install hpcingest brings no MPI: `hpcingest scan SRC` died with 'cannot load MPI library'."""
+    from hpcingest.sample import generate
+
+    tree = generate(str(tmp_path / "tree"), files=300, seed=1)
+    listing, summary = tmp_path / "list", tmp_path / "summary.json"
+    result = run(None, hpcingest_argv("scan", os.fsdecode(tree.root), "--list", str(listing), "--json", str(summary)),
+                 env=NO_MPI)
+    assert result.returncode == 0, result.stderr.decode()
+    found = subprocess.run(["find", os.fsdecode(tree.root), "-mindepth", "1", "-printf", "%P\\0"],
+                           capture_output=True, check=True).stdout
+    assert sorted(listing.read_bytes().split(b"\0")) == sorted(found.split(b"\0"))
+    counts = json.loads(summary.read_text())
+    assert counts["ranks"] == 1 and counts["files"] == tree.files and counts["errors"] == 0
+
+
+def test_without_an_mpi_library_one_process_ingests_alone(zone, tmp_path):
+    from hpcingest.sample import generate
+    from tests.ingest.conftest import catalog, source_view
+
+    tree = generate(str(tmp_path / "tree"), files=60, seed=2, max_file_size=64)
+    target = f"{zone.home}/no_mpi{os.getpid()}"
+    result = run(None, hpcingest_argv("start", os.fsdecode(tree.root), target, "--synchronous", "--job_dir",
+                                      str(tmp_path / "jobs")), env={**zone.environ(), **NO_MPI})
+    assert result.returncode == 0, result.stderr.decode()
+    assert catalog(zone, target).objects == source_view(tree.root).objects
+
+
+def test_without_an_mpi_library_a_launcher_gets_one_line_saying_how_to_get_mpi(tmp_path):
+    result = run(None, hpcingest_argv("scan", str(tmp_path)), env={**NO_MPI, "PMI_SIZE": "2", "PMI_RANK": "0"})
+    stderr = result.stderr.decode()
+    assert result.returncode == 2 and "Traceback" not in stderr
+    (line,) = stderr.splitlines()
+    assert "started 2 tasks but no MPI library could be loaded" in line
+    assert "hpcingest[mpich]" in line and "MPI4PY_LIBMPI" in line

@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from hpcingest.compat.options import ignored_option_warnings
 from hpcingest.exclusions import Exclusions
 from hpcingest.ingest.monitor import STALL_AFTER_S
 from hpcingest.logs import LogOptions, LogOptionsError
@@ -21,9 +22,6 @@ from hpcingest.sources import check_source, check_walk_options
 
 if TYPE_CHECKING:
     from hpcingest.sources.s3 import S3Settings
-
-LEGACY_IGNORED = ("file_queue", "path_queue", "restart_queue", "redis_host", "redis_port", "redis_db")
-
 
 class ConfigError(ValueError):
     """A usage error: printed as one line, exit status 2."""
@@ -148,8 +146,7 @@ def build_config(args) -> IngestConfig:
     root, s3 = check_source(args)
     handler_text, handler_filename = read_handler(args.event_handler)
     job_name = check_job_name(args.job_name) if args.job_name else str(uuid.uuid1())
-    warnings = [f"--{name} is an old Celery/Redis option and is ignored" for name in LEGACY_IGNORED
-                if getattr(args, name, None) is not None]
+    warnings = ignored_option_warnings(args)
     return IngestConfig(
         root=root, target=target, job_name=job_name, s3=s3, max_rate=args.max_rate,
         job_root=os.path.abspath(args.job_dir or default_job_root()),

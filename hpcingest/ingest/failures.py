@@ -13,7 +13,9 @@ from __future__ import annotations
 import errno
 import json
 import os
+import traceback
 from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 from hpcingest.escaping import exact_fields, json_safe
 
@@ -100,6 +102,19 @@ def describe_error(err: BaseException) -> tuple[str, int | None]:
     if isinstance(err, OSError) and err.errno:
         return errno_name(err.errno), err.errno
     return type(err).__name__, None
+
+
+def old_log_fields(err: BaseException) -> dict[str, Any]:
+    """``exc``, ``einfo`` and ``traceback`` as the old framework's ``failed_task`` and
+    ``retry_task`` lines carried them (Celery's ``on_failure``/``on_retry``): the exception's
+    repr, the formatted traceback (what Celery's ExceptionInfo holds), and the frames of
+    ``traceback.extract_tb`` as the old JSON renderer wrote them.  For an exception raised in
+    a handler hook these name the handler file's own lines.  All text, so the log's secret
+    scrubbing sees every character."""
+    frames = traceback.extract_tb(err.__traceback__)
+    return {"exc": repr(err),
+            "einfo": "".join(traceback.format_exception(type(err), err, err.__traceback__)).rstrip("\n"),
+            "traceback": [repr(frame) for frame in frames]}
 
 
 def errno_name(code: int) -> str:

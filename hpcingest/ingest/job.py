@@ -78,7 +78,9 @@ def base_meta(config: IngestConfig) -> dict[str, Any]:
         "exclude_file_name": [p.pattern for p in config.exclusions.file_patterns],
         "exclude_directory_name": [p.pattern for p in config.exclusions.directory_patterns],
         "event_handler": config.handler_filename, "event_handler_key": config.job_name,
-        "config": {"log": dict(config.log), "profile": {}, "redis": {}},
+        # the old shape; there is no profile file and no Redis here, so those values are None
+        "config": {"log": dict(config.log), "profile": dict.fromkeys(("filename", "when", "interval", "level")),
+                   "redis": dict.fromkeys(("host", "port", "db"))},
         **s3_meta(config),
     }
 

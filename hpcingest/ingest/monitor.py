@@ -85,6 +85,8 @@ class Progress:
     retries: int = 0
     bytes: int = 0  # uploaded (the PUT operations)
     bytes_registered: int = 0  # sizes of the files registered in place
+    batches: int = 0  # stat batches ingested (the old framework's tasks)
+    failed_batches: int = 0
     walk: WalkCounts = field(default_factory=WalkCounts)
     time: float = 0.0
     pass_number: int = 0
@@ -104,7 +106,7 @@ class Progress:
                    unchanged=counters.unchanged, failed=counters.failed, skipped=counters.skipped,
                    too_young=counters.too_young,
                    retries=counters.retries, bytes=counters.bytes_put, bytes_registered=counters.bytes_registered,
-                   walk=WalkCounts(**asdict(walk)), time=time.time(), pass_number=pass_number,
+                   batches=counters.batches, failed_batches=counters.failed_batches, walk=WalkCounts(**asdict(walk)), time=time.time(), pass_number=pass_number,
                    pass_start=pass_start, done=done, pass_token=pass_token, ranks=ranks)
 
     @classmethod
@@ -118,7 +120,7 @@ class Progress:
 
 
 _SUMMED = ("entries", "ingested", "created", "updated", "unchanged", "failed", "skipped", "too_young", "retries",
-           "bytes", "bytes_registered")
+           "bytes", "bytes_registered", "batches", "failed_batches")
 
 
 def progress_dir(job_path: str) -> str:

@@ -17,6 +17,7 @@ import posixpath
 import signal
 import stat
 import time
+import uuid
 from collections import Counter, deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from hpcingest.ingest.content import FileContent, S3Content, removed_on_failure
 from hpcingest.ingest.deletion import DeletionSweep
 from hpcingest.ingest.decide import Change, classify, needs_catalog, too_young
 from hpcingest.ingest.catalog import CatalogObject, CatalogView, catalog_view
-from hpcingest.ingest.failures import Failure, FailureLog, describe_error, errno_name
+from hpcingest.ingest.failures import Failure, FailureLog, describe_error, errno_name, old_log_fields
 from hpcingest.ingest.halt import refused_registration_message, request_halt
 from hpcingest.irods.connection import IrodsConnection
 from hpcingest.irods.errors import IrodsOperationError, is_privilege_refusal, operation_error
@@ -86,6 +87,8 @@ class IngestCounters:
     """What this rank did; summed over ranks for the pass summary."""
 
     entries: int = 0
+    batches: int = 0  # stat batches ingested: the old framework's "tasks"
+    failed_batches: int = 0  # batches with an entry that failed (not merely skipped)
     by_type: Counter = field(default_factory=Counter)  # entries by EntryType value
     bytes_scanned: int = 0  # sizes of the regular files seen
     unchanged: int = 0
@@ -217,12 +220,14 @@ class IngestSink:
 
     def _ingest(self, batch: EntryBatch, started: float, previous, ctx: WorkContext) -> None:
         counters = self.counters
-        troubles = counters.failed + counters.skipped + counters.too_young
+        failed, troubles = counters.failed, counters.failed + counters.skipped + counters.too_young
         if not self.halted:
             self._ingest_entries(batch, started, previous, ctx)
         # a batch that left an entry (failed, skipped, too young) is looked at again when the pass resumes
         ok = batch.errors == 0 and counters.failed + counters.skipped + counters.too_young == troubles \
             and not self.halted
+        counters.batches += 1
+        counters.failed_batches += counters.failed > failed
         self.state.batch_done(ctx, batch.directory, ok)
 
     def _ingest_entries(self, batch: EntryBatch, started: float, previous, ctx: WorkContext) -> None:
@@ -396,10 +401,12 @@ class IngestSink:
     def _attempt(self, entry: Entry, name: LogicalName, meta: dict, action: Callable, ctx: WorkContext) -> bool:
         """Run one entry's action with the handler's retries, delay and timeout."""
         handler, logger = self.handler, self.logger
-        max_retries = int(handler.max_retries(logger, meta) or 0)
-        timeout = handler.timeout(logger, meta)
+        log_config = meta["config"]["log"]  # what the old framework passes these three as "logger"
+        max_retries = int(handler.max_retries(log_config, meta) or 0)
+        timeout = handler.timeout(log_config, meta)
         identity = handler.as_user(meta)
         as_zone, as_user = identity if identity else (None, None)
+        task_id = str(uuid.uuid1())  # one per entry, kept over its retries as Celery kept a task's
         attempt = 0
         while True:
             attempt += 1
@@ -417,11 +424,13 @@ class IngestSink:
                     self._halt(refused, ctx)
                     return False
                 if attempt > max_retries:
-                    self.report_failure(meta["path"], name.path, meta.get("operation", "?"), err, attempt)
+                    self.report_failure(meta["path"], name.path, meta.get("operation", "?"), err, attempt,
+                                        task=meta["task"], task_id=task_id)
                     return False
                 self.counters.retries += 1
-                logger.warning("retry_task", path=meta["path"], target=name.path, attempt=attempt, error=str(err))
-                delay = float(handler.delay(logger, meta, attempt) or 0)
+                logger.warning("retry_task", path=meta["path"], target=name.path, attempt=attempt, error=str(err),
+                               **self._old_task_fields(meta["task"], task_id, err))
+                delay = float(handler.delay(log_config, meta, attempt) or 0)
                 if delay > 0:
                     deadline = time.monotonic() + delay
                     ctx.wait_until(lambda: time.monotonic() >= deadline)
@@ -437,13 +446,24 @@ class IngestSink:
         request_halt(JobDirectory(self.config.job_root, self.config.job_name).path, message)
         ctx.request_stop()
 
-    def report_failure(self, source: str, target: str, operation: str, err: Exception, attempts: int = 1) -> None:
+    def report_failure(self, source: str, target: str, operation: str, err: Exception, attempts: int = 1,
+                       task: str = "delete", task_id: str | None = None) -> None:
         """One failed entry (or deletion): counted, in the failure report, and a failed_task line."""
         error_name, code = describe_error(err)
         self.counters.failed += 1
+        if task == "delete":  # outside any batch: a task of its own, as the old framework's delete tasks were
+            self.counters.failed_batches += 1
         self.failures.add(Failure(source, target, operation, "failed", error_name, code, str(err), attempts))
         self.logger.error("failed_task", path=source, target=target, operation=operation, error=error_name,
-                          code=code, message=str(err), attempts=attempts)
+                          code=code, message=str(err), attempts=attempts,
+                          **self._old_task_fields(task, task_id or str(uuid.uuid1()), err))
+
+    def _old_task_fields(self, task: str, task_id: str, err: BaseException) -> dict[str, Any]:
+        """The old framework's fields of a failed_task or retry_task line (task names as in
+        ``meta["task"]``; see hpcingest.ingest.failures.old_log_fields)."""
+        if not self.logger.is_enabled_for(logging.WARNING):
+            return {}  # not written: spare formatting the traceback
+        return {"task": task, "job_name": self.config.job_name, "task_id": task_id, **old_log_fields(err)}
 
     def _skip(self, entry: Entry, name: LogicalName, operation: str, why: str, message: str) -> str:
         self.failures.add(Failure(self._source(entry), name.path, operation, "skipped", why, None, message, 1))

@@ -51,6 +51,8 @@ class IngestSummary:
     deleted_objects: int = 0
     deleted_collections: int = 0
     too_young: int = 0  # --min_age: changed too recently, left for a later pass
+    batches: int = 0  # stat batches ingested (the old framework's tasks)
+    failed_batches: int = 0
     profile: str | None = None  # where `hpcingest profile` finds this pass's recording
 
     def to_json(self) -> str:
@@ -61,7 +63,7 @@ class IngestSummary:
                 "unchanged": self.unchanged, "failures": self.failed, "skipped": self.skipped,
                 "retries": self.retries, "too_young": self.too_young, "bytes": self.bytes_put,
                 "bytes_registered": self.bytes_registered,
-                "elapsed_s": self.elapsed_s}
+                "elapsed_s": self.elapsed_s, "batches": self.batches, "failed_batches": self.failed_batches}
 
     def to_text(self) -> str:
         def by_op(counts: dict[str, int]) -> str:
@@ -140,6 +142,7 @@ def summarize(comm, config: IngestConfig, outcome) -> IngestSummary | None:
         steals=sum(p[1] for p in parts), profile=outcome.profile_dir,
         deleted_objects=total["deleted_objects"], deleted_collections=total["deleted_collections"],
         too_young=total["too_young"],
+        batches=total["batches"], failed_batches=total["failed_batches"],
     )
 
 

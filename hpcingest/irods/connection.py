@@ -288,17 +288,15 @@ class IrodsConnection:
 
     def _open_session(self, identity: Identity, connect_timeout: float) -> iRODSSession:
         """A session with its one connection already logged in, so login errors surface here."""
-        from irods.session import iRODSSession  # here: a rank that never connects never loads PRC
-
         timing.install()  # every session this package opens feeds the per-API latencies
         refusal.install()  # a server that starts no agent says so, instead of looking like a network failure
         user, zone = identity
-        options = self.settings.session_options()
+        options: dict[str, Any] = {}
         if identity != (self.settings.user, self.settings.zone):
             options.update(client_user=user, client_zone=zone)
         self._last_connect_timeout = connect_timeout
-        session = iRODSSession(password=self.settings.read_password(), connection_timeout=connect_timeout,
-                               application_name=self.application_name, **options)
+        session = self.settings.new_session(connection_timeout=connect_timeout,
+                                            application_name=self.application_name, **options)
         try:
             session.pool.get_connection().release()
         except BaseException:

@@ -157,12 +157,25 @@ def auth_error(exc: BaseException, where: str) -> IrodsAuthError:
     elif isinstance(exc, ssl.SSLCertVerificationError):
         reason = f"TLS certificate verification failed: {exc.verify_message}"
     elif isinstance(exc, prc_errors.NetworkException):
-        reason = f"TLS negotiation failed: {exc}"
+        reason = negotiation_failure(str(exc))
     elif isinstance(exc, prc_errors.iRODSException):
         reason = f"{type(exc).__name__} ({getattr(exc, 'code', '?')})"
     else:
         reason = "no password available"
     return IrodsAuthError(f"iRODS authentication failed for {where}: {reason}")
+
+
+def negotiation_failure(text: str) -> str:
+    """What a failed client-server negotiation means, from PRC's "...: CLIENT,SERVER" text."""
+    client, _, server = text.rpartition(": ")[2].partition(",")
+    if client == "CS_NEG_REQUIRE":
+        return (f"the environment file requires TLS (irods_client_server_policy CS_NEG_REQUIRE) and the server "
+                f"refuses it ({server})")
+    if server == "CS_NEG_REQUIRE":
+        return ("the server requires TLS (CS_NEG_REQUIRE); set irods_client_server_policy to CS_NEG_REQUIRE with "
+                "the irods_ssl_* settings in the environment file (iRODS's own clients take a missing policy as "
+                "CS_NEG_DONT_CARE, which python-irodsclient does not support)")
+    return f"TLS negotiation failed: {text}"
 
 
 def operation_error(exc: BaseException, after_retry: bool = False) -> IrodsOperationError | None:

@@ -1,5 +1,16 @@
 """Where the iRODS connection comes from, resolved the way the old ingest framework does it.
 
+Two sources, as in the old framework: all five ``IRODS_*`` variables, or an
+``irods_environment.json`` with its ``.irodsA``.  An environment file is python-irodsclient's
+to read: each rank hands PRC the file itself, so every setting PRC knows (TLS, encryption,
+authentication schemes, refresh times, ...) reaches it exactly as ``iinit`` wrote it.  hpcingest
+checks the file first (so a bad one is one clear line on rank 0, naming the setting, and not a
+traceback on every rank) and adds only what iRODS's own clients do and PRC does not: they
+always ask for the client-server negotiation (iRODS 5 no longer reads
+``irods_client_server_negotiation``; PRC skips negotiating without it, and would then talk in
+the clear to a server whose file says TLS is required), and they verify the server's
+certificate against the system's CAs when the file names none (PRC then verifies nothing).
+
 Rank 0 resolves the settings once and ships them to every rank, so :class:`IrodsSettings` is a
 picklable record that deliberately holds no password: each rank re-reads the secret itself (the
 ``IRODS_PASSWORD`` variable its launcher passed down, or the obfuscated ``.irodsA`` file) right
@@ -19,12 +30,15 @@ from hpcingest import logs
 if TYPE_CHECKING:
     import ssl
 
+    from irods.session import iRODSSession
+
 VARIABLES = ("IRODS_HOST", "IRODS_PORT", "IRODS_USER_NAME", "IRODS_ZONE_NAME", "IRODS_PASSWORD")
 PASSWORD_VARIABLE = "IRODS_PASSWORD"
 DEFAULT_ENV_FILE = "~/.irods/irods_environment.json"
 DEFAULT_AUTH_FILE = "~/.irods/.irodsA"
 _REQUIRED_KEYS = ("irods_host", "irods_port", "irods_user_name", "irods_zone_name")
-_CLIENT_POLICIES = ("CS_NEG_REQUIRE", "CS_NEG_REFUSE")
+REQUEST_NEGOTIATION = "request_server_negotiation"
+_REQUIRE_TLS, _REFUSE_TLS, _DONT_CARE = "CS_NEG_REQUIRE", "CS_NEG_REFUSE", "CS_NEG_DONT_CARE"
 _VERIFY_MODES = ("hostname", "cert", "none")
 
 
@@ -34,10 +48,10 @@ class IrodsSettingsError(Exception):
 
 @dataclass(frozen=True)
 class TlsSettings:
-    """The env file's TLS keys, kept as plain values so they pickle; the context is built per rank."""
+    """What a file that requires TLS says about checking the server, kept as plain values so it
+    pickles; the context is built per rank.  Encryption settings the file lacks get iRODS's
+    defaults (PRC would fail on them half-way through the TLS handshake)."""
 
-    negotiation: str
-    client_server_policy: str
     verify_server: str = "hostname"
     ca_certificate_file: str | None = None
     ca_certificate_path: str | None = None
@@ -47,7 +61,8 @@ class TlsSettings:
     encryption_num_hash_rounds: int = 16
 
     def ssl_context(self) -> ssl.SSLContext | None:
-        """A context trusting the configured CA, or None to let PRC build its default one."""
+        """A context verifying as iRODS's clients do: against the configured CA, else the
+        system's CAs (PRC alone verifies nothing without a CA file); None when verification is off."""
         if self.verify_server == "none":
             return None
         import ssl  # here: only a rank that connects with TLS needs it
@@ -58,19 +73,14 @@ class TlsSettings:
         return context
 
     def session_options(self) -> dict[str, Any]:
+        """Keywords for a session from the environment file: only what the file leaves out
+        reaches PRC this way (the file's own keys win), so these are defaults and the context."""
         options: dict[str, Any] = {
-            "irods_client_server_negotiation": self.negotiation,
-            "irods_client_server_policy": self.client_server_policy,
-            "irods_ssl_verify_server": self.verify_server,
             "irods_encryption_algorithm": self.encryption_algorithm,
             "irods_encryption_key_size": self.encryption_key_size,
             "irods_encryption_salt_size": self.encryption_salt_size,
             "irods_encryption_num_hash_rounds": self.encryption_num_hash_rounds,
         }
-        if self.ca_certificate_file:
-            options["irods_ssl_ca_certificate_file"] = self.ca_certificate_file
-        if self.ca_certificate_path:
-            options["irods_ssl_ca_certificate_path"] = self.ca_certificate_path
         context = self.ssl_context()
         if context is not None:
             options["ssl_context"] = context
@@ -88,7 +98,7 @@ class IrodsSettings:
     source: str
     env_file: str | None = None
     auth_file: str | None = None
-    authentication_scheme: str = "native"
+    authentication_scheme: str = "native"  # as the file names it; PAM schemes log in natively with the .irodsA
     default_resource: str | None = None
     tls: TlsSettings | None = None
 
@@ -107,13 +117,20 @@ class IrodsSettings:
             return password
         return read_auth_file(self.auth_file)
 
-    def session_options(self) -> dict[str, Any]:
-        """iRODSSession keywords except the password and the proxied identity."""
-        options: dict[str, Any] = {"host": self.host, "port": self.port, "user": self.user, "zone": self.zone,
-                                   "authentication_scheme": self.authentication_scheme}
+    def new_session(self, **options: Any) -> iRODSSession:
+        """A python-irodsclient session for this zone (not yet connected); ``options`` are
+        further iRODSSession keywords (timeouts, application name, the proxied ``client_user``)."""
+        from irods.session import iRODSSession
+
+        password = self.read_password()
+        if self.env_file is None:
+            return iRODSSession(host=self.host, port=self.port, user=self.user, zone=self.zone, password=password,
+                                **options)
+        extra: dict[str, Any] = {"irods_authentication_file": self.auth_file,
+                                 "irods_client_server_negotiation": REQUEST_NEGOTIATION}
         if self.tls is not None:
-            options.update(self.tls.session_options())
-        return options
+            extra.update(self.tls.session_options())
+        return iRODSSession(irods_env_file=self.env_file, **extra, **options)
 
     def describe(self) -> str:
         """One line for logs and error messages (no secret in it)."""
@@ -173,49 +190,102 @@ def resolve_settings(environ: Mapping[str, str] | None = None) -> IrodsSettings:
         raise IrodsSettingsError(
             f"no iRODS connection settings: set all of {', '.join(VARIABLES)}{partial}, "
             f"or point $IRODS_ENVIRONMENT_FILE at an irods_environment.json (looked for {env_file})")
-    return settings_from_env_file(env_file, env.get("IRODS_AUTHENTICATION_FILE")
-                                  or _expand(DEFAULT_AUTH_FILE, env))
+    return settings_from_env_file(env_file, env.get("IRODS_AUTHENTICATION_FILE") or _expand(DEFAULT_AUTH_FILE, env))
 
 
-def settings_from_env_file(env_file: str, auth_file: str) -> IrodsSettings:
+def client_schemes() -> frozenset[str]:
+    """The authentication schemes this python-irodsclient has a client plugin for (irods.auth.*):
+    native and the PAM family in 3.x.  With the password iinit stored in .irodsA, the PAM
+    schemes go straight to a native login, over TLS only (as iRODS's own plugin does)."""
+    import pkgutil
+
+    import irods.auth
+
+    return frozenset(module.name for module in pkgutil.iter_modules(irods.auth.__path__))
+
+
+def _prc_version() -> str:
+    from irods.version import __version__
+
+    return __version__
+
+
+def settings_from_env_file(env_file: str, auth_file: str | None = None) -> IrodsSettings:
+    """Check an environment file (and its .irodsA) as iRODS's clients read it, then let
+    python-irodsclient parse it.  ``auth_file``: $IRODS_AUTHENTICATION_FILE, if set."""
     data = _load_json(env_file)
     missing = [key for key in _REQUIRED_KEYS if data.get(key) in (None, "")]
     if missing:
         raise IrodsSettingsError(f"{env_file} lacks {', '.join(missing)}")
-    scheme = str(data.get("irods_authentication_scheme") or "native").lower()
-    from irods import PAM_AUTH_SCHEMES
-
-    if scheme in PAM_AUTH_SCHEMES:
-        scheme = "native"  # .irodsA then holds the PAM-derived native password, as PRC does it
-    if scheme != "native":
-        raise IrodsSettingsError(f"{env_file}: authentication scheme {scheme!r} is not supported "
-                                 "(native, or pam_password with a password from iinit)")
+    _port(data["irods_port"], f"{env_file}: irods_port")
+    scheme = str(data.get("irods_authentication_scheme") or "native")
+    if scheme.lower() not in client_schemes():
+        raise IrodsSettingsError(
+            f"{env_file}: irods_authentication_scheme {scheme!r} is not supported by python-irodsclient "
+            f"{_prc_version()} (it has {', '.join(sorted(client_schemes()))}); use native, or pam_password "
+            "with the password iinit stores in .irodsA")
+    # PRC reads the .irodsA the file names, else $IRODS_AUTHENTICATION_FILE, else the default
+    auth_file = data.get("irods_authentication_file") or auth_file or os.path.expanduser(DEFAULT_AUTH_FILE)
     if not os.access(auth_file, os.R_OK):
         raise IrodsSettingsError(f"cannot read the iRODS authentication file {auth_file} (run iinit?)")
     read_auth_file(auth_file)  # a garbage file is said to be one here, not a "wrong password" later
-    return IrodsSettings(host=str(data["irods_host"]), port=_port(data["irods_port"], f"{env_file}: irods_port"),
-                         user=str(data["irods_user_name"]), zone=str(data["irods_zone_name"]), source="env_file",
-                         env_file=env_file, auth_file=auth_file, authentication_scheme=scheme,
-                         default_resource=data.get("irods_default_resource") or None,
-                         tls=_tls(data, env_file))
+    tls = _tls(data, env_file)
+    if scheme.lower() != "native" and tls is None:
+        raise IrodsSettingsError(
+            f"{env_file}: irods_authentication_scheme {scheme} needs TLS, as with iRODS's own clients: set "
+            f"irods_client_server_policy to {_REQUIRE_TLS} with the irods_ssl_* settings (iinit --with-ssl)")
+    account = _parsed_by_client(env_file, auth_file)
+    return IrodsSettings(host=str(account.host), port=int(account.port), user=str(account.proxy_user),
+                         zone=str(account.proxy_zone), source="env_file", env_file=env_file, auth_file=auth_file,
+                         authentication_scheme=scheme.lower(),
+                         default_resource=getattr(account, "default_resource", None) or None, tls=tls)
+
+
+def _parsed_by_client(env_file: str, auth_file: str) -> Any:
+    """The account python-irodsclient makes of the file (nothing is connected)."""
+    from irods.session import iRODSSession
+
+    try:
+        session = iRODSSession(irods_env_file=env_file, irods_authentication_file=auth_file)
+    except Exception as exc:  # noqa: BLE001 - whatever PRC cannot take, said in one line
+        raise IrodsSettingsError(f"python-irodsclient {_prc_version()} cannot use {env_file}: "
+                                 f"{type(exc).__name__}: {exc}") from None
+    try:
+        return session.pool.account
+    finally:
+        session.cleanup()
 
 
 def _tls(data: Mapping[str, Any], env_file: str) -> TlsSettings | None:
-    negotiation = data.get("irods_client_server_negotiation") or ""
-    if negotiation != "request_server_negotiation":
+    """The TLS a file asks for, as iRODS's clients take it: a missing policy means
+    CS_NEG_DONT_CARE to them (PRC: refuse TLS), and negotiating is always requested."""
+    policy = data.get("irods_client_server_policy") or None
+    if policy == _DONT_CARE:
+        raise IrodsSettingsError(
+            f"{env_file}: irods_client_server_policy CS_NEG_DONT_CARE is accepted by iRODS's own clients but not "
+            f"by python-irodsclient {_prc_version()}; set it to {_REQUIRE_TLS} (TLS) or {_REFUSE_TLS}")
+    if policy not in (None, _REQUIRE_TLS, _REFUSE_TLS):
+        raise IrodsSettingsError(f"{env_file}: irods_client_server_policy {policy!r} is not one of "
+                                 f"{_REQUIRE_TLS}, {_REFUSE_TLS}, {_DONT_CARE}")
+    if policy != _REQUIRE_TLS:
         return None
-    policy = data.get("irods_client_server_policy") or "CS_NEG_REFUSE"
-    if policy not in _CLIENT_POLICIES:
-        raise IrodsSettingsError(f"{env_file}: irods_client_server_policy {policy!r} is not usable with "
-                                 f"python-irodsclient; use one of {', '.join(_CLIENT_POLICIES)}")
+    negotiation = data.get("irods_client_server_negotiation")
+    if negotiation not in (None, "", REQUEST_NEGOTIATION):
+        raise IrodsSettingsError(
+            f"{env_file}: irods_client_server_policy {_REQUIRE_TLS} needs irods_client_server_negotiation "
+            f"{REQUEST_NEGOTIATION!r} (iRODS 5 clients always negotiate), not {negotiation!r}: without it the "
+            "connection would not be encrypted")
     verify = data.get("irods_ssl_verify_server") or "hostname"
     if verify not in _VERIFY_MODES:
         raise IrodsSettingsError(f"{env_file}: irods_ssl_verify_server must be one of {', '.join(_VERIFY_MODES)}")
+    for key in ("irods_ssl_ca_certificate_file", "irods_ssl_ca_certificate_path"):
+        if data.get(key) and verify != "none" and not os.access(data[key], os.R_OK):
+            raise IrodsSettingsError(f"{env_file}: {key} {data[key]!r} cannot be read")
     numbers = {}
     for key, default in (("key_size", 32), ("salt_size", 8), ("num_hash_rounds", 16)):
         value = data.get(f"irods_encryption_{key}", default)
         numbers[f"encryption_{key}"] = _integer(value, f"{env_file}: irods_encryption_{key}")
-    return TlsSettings(negotiation=negotiation, client_server_policy=policy, verify_server=verify,
+    return TlsSettings(verify_server=verify,
                        ca_certificate_file=data.get("irods_ssl_ca_certificate_file") or None,
                        ca_certificate_path=data.get("irods_ssl_ca_certificate_path") or None,
                        encryption_algorithm=data.get("irods_encryption_algorithm") or "AES-256-CBC", **numbers)

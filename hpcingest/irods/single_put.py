@@ -23,10 +23,17 @@ _CREATE_TRUNCATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
 
 def put_bytes(session: iRODSSession, data: bytes, logical_path: str, mode: int = 0o644,
               options: dict[str, str] | None = None) -> None:
-    """Create or (with ``forceFlag`` in options) overwrite ``logical_path`` with ``data``, in one call."""
+    """Create or (with ``forceFlag`` in options) overwrite ``logical_path`` with ``data``, in one call.
+
+    Without ``destRescName`` the environment's ``irods_default_resource`` goes along, as
+    python-irodsclient's own open and put send it: otherwise files up to 32 MiB would land on
+    the server's default resource and larger ones (PRC's put) on the environment's."""
     if len(data) > SINGLE_BUFFER_LIMIT:
         raise ValueError(f"{len(data)} bytes is over the single-buffer limit of {SINGLE_BUFFER_LIMIT}")
     keywords = {"dataSize": str(len(data)), "dataIncluded": "", "dataType": "generic", **(options or {})}
+    default_resource = getattr(session, "default_resource", None)  # absent without an environment file
+    if default_resource and "destRescName" not in keywords:
+        keywords["destRescName"] = default_resource
     request = FileOpenRequest(objPath=logical_path, createMode=mode, openFlags=_CREATE_TRUNCATE, offset=0,
                               dataSize=len(data), numThreads=0, oprType=PUT_OPR,
                               KeyValPair_PI=StringStringMap(keywords))

@@ -13,7 +13,6 @@ are pre-aggregated here into fixed time bins the same way, and the page says so.
 from __future__ import annotations
 
 import base64
-import colorsys
 import datetime
 import html
 import json
@@ -26,10 +25,11 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from hpcingest.profile.palette import OTHER, kind_color, kind_meaning, palette
 from hpcingest.profile.timeline import RankTimeline, Timeline
 
-#: Pseudo-kind for time inside a rank's recording that no segment covers.
-OTHER = "other"
+__all__ = ["OTHER", "PlotUnavailable", "kind_color", "kind_meaning", "palette", "render_html", "render_png", "usage_table",
+           "format_usage_table", "usage_json", "kind_sort_key", "RankUsage"]
 #: Kinds during which the engine has no work: they make a rank "idle", all others "busy".
 IDLE_KINDS = ("idle", "steal")
 
@@ -38,59 +38,7 @@ MAX_EMBEDDED_SEGMENTS = 1_500_000
 #: Fewest time bins an aggregated row gets: about two screen widths, so zooming 2x still helps.
 MIN_BINS = 2_000
 
-_BASE_ORDER = ("idle", "steal", "list", "stat", "sink", "state", "catalog", "hook")
-_BASE_COLORS = {
-    "idle": "#cfcfcf",
-    "steal": "#ff8c1a",
-    "list": "#1f6fd1",
-    "stat": "#1fc3d6",
-    "sink": "#2ca02c",
-    "state": "#8e5bd6",
-    "catalog": "#8c564b",
-    "hook": "#f27fc9",
-    OTHER: "#f4efe3",
-}
-#: Hand-picked red/magenta shades for the APIs an ingest calls most; others are hashed.
-_IRODS_COLORS = {
-    "DATA_OBJ_PUT": "#d62728",
-    "PHY_PATH_REG": "#9e0142",
-    "COLL_CREATE": "#e7298a",
-    "GENQUERY": "#b5179e",
-    "GEN_QUERY": "#b5179e",
-    "MOD_AVU_METADATA": "#ff4d6d",
-    "MOD_DATA_OBJ_META": "#c9184a",
-    "DATA_OBJ_UNLINK": "#7f0000",
-    "OBJ_STAT": "#ff8fa3",
-}
-
-
-def _hash_unit(text: str, salt: str) -> float:
-    """A stable number in [0, 1) from text: Python's hash() changes between runs."""
-    return (zlib.crc32(f"{salt}:{text}".encode("utf-8")) & 0xFFFFFFFF) / 2**32
-
-
-def _hls_hex(hue_degrees: float, lightness: float, saturation: float) -> str:
-    r, g, b = colorsys.hls_to_rgb((hue_degrees % 360) / 360, lightness, saturation)
-    return "#{:02x}{:02x}{:02x}".format(*(round(c * 255) for c in (r, g, b)))
-
-
-def kind_color(kind: str) -> str:
-    """The colour ("#rrggbb") of a kind, shared by the HTML page and the PNG.
-
-    Fixed for the engine's kinds, red/magenta for every iRODS API (so "time in iRODS" reads
-    as one warm block), and a stable hashed colour for anything else, so a kind added later
-    still renders, always in the same colour.
-    """
-    if kind in _BASE_COLORS:
-        return _BASE_COLORS[kind]
-    if kind.startswith("irods:"):
-        api = kind[len("irods:"):]
-        if api in _IRODS_COLORS:
-            return _IRODS_COLORS[api]
-        return _hls_hex(325 + 45 * _hash_unit(api, "hue"), 0.32 + 0.3 * _hash_unit(api, "light"),
-                        0.65 + 0.25 * _hash_unit(api, "sat"))
-    # elsewhere on the wheel: clear of the iRODS reds and of the light "idle"/"other"
-    return _hls_hex(35 + 265 * _hash_unit(kind, "hue"), 0.38 + 0.2 * _hash_unit(kind, "light"), 0.6)
+_BASE_ORDER = ("idle", "steal", "list", "stat", "sink", "state", "catalog", "hook", "delete", "throttle")
 
 
 def kind_sort_key(kind: str) -> tuple[int, int, str]:
@@ -382,7 +330,8 @@ def _page_data(timeline: Timeline, kinds: _Kinds, max_segments: int) -> tuple[di
                 f"Zooming in on those rows shows no detail finer than a bin; "
                 f"the usage table is computed from all segments.")
     data = {"job": timeline.job_name, "pass": timeline.pass_number, "wall": round(wall, 6),
-            "kinds": kinds.names, "colors": [kind_color(name) for name in kinds.names], "other": kinds.other,
+            "kinds": kinds.names, "colors": list(palette(kinds.names).values()), "other": kinds.other,
+            "meanings": [kind_meaning(name) for name in kinds.names],
             "rows": rows, "segments": total, "embedded": embedded,
             "bin": round(wall / per_row, 9) if aggregated else None}
     return data, note
@@ -399,15 +348,22 @@ def _html_table(rows: list[RankUsage], max_kinds: int = 12) -> str:
 
 
 def _html_legend(kinds: _Kinds, total: RankUsage) -> str:
-    items = []
+    """Each kind's swatch, name, share of rank time and, on hover and in the list below, its meaning."""
+    colors = palette(kinds.names)
+    items, meanings = [], []
     for name in kinds.names:
         seconds = total.seconds_by_kind.get(name, 0.0)
         share = f"{100 * seconds / total.wall_s:.1f}%" if total.wall_s > 0 else ""
-        hint = " (no recorded activity: interpreter and engine bookkeeping)" if name == OTHER else ""
-        items.append(f'<span class="item" title="{html.escape(name + hint)}"><span class="swatch" '
-                     f'style="background:{kind_color(name)}"></span>{html.escape(name)} '
+        meaning = kind_meaning(name)
+        items.append(f'<span class="item" title="{html.escape(f"{name}: {meaning}")}"><span class="swatch" '
+                     f'style="background:{colors[name]}"></span>{html.escape(name)} '
                      f'<span class="share">{share}</span></span>')
-    return f'<div id="legend">{"".join(items)}</div>'
+        if not name.startswith("irods:"):
+            meanings.append(f"<b>{html.escape(name)}</b>: {html.escape(meaning)}")
+    if any(name.startswith("irods:") for name in kinds.names):
+        meanings.append(f"<b>irods:NAME</b>: {html.escape(kind_meaning('irods:'))}")
+    return (f'<div id="legend">{"".join(items)}</div>'
+            f'<p class="sub" id="meanings">{"; ".join(meanings)}</p>')
 
 
 _PAGE = """<!DOCTYPE html>
@@ -803,12 +759,16 @@ class _PngLayout:
     @classmethod
     def of(cls, labels: Iterable[str], n_rows: int, n_kinds: int) -> "_PngLayout":
         row_px = min(40.0, max(3.0, 2400 / max(1, n_rows)))
-        columns = min(n_kinds, 7)
+        columns = min(n_kinds, 3)  # entries say what each kind is: long labels
         legend_lines = math.ceil(n_kinds / max(1, columns))
         widest = max((len(label) for label in labels), default=10)
         return cls(left=int(min(320, max(110, 6.2 * widest + 24))), right=24, top=64,
                    bottom=58 + 22 * legend_lines, plot_height=int(min(_PNG_MAX_PLOT_PX, n_rows * row_px)),
                    legend_columns=columns)
+
+
+class PlotUnavailable(Exception):
+    """matplotlib is not installed (it is the extra hpcingest[plot]: 100 MB nobody needs on every node)."""
 
 
 def render_png(timeline: Timeline, path: str | os.PathLike) -> None:
@@ -817,8 +777,11 @@ def render_png(timeline: Timeline, path: str | os.PathLike) -> None:
     Each row is aggregated into one bin per pixel column first, so 25M segments cost a few
     hundred thousand rectangles, and the picture matches what the HTML page shows.
     """
-    import matplotlib
-
+    try:
+        import matplotlib
+    except ImportError:
+        raise PlotUnavailable("the PNG needs matplotlib, an extra: pip install 'hpcingest[plot]' "
+                              "(the HTML timeline and the usage table need nothing more)") from None
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
@@ -833,7 +796,7 @@ def render_png(timeline: Timeline, path: str | os.PathLike) -> None:
                             layout.plot_width / width, layout.plot_height / height))
     wall = max(timeline.wall_s, 1e-6)
     edges = np.linspace(0.0, wall, layout.plot_width + 1)
-    colors = np.array([kind_color(name) for name in kinds.names])
+    colors = np.array(list(palette(kinds.names).values()))
     margin = 0.1 if layout.plot_height / max(1, n) >= 6 else 0.0
     for y, rank in enumerate(timeline.ranks):
         span = _span(rank, timeline.started)
@@ -849,7 +812,9 @@ def render_png(timeline: Timeline, path: str | os.PathLike) -> None:
     ticks = list(range(0, n, every))
     axes.set_yticks([y + 0.5 for y in ticks], [labels[y] for y in ticks], fontsize=8)
     axes.tick_params(axis="y", length=0)
-    axes.set_xlabel("seconds since the first rank started")
+    axes.set_xlabel("seconds since the first rank started"
+                    + ("; irods:NAME is one iRODS API request, from sending it to its reply"
+                       if any(name.startswith("irods:") for name in kinds.names) else ""))
     axes.grid(axis="x", color="#dddddd", linewidth=0.6)
     axes.set_axisbelow(True)
     total = _total(usage_table(timeline))
@@ -857,7 +822,15 @@ def render_png(timeline: Timeline, path: str | os.PathLike) -> None:
                     f"{n} ranks, wall {_format_duration(max(0.0, timeline.wall_s))}, started {_utc(timeline.started)}, "
                     f"busy {100 * total.busy_fraction:.1f}% of rank time",
                     y=1 - 6 / height, va="top", fontsize=11)
-    handles = [Patch(facecolor=kind_color(name), edgecolor="#00000040", label=name) for name in kinds.names]
-    figure.legend(handles=handles, loc="lower center", ncol=layout.legend_columns, frameon=False, fontsize=9,
+    handles = [Patch(facecolor=colors[kinds.names.index(name)], edgecolor="#00000040", label=_legend_label(name))
+               for name in kinds.names]
+    figure.legend(handles=handles, loc="lower center", ncol=layout.legend_columns, frameon=False, fontsize=8.5,
                   bbox_to_anchor=(0.5, 4 / height))
     figure.savefig(path, dpi=_PNG_DPI, format="png")
+
+
+def _legend_label(kind: str) -> str:
+    """A PNG legend entry: the kind and what it is (iRODS requests say it once, the first time)."""
+    if kind.startswith("irods:"):
+        return kind
+    return f"{kind}: {kind_meaning(kind)}"

@@ -139,7 +139,7 @@ class JobViews:
                                                                           else None)
         return {"entries": info["files"], **split, "failed": info["failures"], "too_young": info["too_young"],
                 "retries": info["retries"], "bytes_uploaded": info["bytes"],
-                "bytes_registered": info["bytes_registered"], "rate": info["rate"], "elapsed": info["elapsed_time"],
+                "bytes_registered": info["bytes_registered"], "rate": info["rate"], "elapsed": info["elapsed_s"],
                 "ranks": info["ranks"], "total": total,
                 "percent": round(min(100.0, 100.0 * info["files"] / total), 1) if total else None}
 

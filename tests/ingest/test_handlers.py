@@ -65,3 +65,12 @@ def test_as_user_registers_as_the_proxied_user(zone, target, tree, tmp_path):
         owners = {row[DataObject.owner_name] for row in session.query(DataObject.owner_name)
                   .filter(Collection.name == proxied_target)}
     assert owners == {user}
+
+
+def test_retry_overrides_get_the_log_configuration_as_the_old_framework_passed_it(zone, target, tree, tmp_path):
+    """max_retries(cls, logger, meta), timeout and delay: ``logger`` was meta["config"]["log"]
+    in the old framework (a handler may call get_sync_logger with it); hpcingest passed its logger."""
+    out = ok(start(zone, tree, target, "--event_handler", os.path.join(HANDLERS, "log_config.py"),
+                   launcher=Launcher("mpiexec", 2), job_dir=tmp_path / "jobs"))
+    assert "failed 0" in out and "retries 3" in out
+    assert catalog(zone, target).objects == source_view(tree).objects

@@ -14,15 +14,17 @@ import os
 import secrets
 import stat
 import subprocess
+import uuid
 
 import numpy as np
 import pytest
 
-from hpcingest.profile.render import kind_color
+from hpcingest.escaping import exact_fields, json_display
+from hpcingest.profile.render import palette
 from hpcingest.profile.timeline import load_timeline
 from hpcingest.sample import generate
 from tests.browser import open_page, row_colour_counts
-from tests.ingest.conftest import catalog
+from tests.ingest.conftest import HANDLERS, OLD_HANDLERS, catalog, source_view
 from tests.launchers import Launcher, hpcingest_argv, run
 
 RANKS = 4
@@ -182,7 +184,7 @@ def test_the_real_runs_timeline_opens_offline_in_a_browser_with_a_row_per_rank(j
     open_page(browser, page)  # rendered, no console error, nothing fetched but the file
     assert browser.execute_script("return document.body.dataset.rows") == str(RANKS)
     timeline = load_timeline(os.path.join(job.jobs, "observed", "profile", "pass-0002"))
-    colours = sorted({kind_color(kind) for rank in timeline.ranks for kind in rank.kinds})
+    colours = sorted(set(palette(kind for rank in timeline.ranks for kind in rank.kinds).values()))
     for row, counts in enumerate(row_colour_counts(browser, RANKS, colours)):
         assert counts is not None, f"row {row} is off screen"
         drawn = sum(v for k, v in counts.items() if k != "area")
@@ -206,3 +208,39 @@ def test_bad_log_options_fail_before_work(zone, tmp_path):
     result = run(None, hpcingest_argv("start", str(tmp_path), f"{zone.home}/never", "--log_level", "LOUD"),
                  env=zone.environ())
     assert result.returncode == 2 and b"--log_level 'LOUD'" in result.stderr and b"Traceback" not in result.stderr
+
+
+def old_task_lines(zone, tmp_path, handler: str, event: str) -> tuple[list[dict], str]:
+    tree = generate(str(tmp_path / "tree"), files=4, seed=2, max_file_size=16)
+    log = str(tmp_path / "old.log")
+    result = run(None, hpcingest_argv("start", os.fsdecode(tree.root), f"{zone.home}/old_fields{uuid.uuid4().hex[:8]}",
+                                      "--job_name", "oldfields", "--job_dir", str(tmp_path / "jobs"),
+                                      "--event_handler", handler, "--log_filename", log), env=zone.environ())
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    with open(log) as f:
+        lines = [json.loads(line) for line in f]
+    chosen = [line for line in lines if line["event"] == event]
+    assert len(chosen) == len(source_view(tree.root).objects)
+    return chosen, handler
+
+
+def test_failed_task_lines_carry_the_old_fields_and_the_handlers_traceback(zone, tmp_path):
+    """ELK dashboards and habits built on the old failed_task line: task, job_name, task_id,
+    exc, einfo and traceback, the last two naming the handler's own line."""
+    lines, handler = old_task_lines(zone, tmp_path, os.path.join(HANDLERS, "failing.py"), "failed_task")
+    for line in lines:
+        path = exact_fields(line)["path"]  # names that are not UTF-8 are in the tree too
+        assert line["task"] == "sync_file" and line["job_name"] == "oldfields" and uuid.UUID(line["task_id"])
+        assert line["exc"] == repr(RuntimeError(f"cannot take {path}"))
+        assert line["einfo"].startswith("Traceback (most recent call last):") and f'File "{handler}"' in line["einfo"]
+        assert line["einfo"].endswith(json_display(f"RuntimeError: cannot take {path}"))
+        frame = line["traceback"][-1]  # as the old JSON renderer wrote traceback.extract_tb's frames
+        assert frame.startswith(f"<FrameSummary file {handler}, line ") and frame.endswith(" in pre_data_obj_create>")
+    assert len({line["task_id"] for line in lines}) == len(lines)
+
+
+def test_retry_task_lines_carry_the_old_fields(zone, tmp_path):
+    lines, _ = old_task_lines(zone, tmp_path, os.path.join(OLD_HANDLERS, "retry.py"), "retry_task")
+    for line in lines:
+        assert line["task"] == "sync_file" and line["job_name"] == "oldfields" and uuid.UUID(line["task_id"])
+        assert line["exc"] == "RuntimeError('no failures')" and line["traceback"]

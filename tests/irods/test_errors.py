@@ -42,8 +42,10 @@ def test_auth_failures():
     for exc in (prc.CAT_INVALID_AUTHENTICATION(), prc.CAT_INVALID_USER(), prc.SYS_PROXYUSER_NO_PRIV(),
                 prc.NetworkException("Client-Server negotiation failure: CS_NEG_REQUIRE,CS_NEG_REFUSE")):
         assert is_auth_failure(exc)
-    assert "TLS negotiation failed" in str(auth_error(prc.NetworkException(
-        "Client-Server negotiation failure: CS_NEG_REQUIRE,CS_NEG_REFUSE"), "u#z@h:1"))
+    assert "requires TLS (irods_client_server_policy CS_NEG_REQUIRE) and the server refuses it (CS_NEG_REFUSE)" in \
+        str(auth_error(prc.NetworkException("Client-Server negotiation failure: CS_NEG_REQUIRE,CS_NEG_REFUSE"), "u#z@h:1"))
+    assert "the server requires TLS" in str(auth_error(prc.NetworkException(
+        "Client-Server negotiation failure: CS_NEG_REFUSE,CS_NEG_REQUIRE"), "u#z@h:1"))
     assert not is_auth_failure(prc.CAT_NO_ACCESS_PERMISSION())
 
 

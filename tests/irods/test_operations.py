@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import uuid
 
@@ -11,7 +12,7 @@ import pytest
 from irods.column import Like
 from irods.models import Collection, DataObject, Resource
 
-from hpcingest.irods import IrodsOperationError
+from hpcingest.irods import IrodsConnection, IrodsOperationError, resolve_settings
 from hpcingest.irods import operations as ops
 from hpcingest.irods.listing import MAX_NAME_BYTES_PER_QUERY, name_batches
 
@@ -271,3 +272,24 @@ class _no_counts:
 
     def __exit__(self, *_):
         return False
+
+
+def test_puts_of_every_size_go_to_the_environments_default_resource(zone, plain, workdir, tmp_path,
+                                                                    second_resource):
+    """irods_default_resource: python-irodsclient's own put (used above 32 MiB) sends it, and so did
+    the old framework for every file; the single-call PUT (up to 32 MiB) sent none, so the server's
+    default took the small files and the environment's the large ones."""
+    with open(zone.env_file, encoding="utf-8") as source:
+        environment = dict(json.load(source), irods_default_resource=second_resource)
+    env_file = tmp_path / "irods_environment.json"
+    env_file.write_text(json.dumps(environment))
+    settings = resolve_settings({"IRODS_ENVIRONMENT_FILE": str(env_file), "IRODS_AUTHENTICATION_FILE": zone.auth_file})
+    small = local_file(tmp_path, "small", b"s" * 1000)
+    large = local_file(tmp_path, "large", os.urandom(1024 * 1024) * 33)
+    with IrodsConnection(settings) as connection:
+        assert connection.call(ops.put_file, small, f"{workdir}/small").method == "single-buffer"
+        assert connection.call(ops.put_file, large, f"{workdir}/large").method == "parallel"
+        assert connection.call(ops.put_file, small, f"{workdir}/explicit", resource=zone.default_resource)
+    assert [r.resource_name for r in replicas(plain, f"{workdir}/small")] == [second_resource]
+    assert [r.resource_name for r in replicas(plain, f"{workdir}/large")] == [second_resource]
+    assert [r.resource_name for r in replicas(plain, f"{workdir}/explicit")] == [zone.default_resource]

@@ -11,7 +11,7 @@ import pytest
 from irods.password_obfuscation import encode
 
 from hpcingest.irods import IrodsSettingsError, resolve_settings
-from hpcingest.irods.settings import VARIABLES
+from hpcingest.irods.settings import VARIABLES, client_schemes
 
 SECRET = "s3cr3t-Pa55"
 VARIABLE_ENV = {"IRODS_HOST": "irods.example.org", "IRODS_PORT": "1247", "IRODS_USER_NAME": "alice",
@@ -142,17 +142,34 @@ def test_missing_password_variable_in_a_rank(monkeypatch):
         settings.read_password()
 
 
-def test_unsupported_scheme(tmp_path):
+def test_a_scheme_python_irodsclient_lacks_is_one_line_naming_it(tmp_path):
     env = {"IRODS_ENVIRONMENT_FILE": write_env(tmp_path, irods_authentication_scheme="GSI"),
            "IRODS_AUTHENTICATION_FILE": write_auth(tmp_path)}
-    with pytest.raises(IrodsSettingsError, match="scheme 'gsi' is not supported"):
+    with pytest.raises(IrodsSettingsError, match=r"irods_authentication_scheme 'GSI' is not supported by "
+                                                 r"python-irodsclient [\d.]+ \(it has .*native.*pam_password"):
         resolve_settings(env)
 
 
-def test_pam_password_logs_in_natively_with_the_irodsa_password(tmp_path):
+@pytest.mark.parametrize("scheme", sorted({"pam_password", "PAM", "pam_interactive"}
+                                          & (client_schemes() | {"PAM"})))  # pam_interactive came in PRC 3.2
+def test_pam_schemes_take_the_irodsa_password_over_tls(tmp_path, scheme):
+    env = {"IRODS_ENVIRONMENT_FILE": write_env(tmp_path, irods_authentication_scheme=scheme,
+                                               irods_client_server_policy="CS_NEG_REQUIRE",
+                                               irods_ssl_verify_server="none"),
+           "IRODS_AUTHENTICATION_FILE": write_auth(tmp_path)}
+    settings = resolve_settings(env)
+    assert settings.authentication_scheme == scheme.lower()
+    account = settings.new_session().pool.account  # as python-irodsclient reads the file
+    assert account.authentication_scheme == "native" and account.password == SECRET
+    assert account._auth_file == env["IRODS_AUTHENTICATION_FILE"]  # the PAM flow goes to a native login
+
+
+def test_a_pam_scheme_without_tls_is_one_line(tmp_path):
     env = {"IRODS_ENVIRONMENT_FILE": write_env(tmp_path, irods_authentication_scheme="pam_password"),
            "IRODS_AUTHENTICATION_FILE": write_auth(tmp_path)}
-    assert resolve_settings(env).authentication_scheme == "native"
+    with pytest.raises(IrodsSettingsError, match="irods_authentication_scheme pam_password needs TLS, as with "
+                                                 "iRODS's own clients: set irods_client_server_policy to CS_NEG_REQUIRE"):
+        resolve_settings(env)
 
 
 def _self_signed_ca(directory) -> str:
@@ -187,14 +204,14 @@ def test_tls_settings_and_ssl_context(tmp_path):
         "IRODS_AUTHENTICATION_FILE": write_auth(tmp_path)}
     settings = pickle.loads(pickle.dumps(resolve_settings(env)))
     tls = settings.tls
-    assert tls is not None and tls.client_server_policy == "CS_NEG_REQUIRE" and tls.ca_certificate_file == ca
-    options = settings.session_options()
-    context = options["ssl_context"]
+    assert tls is not None and tls.verify_server == "cert" and tls.ca_certificate_file == ca
+    account = settings.new_session().pool.account
+    context = account.ssl_context
     assert isinstance(context, ssl.SSLContext)
     assert context.verify_mode == ssl.CERT_REQUIRED and not context.check_hostname
     assert any(cert["subject"] == ((("commonName", "test-ca"),),) for cert in context.get_ca_certs())
-    assert options["irods_client_server_negotiation"] == "request_server_negotiation"
-    assert options["irods_encryption_num_hash_rounds"] == 16 and "password" not in options
+    assert account.client_server_negotiation == "request_server_negotiation"
+    assert account.encryption_num_hash_rounds == 16 and account.client_server_policy == "CS_NEG_REQUIRE"
 
 
 def test_tls_without_verification_leaves_the_context_to_prc(tmp_path):
@@ -202,15 +219,16 @@ def test_tls_without_verification_leaves_the_context_to_prc(tmp_path):
         tmp_path, irods_client_server_negotiation="request_server_negotiation",
         irods_client_server_policy="CS_NEG_REQUIRE", irods_ssl_verify_server="none"),
         "IRODS_AUTHENTICATION_FILE": write_auth(tmp_path)}
-    options = resolve_settings(env).session_options()
-    assert "ssl_context" not in options and options["irods_ssl_verify_server"] == "none"
+    account = resolve_settings(env).new_session().pool.account
+    assert not hasattr(account, "ssl_context") and account.ssl_verify_server == "none"
 
 
-def test_dont_care_policy_is_refused_clearly(tmp_path):
+def test_a_tls_file_that_switches_negotiation_off_is_refused(tmp_path):
     env = {"IRODS_ENVIRONMENT_FILE": write_env(
-        tmp_path, irods_client_server_negotiation="request_server_negotiation",
-        irods_client_server_policy="CS_NEG_DONT_CARE"), "IRODS_AUTHENTICATION_FILE": write_auth(tmp_path)}
-    with pytest.raises(IrodsSettingsError, match="CS_NEG_DONT_CARE.*CS_NEG_REQUIRE, CS_NEG_REFUSE"):
+        tmp_path, irods_client_server_negotiation="off", irods_client_server_policy="CS_NEG_REQUIRE"),
+        "IRODS_AUTHENTICATION_FILE": write_auth(tmp_path)}
+    with pytest.raises(IrodsSettingsError, match="CS_NEG_REQUIRE needs irods_client_server_negotiation "
+                                                 "'request_server_negotiation'.*not 'off'"):
         resolve_settings(env)
 
 

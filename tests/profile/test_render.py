@@ -3,7 +3,6 @@ headless Chromium (no console errors, no network, each rank's colours in its own
 
 from __future__ import annotations
 
-import colorsys
 import json
 import re
 
@@ -13,7 +12,7 @@ import pytest
 from hpcingest.profile.render import (OTHER, RankUsage, format_usage_table, kind_color, render_html, render_png,
                                       usage_json, usage_table)
 from hpcingest.profile.timeline import SEGMENT_DTYPE, RankTimeline, Timeline
-from tests.browser import as_rgb255 as _as_rgb255, matches as _matches, rgb as _rgb
+from tests.browser import as_rgb255 as _as_rgb255, matches as _matches
 from tests.browser import assert_no_console_errors, open_page, row_colour_counts
 from tests.profile.test_timeline import T0, make_rank
 
@@ -120,20 +119,6 @@ def test_usage_json(two_ranks):
 
 
 # --- colours ----------------------------------------------------------------------------------
-
-
-def test_palette():
-    known = ["idle", "steal", "list", "stat", "sink", "state", "catalog", "hook", OTHER,
-             "irods:DATA_OBJ_PUT", "irods:PHY_PATH_REG", "irods:COLL_CREATE", "irods:GENQUERY"]
-    colours = [kind_color(kind) for kind in known]
-    assert all(re.fullmatch("#[0-9a-f]{6}", colour) for colour in colours)
-    assert len(set(colours)) == len(colours)
-    for api in ("FOO", "DATA_OBJ_READ", "MOD_ACCESS_CONTROL"):
-        hue, lightness, _ = colorsys.rgb_to_hls(*(_rgb(kind_color(f"irods:{api}")) / 255))
-        assert hue * 360 >= 320 or hue * 360 <= 15, api              # red / magenta family
-    assert kind_color("irods:FOO") != kind_color("irods:BAR")
-    assert kind_color("something-new") == kind_color("something-new") != kind_color("something-else")
-    assert sum(_rgb(kind_color(OTHER))) > 3 * 235                     # very light
 
 
 # --- PNG --------------------------------------------------------------------------------------
