@@ -19,7 +19,6 @@ import json
 import math
 import os
 import re
-import zlib
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
