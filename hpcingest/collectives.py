@@ -121,7 +121,7 @@ def exscan_sum(comm, value: int) -> int:
 
 def allgather_int(comm, value: int) -> list[int]:
     """Every rank's ``value`` (a 64-bit integer), in rank order, on every rank."""
-    from mpi4py import MPI
+    MPI = mpi_of(comm)
 
     values = array("q", bytes(8 * comm.Get_size()))
     wait(comm.Iallgather([array("q", [value]), MPI.INT64_T], [values, MPI.INT64_T]))
