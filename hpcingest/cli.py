@@ -193,6 +193,15 @@ def build_parser(prog: str = "hpcingest") -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None, prog: str = "hpcingest") -> int:
     """``prog``: the name usage lines show (the old module's when run through hpcingest.compat.irods_sync)."""
+    try:
+        return _main(argv, prog)
+    except BrokenPipeError:
+        from hpcingest.launch import reader_gone
+
+        return reader_gone()
+
+
+def _main(argv: list[str] | None, prog: str) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["zone"]:
         from hpcingest.zone.cli import main as zone_main

@@ -103,6 +103,8 @@ def run_collectively(body: Callable[[object], int]) -> int:
         return body(comm)
     except SystemExit:
         raise
+    except BrokenPipeError:
+        return reader_gone()
     except BaseException:  # noqa: BLE001 - any failure must take the whole job down
         # one write, then a moment for the launcher to forward it: MPI_Abort kills the
         # processes that relay stderr, and a traceback written line by line was cut short
@@ -111,6 +113,15 @@ def run_collectively(body: Callable[[object], int]) -> int:
             time.sleep(0.5)
             comm.Abort(1)
         return 1
+
+
+def reader_gone() -> int:
+    """Whoever read our output went away (``hpcingest scan | head``): not an error of ours, so
+    no traceback; what is left to print goes nowhere, and the exit status says SIGPIPE (141)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # the interpreter's final flush must not fail again
+    os.close(devnull)
+    return 128 + 13
 
 
 def validated_on_root(comm, command: str, validate: Callable[[], object], errors: tuple) -> object | None:

@@ -75,3 +75,13 @@ def test_without_an_mpi_library_a_launcher_gets_one_line_saying_how_to_get_mpi(t
     (line,) = stderr.splitlines()
     assert "started 2 tasks but no MPI library could be loaded" in line
     assert "hpcingest[mpich]" in line and "MPI4PY_LIBMPI" in line
+
+
+@pytest.mark.parametrize("command", [["scan", "."], ["list"], ["--help"]])
+def test_a_reader_that_goes_away_is_no_traceback(tmp_path, command):
+    """`hpcingest scan SRC | head -1`: the reader closed the pipe before the summary was written."""
+    job = subprocess.Popen([sys.executable, "-m", "hpcingest", *command], cwd=tmp_path, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, env={**os.environ, "HPCINGEST_HOME": str(tmp_path)})
+    job.stdout.close()
+    err = job.stderr.read().decode(errors="replace")
+    assert job.wait(timeout=300) == 141 and "Traceback" not in err, err
