@@ -145,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
                       "(keys include files, directories, symlinks, other, bytes = total size of "
                       "regular files, errors, elapsed_s, ranks)")
     scan.add_argument("--quiet", action="store_true", help="print no summary")
+    scan.add_argument("--stat_threads", type=int, default=1, metavar="K",
+                      help="threads per rank statting a batch at once (default 1): more requests in flight "
+                           "per rank where a stat is a round trip to a metadata server")
 
     add_start_parser(commands)
     add_job_control_parsers(commands)

@@ -179,6 +179,7 @@ class ScanConfig:
     quiet: bool
     s3: S3Settings | None = None  # set: root is /bucket/prefix, listed from S3
     max_rate: float | None = None  # entries per second for the whole job
+    stat_threads: int = 1  # threads statting one batch at once
 
 
 def prepare(args) -> ScanConfig:
@@ -191,7 +192,8 @@ def prepare(args) -> ScanConfig:
             parent = os.path.dirname(os.path.abspath(path))
             if not os.path.isdir(parent):
                 raise ValueError(f"{option}: directory {parent!r} does not exist")
-    return ScanConfig(root, args.files_per_task, exclusions, args.list, args.json, args.quiet, s3, args.max_rate)
+    return ScanConfig(root, args.files_per_task, exclusions, args.list, args.json, args.quiet, s3, args.max_rate,
+                      args.stat_threads)
 
 
 def run(comm, args) -> int:
@@ -212,7 +214,7 @@ def run(comm, args) -> int:
 
 def scan(comm, config: ScanConfig) -> ScanSummary | None:
     """Collective walk; returns the summary on rank 0 and None elsewhere."""
-    source = open_source(config.root, config.files_per_task, config.exclusions, config.s3)
+    source = open_source(config.root, config.files_per_task, config.exclusions, config.s3, config.stat_threads)
     with tempfile.TemporaryFile(prefix="hpcingest-list-") if config.list_path else nullcontext() as spool:
         sink = ScanSink(source.root, spool)
         collectives.barrier(comm)
