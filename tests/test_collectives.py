@@ -15,8 +15,7 @@ comm = MPI.COMM_WORLD
 counts = collectives.gather_array(comm, [2**53 + comm.rank + 1, 7], integers=True)
 floats = collectives.gather_array(comm, [0.5 * comm.rank])
 if comm.rank == 0:
-    print(json.dumps({"counts": counts.tolist(), "total": int(counts.sum(axis=0)[0]),
-                      "floats": floats.tolist()}))
+    print(json.dumps({"counts": counts, "total": sum(row[0] for row in counts), "floats": floats}))
 """
 
 
