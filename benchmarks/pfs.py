@@ -39,6 +39,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 
@@ -78,6 +79,34 @@ class CpuMeter:
         self.busy_share = (busy - self._busy) / max(1, total - self._total)
 
 
+class MemoryMeter:
+    """The most memory in use on the machine (MemTotal - MemAvailable) during the block, over
+    what was in use at its start: what a job really costs, shared pages counted once (unlike
+    summed RSS).  Other users' jobs move it too; read it beside the load."""
+
+    @staticmethod
+    def _used_kb() -> int:
+        with open("/proc/meminfo") as f:
+            info = {line.split(":")[0]: int(line.split()[1]) for line in f}
+        return info["MemTotal"] - info["MemAvailable"]
+
+    def __enter__(self) -> "MemoryMeter":
+        self._start = self._peak = self._used_kb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.1):
+            self._peak = max(self._peak, self._used_kb())
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_used_mb = (self._peak - self._start) / 1024
+
+
 def children_cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -99,6 +128,7 @@ class WalkRun:
     command_cpu_s: float  # the command's own CPU (launcher and ranks, or find)
     load: str
     summary: dict | None = None
+    memory_used_mb: float = 0.0  # the machine's memory in use at the peak, over what it was at the start
 
     @property
     def rate(self) -> float:
@@ -136,18 +166,19 @@ def scan_command(ranks: int, path: str, summary_path: str, *extra: str, launcher
     return [mpiexec_path(), "-n", str(ranks), *argv]
 
 
-def run_scan(fs: latfs.Mount, path: str, ranks: int, *extra: str, label: str = "hpcingest scan") -> WalkRun:
+def run_scan(fs: latfs.Mount, path: str, ranks: int, *extra: str, label: str = "hpcingest scan",
+             launcher: str = "mpiexec") -> WalkRun:
     with tempfile.TemporaryDirectory(prefix="pfs-") as scratch:
         summary_path = os.path.join(scratch, "summary.json")
         before, cpu0 = fs.counters(), children_cpu_s()
-        with CpuMeter() as meter:
+        with CpuMeter() as meter, MemoryMeter() as memory:
             t = time.perf_counter()
-            subprocess.run(scan_command(ranks, path, summary_path, *extra), check=True)
+            subprocess.run(scan_command(ranks, path, summary_path, *extra, launcher=launcher), check=True)
             wall = time.perf_counter() - t
         with open(summary_path) as f:
             summary = json.load(f)
     return WalkRun(label, ranks, sum(summary["entries_per_rank"]), summary["elapsed_s"], wall, fs.counters() - before,
-                   meter.busy_share, children_cpu_s() - cpu0, load(), summary)
+                   meter.busy_share, children_cpu_s() - cpu0, load(), summary, memory.peak_used_mb)
 
 
 # ------------------------------------------------------------------------------------------ model
@@ -282,6 +313,52 @@ def ingest_section(args, files: int) -> None:
             print(f"| {n} | {new_rate:,.0f} | {new_ops:.2f} | {old_cells} | {load()} |", flush=True)
 
 
+def nul_listing(path: str) -> list[bytes]:
+    with open(path, "rb") as f:
+        return f.read().split(b"\0")[:-1]
+
+
+def find_listing(root: str) -> list[bytes]:
+    out = subprocess.run(["find", root, "-mindepth", "1", "-printf", r"%P\0"], capture_output=True, check=True)
+    return out.stdout.split(b"\0")[:-1]
+
+
+def full_scale_section(args, tree: str) -> bool:
+    """--full-ranks ranks for real, under mpiexec and (when Slurm is up) srun -O: the walk ends,
+    and its listing equals find's of the source."""
+    from tests.launchers import slurm_available
+
+    latency = 1.0
+    expected = sorted(find_listing(tree))
+    launchers = ["mpiexec"] + (["srun"] if slurm_available() else [])
+    rows, ok = [], True
+    with latfs.mounted(tree, latency_ms=latency, threads=args.threads, workdir=args.workdir) as fs:
+        for launcher in launchers:
+            with tempfile.TemporaryDirectory(prefix="pfs-list-", dir=args.workdir) as scratch:
+                listing_path = os.path.join(scratch, "listing")
+                run = run_scan(fs, fs.mountpoint, args.full_ranks, "--list", listing_path, launcher=launcher)
+                listing = nul_listing(listing_path)
+            equal = sorted(listing) == expected
+            ok = ok and equal
+            rows.append((launcher, run, equal, len(listing)))
+            print(f"  {launcher} -n {args.full_ranks}: listing {'equals' if equal else 'DIFFERS FROM'} find's "
+                  f"({len(listing):,} entries, {run.load})", flush=True)
+    print(f"\n### {args.full_ranks} ranks for real ({latency} ms, {args.threads} service threads, {len(expected):,} "
+          "entries)\n")
+    print("| launcher | listing = find's | entries/s | max/mean | last entry → all know (s) | last entry → summary (s) "
+          "| command − walk (s) | peak RSS/rank MB (max / mean) | machine memory used (MB) | per rank (MB) "
+          "| control msgs/entry | load |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for launcher, r, equal, n in rows:
+        s = r.summary
+        rss = s["peak_rss_mb_per_rank"]
+        print(f"| {launcher} | {'yes' if equal else '**no**'} ({n:,}) | {r.rate:,.0f} | {s['balance_max_over_mean']:.3f} "
+              f"| {s['termination_latency_s']:.3f} | {s['exit_latency_s']:.3f} | {r.wall_s - r.walk_s:.1f} "
+              f"| {max(rss):.1f} / {sum(rss) / len(rss):.1f} | {r.memory_used_mb:,.0f} "
+              f"| {r.memory_used_mb / r.ranks:.1f} | {r.control_messages_per_entry:.4f} | {r.load} |")
+    return ok
+
+
 # --------------------------------------------------------------------------------------------- main
 
 def int_list(text: str) -> list[int]:
@@ -308,14 +385,15 @@ def main() -> int:
     parser.add_argument("--zone-latency-ms", type=float, default=0.5)
     parser.add_argument("--venv", default="/opt/automated-ingest-venv", help="the old framework's venv")
     parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "hpcingest-pfs"))
-    parser.add_argument("--sections", default="walk,capacity,threads,ingest")
+    parser.add_argument("--full-ranks", type=int, default=256, help="ranks of the full-scale section")
+    parser.add_argument("--sections", default="walk,capacity,threads,full,ingest")
     parser.add_argument("--skip-old", action="store_true")
     parser.add_argument("--quick", action="store_true", help="smoke run: 5k entries, 1 ms, ranks 1,4,16")
     args = parser.parse_args()
     if args.quick:
         args.entries, args.latencies, args.ranks = 5_000, [1.0], [1, 4, 16]
         args.capacity_ranks, args.stat_thread_ranks, args.stat_threads = [4, 16], [4], [4]
-        args.ingest_files, args.ingest_ranks, args.old_workers = 500, [1, 4], [4]
+        args.ingest_files, args.ingest_ranks, args.old_workers, args.full_ranks = 500, [1, 4], [4], 8
     reason = latfs.unavailable_reason()
     if reason:
         print(f"pfs.py: latfs cannot run here: {reason}", file=sys.stderr)
@@ -334,10 +412,13 @@ def main() -> int:
         capacity_section(args, tree, entries)
     if "threads" in sections:
         stat_threads_section(args, tree)
+    ok = True
+    if "full" in sections:
+        ok = full_scale_section(args, tree)
     if "ingest" in sections:
         ingest_section(args, args.ingest_files)
     print(f"\n{load()} at the end")
-    return 0
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
