@@ -135,6 +135,7 @@ def test_summary_text_and_histogram(tree_roots, tmp_path):
     (["/tmp", "--exclude_file_type", "regular,bogus"], "unknown type 'bogus'"),
     (["/tmp", "--files_per_task", "0"], "at least 1"),
     (["/tmp", "--max_rate", "0"], "--max_rate must be a positive number"),
+    (["/tmp", "--stat_threads", "0"], "--stat_threads must be at least 1"),
     (["/tmp", "--list", "/nonexistent-dir/list"], "does not exist"),
 ])
 def test_bad_input_is_a_clear_error(args, message):
@@ -202,3 +203,10 @@ def test_a_scan_rank_never_imports_numpy(tmp_path):
     assert result.stderr.decode().count("numpy loaded: False") == 2
     assert json.loads(summary.read_text())["files"] > 0
 
+
+
+@pytest.mark.parametrize("kind", ["random", "tricky", "links", "special"])
+def test_stat_threads_listing_equals_find(tree_roots, kind, tmp_path):
+    root = tree_roots[kind]
+    listing, summary, _ = scan(Launcher("mpiexec", 2), root, tmp_path, "--stat_threads", "4")
+    assert_matches_find(root, listing, summary, 2)
