@@ -398,6 +398,18 @@ static char *child_path(const struct node *parent, const char *name, char *buf)
         return;                               \
     }
 
+/* An open's reply: the kernel's file info with our handle; ``undo`` releases the handle
+ * if the kernel does not take the reply. */
+static void reply_open(struct pending *p, const struct fuse_file_info *fi, uint64_t handle,
+                       void (*undo)(struct pending *))
+{
+    p->fi = *fi;
+    p->fi.fh = handle;
+    p->type = R_OPEN;
+    p->undo = undo;
+    send_reply(p);
+}
+
 static void forget_entry(struct pending *p)
 {
     forget_node(p->entry.ino, 1);
@@ -555,11 +567,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
         reply_error(p, error);
         return;
     }
-    p->fi = *fi;
-    p->fi.fh = (uint64_t)(uintptr_t)l;
-    p->type = R_OPEN;
-    p->undo = free_listing_of;
-    send_reply(p);
+    reply_open(p, fi, (uint64_t)(uintptr_t)l, free_listing_of);
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
@@ -615,11 +623,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         reply_error(p, errno);
         return;
     }
-    p->fi = *fi;
-    p->fi.fh = (uint64_t)fd;
-    p->type = R_OPEN;
-    p->undo = close_file_of;
-    send_reply(p);
+    reply_open(p, fi, (uint64_t)fd, close_file_of);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
