@@ -210,7 +210,8 @@ def walk_section(args, tree: str, entries: int, latency: float) -> dict[int, Wal
     per_entry_wait = one.ops_per_entry * wait_s
     capacity_entries = args.threads / (latency / 1e3) / one.ops_per_entry
     print(f"\n### {latency} ms per operation, {args.threads} service threads (capacity "
-          f"{args.threads / latency * 1e3:,.0f} ops/s = {capacity_entries:,.0f} entries/s)\n")
+          f"{args.threads / latency * 1e3:,.0f} ops/s = {capacity_entries:,.0f} entries/s; latfs at "
+          f"{one.fs.priority} priority)\n")
     print(f"Baselines on {os.path.basename(baseline_dir)}/ ({one.entries:,} entries): find {find.rate:,.0f} entries/s "
           f"({find.ops_per_entry:.3f} ops/entry, {find.load}); hpcingest scan -n 1 {one.rate:,.0f} entries/s "
           f"({one.ops_per_entry:.3f} ops/entry, latfs wait {one.fs.mean_wait_ms():.3f} ms/op, {one.load}).")
@@ -219,15 +220,15 @@ def walk_section(args, tree: str, entries: int, latency: float) -> dict[int, Wal
           f"{1e3 * (1 / one.rate - per_entry_wait):.3f} ms, is CPU and scheduling (the model's c_cpu: "
           f"{1e3 * MODEL_CPU_PER_ENTRY_S:.4f} ms).\n")
     print("| ranks | entries/s | × 1 rank | × find | model (entries/s, limit) | measured / model | ops per entry "
-          "| latfs wait ms/op | latfs queue s | latfs CPU µs/op | machine CPU busy | max/mean | last entry → "
+          "| latfs wait ms/op | latfs queue s | latfs CPU µs/op | ranks' CPU µs/entry | machine CPU busy | max/mean | last entry → "
           "all know (s) | command − walk (s) | peak RSS/rank MB (max) | control msgs/entry | load |")
-    print("|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    print("|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for p, r in runs.items():
         predicted, limit = model_rate(p, per_entry_wait, capacity_entries)
         s = r.summary
         print(f"| {p} | {r.rate:,.0f} | {r.rate / one.rate:.1f} | {r.rate / find.rate:.1f} | {predicted:,.0f} ({limit}) "
               f"| {r.rate / predicted:.2f} | {r.ops_per_entry:.3f} | {r.fs.mean_wait_ms():.3f} | {r.fs.queue_s():.2f} "
-              f"| {r.fs.process_cpu_us_per_op():.1f} | {100 * r.cpu_busy:.0f}% | {s['balance_max_over_mean']:.3f} "
+              f"| {r.fs.process_cpu_us_per_op():.1f} | {1e6 * r.command_cpu_s / r.entries:.0f} | {100 * r.cpu_busy:.0f}% | {s['balance_max_over_mean']:.3f} "
               f"| {s['termination_latency_s']:.3f} | {r.wall_s - r.walk_s:.1f} | {max(s['peak_rss_mb_per_rank']):.1f} "
               f"| {r.control_messages_per_entry:.4f} | {r.load} |")
     return runs
@@ -386,6 +387,8 @@ def main() -> int:
     parser.add_argument("--venv", default="/opt/automated-ingest-venv", help="the old framework's venv")
     parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "hpcingest-pfs"))
     parser.add_argument("--full-ranks", type=int, default=256, help="ranks of the full-scale section")
+    parser.add_argument("--full-entries", type=int, default=200_000,
+                        help="its tree (enough stat batches per rank that balance can show: 15 at 256 ranks)")
     parser.add_argument("--sections", default="walk,capacity,threads,full,ingest")
     parser.add_argument("--skip-old", action="store_true")
     parser.add_argument("--quick", action="store_true", help="smoke run: 5k entries, 1 ms, ranks 1,4,16")
@@ -394,6 +397,7 @@ def main() -> int:
         args.entries, args.latencies, args.ranks = 5_000, [1.0], [1, 4, 16]
         args.capacity_ranks, args.stat_thread_ranks, args.stat_threads = [4, 16], [4], [4]
         args.ingest_files, args.ingest_ranks, args.old_workers, args.full_ranks = 500, [1, 4], [4], 8
+        args.full_entries = 5_000
     reason = latfs.unavailable_reason()
     if reason:
         print(f"pfs.py: latfs cannot run here: {reason}", file=sys.stderr)
@@ -414,7 +418,9 @@ def main() -> int:
         stat_threads_section(args, tree)
     ok = True
     if "full" in sections:
-        ok = full_scale_section(args, tree)
+        big = os.path.join(args.workdir, "balanced-full")
+        print(f"full-scale tree: {make_tree(big, args.full_entries, 'balanced'):,} entries", flush=True)
+        ok = full_scale_section(args, big)
     if "ingest" in sections:
         ingest_section(args, args.ingest_files)
     print(f"\n{load()} at the end")

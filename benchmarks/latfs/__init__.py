@@ -10,6 +10,8 @@ this file, built on first use against Debian's libfuse3) makes any tree behave s
   filesystem serves at most ``threads / latency`` operations per second;
 * the kernel caches no entries (a stat is always one LOOKUP) and no attributes beyond
   the one tick that lets a LOOKUP's attributes answer its own stat;
+* real-time priority where allowed, so busy clients on the same cores cannot delay its replies
+  (a metadata server has CPUs of its own);
 * shared-memory counters per operation kind: count, time queued for a slot, time in the
   latency wait, the handler's own CPU; :class:`Counters` snapshots subtract, so a
   benchmark can show what it measured was not latfs's own cost.
@@ -46,7 +48,8 @@ _VERSION = 1
 _HEADER_WORDS = 16
 _OP_WORDS = 4
 _HEADER = ("magic", "version", "kinds", "latency_ns", "readdir_latency_ns", "threads", "pid", "in_service",
-           "peak_in_service", "ready", "nodes")
+           "peak_in_service", "ready", "nodes", "priority")
+PRIORITIES = ("normal", "nice -10", "real-time (SCHED_FIFO)")
 MOUNT_TIMEOUT_S = 60  # a hang guard for mount and unmount, not a performance limit
 
 
@@ -115,12 +118,14 @@ class Counters:
     threads: int
     peak_in_service: int
     nodes: int
+    priority: str = "normal"  # how latfs's threads were scheduled
     ops: dict[str, OpCounters] = field(default_factory=dict)
     process_cpu_s: float = 0.0  # the whole latfs process (user + system), from /proc
 
     def __sub__(self, other: "Counters") -> "Counters":
         return Counters(self.latency_ns, self.readdir_latency_ns, self.threads, self.peak_in_service, self.nodes,
-                        {k: self.ops[k] - other.ops[k] for k in self.ops}, self.process_cpu_s - other.process_cpu_s)
+                        self.priority, {k: self.ops[k] - other.ops[k] for k in self.ops},
+                        self.process_cpu_s - other.process_cpu_s)
 
     def count(self, *kinds: str) -> int:
         return sum(self.ops[k].count for k in (kinds or OPERATIONS))
@@ -163,7 +168,8 @@ def read_counters(path: str) -> Counters:
         base = _HEADER_WORDS + _OP_WORDS * i
         ops[name] = OpCounters(*words[base:base + _OP_WORDS])
     return Counters(header["latency_ns"], header["readdir_latency_ns"], header["threads"],
-                    header["peak_in_service"], header["nodes"], ops, process_cpu_s(header["pid"]))
+                    header["peak_in_service"], header["nodes"], PRIORITIES[header["priority"]], ops,
+                    process_cpu_s(header["pid"]))
 
 
 def process_cpu_s(pid: int) -> float:
@@ -211,7 +217,7 @@ def unmount(mount: Mount) -> None:
 @contextlib.contextmanager
 def mounted(source: str, mountpoint: str | None = None, *, latency_ms: float = 0.0, threads: int = 16,
             readdir_latency_ms: float | None = None, attr_timeout: float | None = None,
-            entry_timeout: float | None = None, workdir: str | None = None) -> Iterator[Mount]:
+            entry_timeout: float | None = None, realtime: bool = True, workdir: str | None = None) -> Iterator[Mount]:
     """Mount latfs over ``source`` (at ``mountpoint``, else a fresh temporary directory)
     for the ``with`` block; unmounted on the way out, whatever happened inside."""
     binary = build()
@@ -226,6 +232,8 @@ def mounted(source: str, mountpoint: str | None = None, *, latency_ms: float = 0
             argv += ["--attr-timeout", repr(attr_timeout)]
         if entry_timeout is not None:
             argv += ["--entry-timeout", repr(entry_timeout)]
+        if not realtime:
+            argv.append("--no-realtime")
         log = open(os.path.join(scratch, "latfs.log"), "w+b")
         process = subprocess.Popen([*argv, source, target], stdout=subprocess.PIPE, stderr=log,
                                    stdin=subprocess.DEVNULL)
