@@ -13,7 +13,6 @@ import pickle
 import time
 from array import array
 from itertools import accumulate
-from typing import Sequence
 
 
 class Backoff:
@@ -72,26 +71,10 @@ def bcast_object(comm, obj=None, root: int = 0):
     return pickle.loads(bytes(buf))
 
 
-def gather_array(comm, values: Sequence[float], root: int = 0, integers: bool = False) -> list[list] | None:
-    """Gather one equal-length vector per rank into a list of rows (one per rank) on root:
-    float64, or int64 for counters that must stay exact (byte totals pass 2**53, 9 PB, on
-    large filesystems).  Plain arrays, not numpy: importing numpy was half of a scan rank's
-    start-up CPU, which 256 ranks on two cores pay 256 times."""
-    from mpi4py import MPI
-
-    code, mpi_type = ("q", MPI.INT64_T) if integers else ("d", MPI.DOUBLE)
-    send = array(code, values)
-    root_here = comm.Get_rank() == root
-    recv = array(code, bytes(send.itemsize * len(send) * comm.Get_size())) if root_here else None
-    wait(comm.Igather([send, mpi_type], [recv, mpi_type] if root_here else None, root=root))
-    if recv is None:
-        return None
-    n = len(send)
-    return [recv[i * n:(i + 1) * n].tolist() for i in range(comm.Get_size())]
-
-
 def gather_objects(comm, obj, root: int = 0) -> list | None:
-    """Gather one picklable object per rank (variable sizes) into a list on root."""
+    """Gather one picklable object per rank (variable sizes) into a list on root, in two
+    collectives (the lengths, then the payloads).  Integers stay exact at any size (byte
+    totals pass 2**53, 9 PB, where float64 stops counting by one)."""
     from mpi4py import MPI
 
     payload = pickle.dumps(obj)

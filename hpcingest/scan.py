@@ -249,17 +249,22 @@ def _write_listing(comm, spool: BinaryIO, path: str) -> None:
 
 
 def _summarize(comm, config: ScanConfig, sink: ScanSink, stats, start: float) -> ScanSummary | None:
+    """Rank 0's summary from every rank's counts, gathered in one round (a length, then the
+    payloads): each collective waits for the last rank to be scheduled, and four of them
+    took 2.8 s at 256 ranks on two cores.  Python ints pickle exactly (byte totals pass 2**53)."""
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     sink.fold()
     counts = [*sink.type_counts, *sink.histogram,
               sink.bytes, sink.errors, sink.excluded, stats.steal_requests, stats.steals_succeeded,
               stats.items_received, sink.entries, stats.termination_waves]
-    rows = collectives.gather_array(comm, counts, integers=True)
-    timing = collectives.gather_array(comm, [rss_mb, stats.last_item_end, stats.stop_seen, stats.throttled_s])
-    samples = collectives.gather_objects(comm, sink.error_samples)
-    if comm.Get_rank() != 0:
+    timing = [rss_mb, stats.last_item_end, stats.stop_seen, stats.throttled_s]
+    gathered = collectives.gather_objects(comm, (counts, timing, sink.error_samples))
+    if gathered is None:
         return None
     end = time.time()
+    rows = [row for row, _, _ in gathered]
+    timing = [row for _, row, _ in gathered]
+    samples = [part for _, _, part in gathered]
     n_types = len(_TYPES)
     totals = [sum(column) for column in zip(*rows)]
     columns = list(zip(*timing))

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import textwrap
 
 import pytest
 
@@ -210,3 +211,42 @@ def test_stat_threads_listing_equals_find(tree_roots, kind, tmp_path):
     root = tree_roots[kind]
     listing, summary, _ = scan(Launcher("mpiexec", 2), root, tmp_path, "--stat_threads", "4")
     assert_matches_find(root, listing, summary, 2)
+
+
+def test_the_summary_is_gathered_in_one_round(tmp_path):
+    """Between the last entry and the summary, each collective waits for the last rank to get
+    the CPU: at 256 ranks on two cores, four of them took 2.8 s.  The summary needs one round
+    (a length and a payload per rank); counted here as the non-blocking collectives it waits for."""
+    trees.random_tree(os.fsencode(tmp_path / "tree"), seed=6, entries=200)
+    probe = textwrap.dedent("""
+        import sys, runpy
+        from hpcingest import collectives, scan
+        waits, inside = [0], [False]
+        plain_wait, plain_summarize = collectives.wait, scan._summarize
+        def counting_wait(request):
+            waits[0] += inside[0]
+            plain_wait(request)
+        def watched(*args, **kwargs):
+            inside[0] = True
+            try:
+                return plain_summarize(*args, **kwargs)
+            finally:
+                inside[0] = False
+        collectives.wait, scan._summarize = counting_wait, watched
+        sys.argv = ["hpcingest"] + sys.argv[1:]
+        try:
+            runpy.run_module("hpcingest", run_name="__main__")
+        except SystemExit:
+            pass
+        sys.stderr.write("summary collectives: %d\\n" % waits[0])
+        """)
+    summary = tmp_path / "summary.json"
+    result = run(Launcher("mpiexec", 3), [sys.executable, "-c", probe, "scan", str(tmp_path / "tree"), "--quiet",
+                                         "--json", str(summary)])
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    counts = [int(line.rsplit(b":", 1)[1]) for line in result.stderr.splitlines()
+              if line.startswith(b"summary collectives:")]
+    assert counts == [2, 2, 2]
+    data = json.loads(summary.read_text())
+    assert data["ranks"] == 3 and sum(data["entries_per_rank"]) == len(trees.find_view(
+        os.fsencode(tmp_path / "tree")).paths)
