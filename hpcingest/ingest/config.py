@@ -52,6 +52,7 @@ class IngestConfig:
     profile: bool = False
     s3: S3Settings | None = None  # an S3 source: root is b"/bucket/prefix"; holds the secret in memory only
     max_rate: float | None = None  # entries per second for the whole job
+    stat_threads: int = 1  # threads statting one batch at once
     dead_rank_timeout_s: float = 60.0  # a rank silent this long ends the job (hpcingest.ingest.liveness)
     warnings: list[str] = field(default_factory=list)
 
@@ -64,7 +65,7 @@ class IngestConfig:
                 "irods_connections": self.irods_connections, "checksum": self.checksum,
                 "verify_checksum": self.verify_checksum, "log": self.log, "profile": self.profile,
                 "s3": self.s3.public_options() if self.s3 is not None else None, "max_rate": self.max_rate,
-                "dead_rank_timeout": self.dead_rank_timeout_s}
+                "stat_threads": self.stat_threads, "dead_rank_timeout": self.dead_rank_timeout_s}
 
 
 def check_target(target: str) -> str:
@@ -121,7 +122,7 @@ def build_config(args) -> IngestConfig:
     warnings = [f"--{name} is an old Celery/Redis option and is ignored" for name in LEGACY_IGNORED
                 if getattr(args, name, None) is not None]
     return IngestConfig(
-        root=root, target=target, job_name=job_name, s3=s3, max_rate=args.max_rate,
+        root=root, target=target, job_name=job_name, s3=s3, max_rate=args.max_rate, stat_threads=args.stat_threads,
         job_root=os.path.abspath(args.job_dir or default_job_root()),
         files_per_task=args.files_per_task, exclusions=exclusions,
         handler_text=handler_text, handler_filename=handler_filename,
