@@ -294,11 +294,10 @@ def ingest_section(args, files: int) -> None:
                     stacks.callback(zone.stop)
                     stack = argparse.Namespace(zone=zone)
                 stamp = time.time_ns()
-                if n in args.ingest_ranks or old_python:
-                    before = fs.counters()
-                    seconds = run_new(stack, fs.mountpoint, f"{stack.zone.home}/pfs_new_{n}_{stamp}", n, args.workdir)
-                    new_ops = (fs.counters() - before).metadata_ops / facts.files
-                    new_rate = facts.files / seconds
+                before = fs.counters()
+                seconds = run_new(stack, fs.mountpoint, f"{stack.zone.home}/pfs_new_{n}_{stamp}", n, args.workdir)
+                new_ops = (fs.counters() - before).metadata_ops / facts.files
+                new_rate = facts.files / seconds
                 if old_python and n in args.old_workers:
                     before = fs.counters()
                     try:
