@@ -11,7 +11,8 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 if [[ $(id -u) -eq 0 ]]; then
     venv=${HPCINGEST_VENV:-/opt/hpcingest-venv}
     need=()
-    for pkg in python3-venv python3-dev findutils util-linux chromium chromium-driver; do
+    # fuse3, libfuse3-dev, gcc, pkg-config: latfs, the benchmarks' FUSE filesystem (benchmarks/latfs)
+    for pkg in python3-venv python3-dev findutils util-linux chromium chromium-driver fuse3 libfuse3-dev gcc pkg-config; do
         dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
     done
     if ((${#need[@]})); then

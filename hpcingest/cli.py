@@ -24,6 +24,9 @@ def add_walk_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by every command that walks a source (old framework names)."""
     parser.add_argument("--files_per_task", type=int, default=50, metavar="N",
                         help="names per stat batch, the unit of stealable work (default 50)")
+    parser.add_argument("--stat_threads", type=int, default=1, metavar="K",
+                        help="threads per rank statting a batch at once (default 1): K requests in flight per "
+                             "rank where a stat is a round trip to a metadata server (Lustre, GPFS)")
     parser.add_argument("--max_rate", type=float, default=None, metavar="N",
                         help="at most N entries per second for the whole job (spares a shared metadata server)")
     parser.add_argument("--exclude_file_type", nargs=1, default=None, metavar="TYPES",

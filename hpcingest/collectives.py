@@ -14,12 +14,8 @@ import pickle
 import time
 from array import array
 from itertools import accumulate
-from typing import TYPE_CHECKING, Sequence
 
 from hpcingest.launch import mpi_of
-
-if TYPE_CHECKING:
-    import numpy as np
 
 
 class Backoff:
@@ -78,22 +74,10 @@ def bcast_object(comm, obj=None, root: int = 0):
     return pickle.loads(bytes(buf))
 
 
-def gather_array(comm, values: "np.ndarray | Sequence[float]", root: int = 0,
-                 integers: bool = False) -> np.ndarray | None:
-    """Gather one equal-length vector per rank into a (ranks, n) array on root: float64, or
-    int64 for counters that must stay exact (byte totals pass 2**53, 9 PB, on large filesystems)."""
-    import numpy as np  # here: the rest of this module runs on every rank without it
-    MPI = mpi_of(comm)
-
-    dtype, mpi_type = (np.int64, MPI.INT64_T) if integers else (np.float64, MPI.DOUBLE)
-    send = np.ascontiguousarray(values, dtype=dtype)
-    recv = np.empty((comm.Get_size(), send.size), dtype=dtype) if comm.Get_rank() == root else None
-    wait(comm.Igather([send, mpi_type], [recv, mpi_type] if recv is not None else None, root=root))
-    return recv
-
-
 def gather_objects(comm, obj, root: int = 0) -> list | None:
-    """Gather one picklable object per rank (variable sizes) into a list on root."""
+    """Gather one picklable object per rank (variable sizes) into a list on root, in two
+    collectives (the lengths, then the payloads).  Integers stay exact at any size (byte
+    totals pass 2**53, 9 PB, where float64 stops counting by one)."""
     MPI = mpi_of(comm)
 
     payload = pickle.dumps(obj)

@@ -12,11 +12,11 @@ import json
 from mpi4py import MPI
 from hpcingest import collectives
 comm = MPI.COMM_WORLD
-counts = collectives.gather_array(comm, [2**53 + comm.rank + 1, 7], integers=True)
-floats = collectives.gather_array(comm, [0.5 * comm.rank])
+gathered = collectives.gather_objects(comm, ([2**53 + comm.rank + 1, 7], [0.5 * comm.rank]))
 if comm.rank == 0:
-    print(json.dumps({"counts": counts.tolist(), "total": int(counts.sum(axis=0)[0]),
-                      "floats": floats.tolist()}))
+    counts = [c for c, _ in gathered]
+    floats = [f for _, f in gathered]
+    print(json.dumps({"counts": counts, "total": sum(row[0] for row in counts), "floats": floats}))
 """
 
 

@@ -5,8 +5,6 @@ checks use hpcingest's own callers (hpcingest.collectives, the engine), not the 
 
 from __future__ import annotations
 
-import numpy as np
-
 from hpcingest import collectives, solo
 from hpcingest.engine import WorkStealingEngine
 from hpcingest.launch import mpi_of
@@ -17,8 +15,7 @@ def test_collectives_of_one_rank():
     assert mpi_of(comm) is solo
     assert collectives.bcast_object(comm, {"x": [1, 2]}) == {"x": [1, 2]}
     assert collectives.gather_objects(comm, ("a", 3)) == [("a", 3)]
-    assert collectives.gather_array(comm, [2**60, 5], integers=True).tolist() == [[2**60, 5]]
-    assert np.allclose(collectives.gather_array(comm, [0.5, 1.5]), [[0.5, 1.5]])
+    assert collectives.gather_objects(comm, [2**60 + 1, 0.5]) == [[2**60 + 1, 0.5]]
     assert collectives.exscan_sum(comm, 42) == 0
     assert collectives.node_peers(comm) == []
     collectives.barrier(comm)

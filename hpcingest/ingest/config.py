@@ -51,6 +51,7 @@ class IngestConfig:
     profile: bool = False
     s3: S3Settings | None = None  # an S3 source: root is b"/bucket/prefix"; holds the secret in memory only
     max_rate: float | None = None  # entries per second for the whole job
+    stat_threads: int = 1  # threads statting one batch at once
     dead_rank_timeout_s: float = 60.0  # a rank silent this long ends the job (hpcingest.ingest.liveness)
     min_age: float | None = None  # landing zones: entries changed less than this many seconds ago wait
     metrics_file: str | None = None  # Prometheus textfile (node_exporter) rank 0 keeps up to date
@@ -66,8 +67,8 @@ class IngestConfig:
                 "irods_connections": self.irods_connections, "checksum": self.checksum,
                 "verify_checksum": self.verify_checksum, "log": self.log, "profile": self.profile,
                 "s3": self.s3.public_options() if self.s3 is not None else None, "max_rate": self.max_rate,
-                "dead_rank_timeout": self.dead_rank_timeout_s, "min_age": self.min_age,
-                "metrics_file": self.metrics_file, "stall_after": self.stall_after}
+                "stat_threads": self.stat_threads, "dead_rank_timeout": self.dead_rank_timeout_s,
+                "min_age": self.min_age, "metrics_file": self.metrics_file, "stall_after": self.stall_after}
 
 
 def check_target(target: str) -> str:
@@ -148,7 +149,7 @@ def build_config(args) -> IngestConfig:
     job_name = check_job_name(args.job_name) if args.job_name else str(uuid.uuid1())
     warnings = ignored_option_warnings(args)
     return IngestConfig(
-        root=root, target=target, job_name=job_name, s3=s3, max_rate=args.max_rate,
+        root=root, target=target, job_name=job_name, s3=s3, max_rate=args.max_rate, stat_threads=args.stat_threads,
         job_root=os.path.abspath(args.job_dir or default_job_root()),
         files_per_task=args.files_per_task, exclusions=exclusions,
         handler_text=handler_text, handler_filename=handler_filename,

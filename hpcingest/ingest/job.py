@@ -99,7 +99,7 @@ def s3_meta(config: IngestConfig) -> dict[str, Any]:
 
 def make_source(config: IngestConfig):
     """The source of the job and how PUT reads from it."""
-    source = open_source(config.root, config.files_per_task, config.exclusions, config.s3)
+    source = open_source(config.root, config.files_per_task, config.exclusions, config.s3, config.stat_threads)
     if config.s3 is None:
         return source, FileContent(config.root)
     return source, S3Content(source, verify=config.verify_checksum)

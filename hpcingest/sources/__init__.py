@@ -28,6 +28,8 @@ class S3SourceError(ValueError):
 def check_walk_options(args) -> None:
     if args.files_per_task < 1:
         raise WalkOptionError("--files_per_task must be at least 1")
+    if getattr(args, "stat_threads", 1) < 1:
+        raise WalkOptionError("--stat_threads must be at least 1")
     if args.max_rate is not None and args.max_rate <= 0:
         raise WalkOptionError("--max_rate must be a positive number of entries per second")
 
@@ -50,9 +52,9 @@ def check_source(args) -> tuple[bytes, S3Settings | None]:
 
 
 def open_source(root: bytes, files_per_task: int, exclusions: Exclusions,
-                s3: S3Settings | None) -> PosixSource | S3Source:
+                s3: S3Settings | None, stat_threads: int = 1) -> PosixSource | S3Source:
     if s3 is None:
-        return PosixSource(root, files_per_task, exclusions)
+        return PosixSource(root, files_per_task, exclusions, stat_threads)
     from hpcingest.sources.s3 import S3Source, parse_s3_source
 
     return S3Source(s3, *parse_s3_source(os.fsdecode(root)), files_per_task, exclusions)

@@ -218,3 +218,11 @@ def test_a_rodsuser_refused_path_registration_stops_the_job_once_and_resumes_as_
                 for sub in admin.collections.get(home).subcollections:
                     sub.remove(recurse=True, force=True)
             admin.users.remove(user)
+
+
+def test_stat_threads_register_the_same_catalog(zone, target, tree, tmp_path):
+    """--stat_threads K (K lstats of a batch in flight per rank) changes how fast, not what."""
+    ok(start(zone, tree, target, "--stat_threads", "4", launcher=Launcher("mpiexec", 2), job_dir=tmp_path / "jobs"))
+    expected, got = source_view(str(tree)), catalog(zone, target)
+    assert got.collections == expected.collections
+    assert got.objects == expected.objects

@@ -137,3 +137,39 @@ def test_a_deep_chain_stays_on_a_rank_for_a_stretch_then_moves_on(tmp_path):
             kept += len(ctx.placed) == before and bool(ctx.local)
     assert moved == depth // (KEPT_CHAIN_LIMIT + 1)
     assert kept == depth - moved
+
+
+class RecordingSink(CountingSink):
+    """Keeps every batch's names and stats, in the order the source handed them over."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list = []
+
+    def consume(self, batch, ctx) -> None:
+        super().consume(batch, ctx)
+        self.batches.append(batch)
+
+
+def test_stat_threads_give_the_same_batch_in_the_same_order_with_errors_in_place(tmp_path):
+    """--stat_threads K stats a batch's names in K threads: what the sink gets (names, their
+    stats, the errors for names that vanished) is what one thread gives."""
+    from hpcingest.sources.posix import stat_item
+
+    names = [b"f%02d" % i for i in range(23)]
+    for name in names:
+        (tmp_path / os.fsdecode(name)).write_bytes(name)
+    (tmp_path / "sub").mkdir()
+    asked = names[:7] + [b"gone-1"] + names[7:] + [b"sub", b"gone-2"]
+    results = {}
+    for threads in (1, 4, 30):
+        source = PosixSource(os.fsencode(tmp_path), stat_threads=threads)
+        sink, ctx = RecordingSink(), RecordingContext(rank=0, size=1)
+        source.process(stat_item(b"", asked), ctx, sink)
+        (batch,) = sink.batches
+        results[threads] = ([(n, s.st_ino, s.st_size) for n, s in zip(batch.names, batch.stats)],
+                            [e.describe(b"/") for e in sink.errors], batch.errors, ctx.local)
+    assert results[1][0] == [(n, os.lstat(tmp_path / os.fsdecode(n)).st_ino, os.lstat(tmp_path / os.fsdecode(n)).st_size)
+                             for n in names + [b"sub"]]
+    assert len(results[1][1]) == 2 and results[1][2] == 2 and results[1][3] == [list_item(b"sub")]
+    assert results[4] == results[1] and results[30] == results[1]
