@@ -85,22 +85,22 @@ def gather_objects(comm, obj, root: int = 0) -> list | None:
     counts = array("q", bytes(8 * comm.Get_size())) if root_here else None
     wait(comm.Igather([array("q", [len(payload)]), MPI.INT64_T],
                       [counts, MPI.INT64_T] if root_here else None, root=root))
-    if not root_here:
-        wait(comm.Igatherv([payload, MPI.BYTE], None, root=root))
-        return None
-    displs = list(accumulate(counts, initial=0))[:-1]
-    buf = bytearray(sum(counts))
-    wait(comm.Igatherv([payload, MPI.BYTE], [buf, (list(counts), displs), MPI.BYTE], root=root))
-    return [pickle.loads(bytes(buf[d:d + c])) for d, c in zip(displs, counts)]
+    parts = gather_bytes(comm, payload, list(counts) if root_here else None, root)
+    return None if parts is None else [pickle.loads(part) for part in parts]
 
 
-def exscan_sum(comm, value: int) -> int:
+def gather_bytes(comm, payload: bytes, lengths: list[int] | None, root: int = 0) -> list[bytes] | None:
+    """Gather one byte string per rank into a list on root, in one collective: root must
+    already know every rank's length (``lengths``; None on the other ranks)."""
     MPI = mpi_of(comm)
 
-    send = array("q", [value])
-    recv = array("q", [0])
-    wait(comm.Iexscan([send, MPI.INT64_T], [recv, MPI.INT64_T], op=MPI.SUM))
-    return 0 if comm.Get_rank() == 0 else int(recv[0])
+    if comm.Get_rank() != root:
+        wait(comm.Igatherv([payload, MPI.BYTE], None, root=root))
+        return None
+    displs = list(accumulate(lengths, initial=0))[:-1]
+    buf = bytearray(sum(lengths))
+    wait(comm.Igatherv([payload, MPI.BYTE], [buf, (list(lengths), displs), MPI.BYTE], root=root))
+    return [bytes(buf[d:d + c]) for d, c in zip(displs, lengths)]
 
 
 def allgather_int(comm, value: int) -> list[int]:

@@ -40,10 +40,11 @@ import random
 import threading
 import struct
 import time
+from array import array
 from collections import deque
 from itertools import accumulate
 from dataclasses import dataclass
-from typing import Callable, Iterable, Protocol
+from typing import Callable, Iterable, Protocol, Sequence
 
 from hpcingest import collectives
 from hpcingest.collectives import Backoff
@@ -133,6 +134,7 @@ class EngineStats:
     stop_seen: float = 0.0  # wall clock when this rank learnt that all work is done
     items_abandoned: int = 0  # dropped after request_stop()
     throttled_s: float = 0.0  # waited in throttle() to hold the rate limit
+    closing: list[list[int]] | None = None  # every rank's ``closing`` integers, in rank order (run())
 
 
 class WorkStealingEngine:
@@ -301,7 +303,15 @@ class WorkStealingEngine:
         self.stats.throttled_s += time.monotonic() - now
 
     # -- main loop ----------------------------------------------------------------------
-    def run(self, initial_items: Iterable[bytes] = ()) -> EngineStats:
+    def run(self, initial_items: Iterable[bytes] = (),
+            closing: "Callable[[EngineStats], Sequence[int]] | None" = None) -> EngineStats:
+        """Process until the whole job has no work; returns this rank's stats.
+
+        ``closing``, called once this rank's part is over, returns a few integers (the same
+        count on every rank) that the round ending the walk carries to every rank as
+        ``stats.closing``: a caller that needs a collective right after the walk (sizes,
+        offsets) gets it without another round, each of which waits for the last rank to be
+        scheduled (about half a second at 256 ranks on two cores)."""
         self._queue.extend(initial_items)
         # an idle rank that serves others (services) must wake up often enough to answer them
         backoff = Backoff(cap_s=min(MAX_POLL_S, (1e-3 if self._services else 5e-3) * self._pace))
@@ -354,7 +364,9 @@ class WorkStealingEngine:
         if idle_since is not None:
             self.stats.idle_s += time.monotonic() - idle_since
         if self.size > 1:
-            self._drain()
+            self._drain(closing)
+        elif closing is not None:
+            self.stats.closing = [list(closing(self.stats))]
         self.comm.Free()
         return self.stats
 
@@ -499,20 +511,26 @@ class WorkStealingEngine:
         for child in self._children:
             self._send(_EMPTY, child, TAG_STOP)
 
-    def _drain(self) -> None:
+    def _drain(self, closing: "Callable[[EngineStats], Sequence[int]] | None" = None) -> None:
         """Consume every control message still in flight so nothing outlives the engine.
 
         After termination only steal requests and their (empty) replies can be in flight
         (the last wave has been reported up in full, and STOP reaches every rank).
         Each rank waits for the reply to its own request, then joins a non-blocking
         barrier while still answering requests; when the barrier completes, every
-        request has been answered and every reply consumed.
+        request has been answered and every reply consumed.  With ``closing`` the barrier
+        is an all-gather of its integers, which completes at the same moment.
         """
         backoff = Backoff()
         while self._victim is not None:
             self._handle_messages()
             backoff.pause()
-        barrier = self.comm.Ibarrier()
+        if closing is None:
+            barrier = self.comm.Ibarrier()
+        else:
+            mine = array("q", closing(self.stats))
+            every = array("q", bytes(8 * len(mine) * self.size))
+            barrier = self.comm.Iallgather([mine, self._mpi.INT64_T], [every, self._mpi.INT64_T])
         while not barrier.Test():
             self._handle_messages()
             self._complete_sends()
@@ -520,5 +538,7 @@ class WorkStealingEngine:
         for req, _payload in self._pending_sends:
             req.Wait()
         self._pending_sends = []
+        if closing is not None:
+            self.stats.closing = [list(every[r * len(mine):(r + 1) * len(mine)]) for r in range(self.size)]
         if self._queue or self._pinned:
             raise RuntimeError("work-stealing engine terminated with work still queued")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from typing import Callable, Protocol, Sequence
 
 from hpcingest.engine import EngineStats, WorkContext, WorkStealingEngine
 from hpcingest.profile import recorder
@@ -20,7 +20,8 @@ class Source(Protocol):
 def run_walk(comm, source: Source, sink: Sink, services: dict | None = None,
              sink_items: dict[int, Callable[[bytes, WorkContext], None]] | None = None,
              stop=None, max_rate: float | None = None,
-             on_idle: Callable[[WorkContext], None] | None = None, abort=None) -> EngineStats:
+             on_idle: Callable[[WorkContext], None] | None = None, abort=None,
+             closing: Callable[[EngineStats], Sequence[int]] | None = None) -> EngineStats:
     """Walk collectively: every rank of ``comm`` must call this; returns this rank's stats.
 
     ``services`` are message handlers the sink relies on (e.g. the sync-state shards);
@@ -28,7 +29,8 @@ def run_walk(comm, source: Source, sink: Sink, services: dict | None = None,
     setting the ``stop`` event (a threading.Event) abandons the remaining work; ``max_rate``
     caps the entries per second of the whole job (each rank holds an equal share); ``on_idle``
     runs whenever this rank runs out of work (e.g. to send messages held back for batching);
-    setting ``abort`` makes the walk raise EngineAborted on this rank wherever it waits."""
+    setting ``abort`` makes the walk raise EngineAborted on this rank wherever it waits;
+    ``closing`` rides on the walk's last round (WorkStealingEngine.run)."""
     handlers = dict(sink_items or {})
 
     def process(item: bytes, ctx: WorkContext) -> None:
@@ -42,4 +44,4 @@ def run_walk(comm, source: Source, sink: Sink, services: dict | None = None,
     with recorder.current.span("idle"):  # setting up is collective: waiting for the other ranks
         engine = WorkStealingEngine(comm, process, services=services, stop=stop, rate_limit=rate, on_idle=on_idle,
                                     abort=abort)
-    return engine.run(source.initial_items() if comm.Get_rank() == 0 else [])
+    return engine.run(source.initial_items() if comm.Get_rank() == 0 else [], closing=closing)

@@ -40,6 +40,14 @@ def test_every_item_processed_exactly_once(ranks):
 
 
 @pytest.mark.parametrize("ranks", [1, 3, 8])
+def test_the_closing_round_carries_every_ranks_integers_to_every_rank(ranks):
+    """What a caller needs right after the walk (scan: listing sizes, summary lengths) rides on
+    the walk's last round instead of costing one more collective."""
+    report = last_json(run(Launcher("mpiexec", ranks), script("engine_closing")))
+    assert report["ok"], report
+
+
+@pytest.mark.parametrize("ranks", [1, 3, 8])
 def test_messages_sent_from_the_idle_hook_are_counted_by_termination(ranks):
     report = last_json(run(Launcher("mpiexec", ranks), script("engine_idle_flush") + ["3"]))
     assert report["ok"], report

@@ -213,43 +213,42 @@ def test_stat_threads_listing_equals_find(tree_roots, kind, tmp_path):
     assert_matches_find(root, listing, summary, 2)
 
 
-def test_the_summary_is_gathered_in_one_round(tmp_path):
+def test_after_the_walk_one_collective_brings_the_summary_and_the_listing(tmp_path):
     """Between the last entry and the summary, each collective waits for the last rank to get
-    the CPU: at 256 ranks on two cores, four of them took 2.8 s.  The summary needs one round
-    (a length and a payload per rank); counted here as the non-blocking collectives it waits for."""
-    trees.random_tree(os.fsencode(tmp_path / "tree"), seed=6, entries=200)
+    the CPU: at 256 ranks on two cores, four gathers took 2.8 s and with --list five rounds
+    2.9 s.  The walk's own closing round carries the listing sizes and summary lengths; after
+    it only the summaries' gather is left, counted here as the collectives scan waits for
+    once the walk has returned."""
+    root = os.fsencode(tmp_path / "tree")
+    trees.random_tree(root, seed=6, entries=200)
     probe = textwrap.dedent("""
         import sys, runpy
         from hpcingest import collectives, scan
-        waits, inside = [0], [False]
-        plain_wait, plain_summarize = collectives.wait, scan._summarize
+        waits, after_walk = [0], [False]
+        plain_wait, plain_walk = collectives.wait, scan.run_walk
         def counting_wait(request):
-            waits[0] += inside[0]
+            waits[0] += after_walk[0]
             plain_wait(request)
-        def watched(*args, **kwargs):
-            inside[0] = True
-            try:
-                return plain_summarize(*args, **kwargs)
-            finally:
-                inside[0] = False
-        collectives.wait, scan._summarize = counting_wait, watched
+        def walk(*args, **kwargs):
+            stats = plain_walk(*args, **kwargs)
+            after_walk[0] = True
+            return stats
+        collectives.wait, scan.run_walk = counting_wait, walk
         sys.argv = ["hpcingest"] + sys.argv[1:]
         try:
             runpy.run_module("hpcingest", run_name="__main__")
         except SystemExit:
             pass
-        sys.stderr.write("summary collectives: %d\\n" % waits[0])
+        sys.stderr.write("collectives after the walk: %d\\n" % waits[0])
         """)
-    summary = tmp_path / "summary.json"
-    result = run(Launcher("mpiexec", 3), [sys.executable, "-c", probe, "scan", str(tmp_path / "tree"), "--quiet",
-                                         "--json", str(summary)])
+    summary, listing = tmp_path / "summary.json", tmp_path / "list"
+    result = run(Launcher("mpiexec", 3), [sys.executable, "-c", probe, "scan", os.fsdecode(root), "--quiet",
+                                         "--json", str(summary), "--list", str(listing)])
     assert result.returncode == 0, result.stderr.decode(errors="replace")
     counts = [int(line.rsplit(b":", 1)[1]) for line in result.stderr.splitlines()
-              if line.startswith(b"summary collectives:")]
-    assert counts == [2, 2, 2]
-    data = json.loads(summary.read_text())
-    assert data["ranks"] == 3 and sum(data["entries_per_rank"]) == len(trees.find_view(
-        os.fsencode(tmp_path / "tree")).paths)
+              if line.startswith(b"collectives after the walk:")]
+    assert counts == [1, 1, 1]
+    assert_matches_find(root, read_listing(listing), json.loads(summary.read_text()), 3)
 
 
 def test_the_listing_is_written_without_blocking_mpi_io(tree_roots, tmp_path):

@@ -1,0 +1,41 @@
+"""Run under mpiexec: the walk's closing round carries each rank's integers to every rank.
+
+Each rank reports how many items it processed and a large value (past 2**53, so a float
+would lose it); every rank checks that ``stats.closing`` holds every rank's pair, in rank
+order, and that the counts add up to the whole tree.  Prints one JSON line on rank 0.
+"""
+
+import json
+import sys
+
+from mpi4py import MPI
+
+from hpcingest.engine import WorkStealingEngine
+from tests.mpi_scripts.engine_synthetic import children, expected_count
+
+BIG = 2**60 + 1
+
+
+def main() -> int:
+    comm = MPI.COMM_WORLD
+    seen: list[bytes] = []
+
+    def process(item: bytes, ctx) -> None:
+        seen.append(item)
+        for child in children(item, "random"):
+            ctx.push(child)
+
+    stats = WorkStealingEngine(comm, process).run([b"0"] if comm.rank == 0 else [],
+                                                  closing=lambda s: [s.items_processed, BIG + comm.rank])
+    ok = (stats.closing is not None and len(stats.closing) == comm.size
+          and [big for _, big in stats.closing] == [BIG + r for r in range(comm.size)]
+          and stats.closing[comm.rank][0] == len(seen)
+          and sum(count for count, _ in stats.closing) == expected_count("random"))
+    every = comm.gather(ok, root=0)
+    if comm.rank == 0:
+        print(json.dumps({"ok": all(every), "closing": stats.closing}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
