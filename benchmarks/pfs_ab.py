@@ -1,0 +1,70 @@
+"""A/B of two checkouts of hpcingest: the same ``hpcingest scan --list`` on latfs, alternating.
+
+Usage:  python benchmarks/pfs_ab.py --a DIR --b DIR --tree SRC [--ranks 256] [--repeats 2]
+                                    [--latency-ms 1] [--threads 256]
+
+For a change whose effect is smaller than the noise between invocations (256 ranks on two cores):
+A and B run in turn on the same latfs mount, each started once the load average is below 3, and
+each line gives the summary's own figures (entries/s, balance, last entry -> every rank knows,
+last entry -> summary) and B's ratio to the A run before it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks import latfs  # noqa: E402
+from hpcingest.launch import mpiexec_path  # noqa: E402
+
+
+def wait_for_quiet(limit: float = 3.0) -> None:
+    while os.getloadavg()[0] > limit:
+        time.sleep(10)
+
+
+def scan_once(checkout: str, ranks: int, mountpoint: str, workdir: str) -> dict:
+    summary, listing = os.path.join(workdir, "summary.json"), os.path.join(workdir, "listing")
+    subprocess.run([mpiexec_path(), "-n", str(ranks), sys.executable, "-m", "hpcingest", "scan", mountpoint,
+                    "--quiet", "--json", summary, "--list", listing],
+                   check=True, cwd=checkout, env={**os.environ, "PYTHONPATH": checkout})
+    with open(summary) as f:
+        return json.load(f)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--a", required=True, help="checkout A (the baseline)")
+    parser.add_argument("--b", required=True, help="checkout B")
+    parser.add_argument("--tree", required=True, help="the source tree latfs mirrors")
+    parser.add_argument("--ranks", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--latency-ms", type=float, default=1.0)
+    parser.add_argument("--threads", type=int, default=256)
+    args = parser.parse_args()
+    print(f"# {' '.join(sys.argv)}")
+    print("| run | entries/s | max/mean | last entry → all know (s) | last entry → summary (s) | "
+          "summary − all know (s) | load at start |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    with tempfile.TemporaryDirectory() as workdir, \
+            latfs.mounted(args.tree, latency_ms=args.latency_ms, threads=args.threads, workdir=workdir) as fs:
+        for repeat in range(args.repeats):
+            for name, checkout in (("A", args.a), ("B", args.b)):
+                wait_for_quiet()
+                load = os.getloadavg()[0]
+                s = scan_once(os.path.abspath(checkout), args.ranks, fs.mountpoint, workdir)
+                know, end = s["termination_latency_s"], s["exit_latency_s"]
+                print(f"| {name}{repeat + 1} | {s['entries_per_s']:,.0f} | {s['balance_max_over_mean']:.3f} | "
+                      f"{know:.3f} | {end:.3f} | {end - know:.3f} | {load:.1f} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
