@@ -55,6 +55,10 @@ OLD_VENV = "/opt/automated-ingest-venv"
 OLD_PINS = {"irods-capability-automated-ingest": "0.7.0", "celery": "5.4.0", "kombu": "5.4.2", "redis": "4.6.0"}
 OLD_EXTRAS = ("celery[redis]==5.4.0", "packaging", "setuptools")
 OLD_PACKAGE = "irods_capability_automated_ingest"
+# Where the old tool's processes start: a checkout of hpcingest holds a package of the same name (the
+# old entry point, hpcingest.compat), which `python -m` and `celery -A` would import from the current
+# directory instead of the old framework's.
+OUTSIDE_CHECKOUT = "/"
 JOB_PREFIX = "vsai_"  # the old workers leave /tmp/event_handler<job>*.py behind; we remove ours
 IRODS_CLIENT_VARIABLES = ("IRODS_HOST", "IRODS_PORT", "IRODS_USER_NAME", "IRODS_ZONE_NAME", "IRODS_PASSWORD")
 SAMPLE_SECONDS = 0.2
@@ -119,7 +123,7 @@ def ensure_old_venv(venv: str) -> str:
             raise SetupError(f"pip install into {venv} failed:\n{pip.stderr[-2000:]}")
         if installed() != OLD_PINS:
             raise SetupError(f"{venv} holds {installed()}, expected {OLD_PINS}")
-    smoke = subprocess.run([python, "-c", f"import {OLD_PACKAGE}.irods_sync, celery, redis_lock"],
+    smoke = subprocess.run([python, "-c", f"import {OLD_PACKAGE}.irods_sync, celery, redis_lock"], cwd=OUTSIDE_CHECKOUT,
                            capture_output=True, text=True, env={**os.environ, "CELERY_BROKER_URL": "redis://x:1/0"})
     if smoke.returncode:
         raise SetupError(f"the old tool does not import in {venv}:\n{smoke.stderr[-2000:]}")
@@ -217,7 +221,7 @@ def wait_for_workers(stack: OldStack, concurrency: int, timeout: float = 90.0) -
         if stack.workers.process.poll() is not None:
             raise SetupError(f"the Celery worker exited with {stack.workers.process.returncode}; see {stack.logs}")
         ping = subprocess.run([celery, "-A", OLD_PACKAGE, "inspect", "ping", "--timeout", "2"], env=stack.env,
-                              capture_output=True, text=True)
+                              cwd=OUTSIDE_CHECKOUT, capture_output=True, text=True)
         if ping.returncode == 0 and len(children(stack.workers.pid)) >= concurrency:
             return
         time.sleep(0.5)
@@ -391,7 +395,7 @@ def run_old(stack: OldStack, src: str, target: str, timeout: float, *extra: str)
     t = time.perf_counter()
     try:
         done = subprocess.run(argv, env=stack.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                              timeout=timeout)
+                              timeout=timeout, cwd=OUTSIDE_CHECKOUT)
     except subprocess.TimeoutExpired as error:
         raise RunFailed(f"the old tool did not finish within {timeout:.0f} s: {shlex.join(argv)}") from error
     seconds = time.perf_counter() - t
