@@ -82,6 +82,9 @@ class Catalog:
                 yield self.db
             except BaseException:
                 self.db.execute("ROLLBACK")
+                # the rollback may have undone this block's reservation in r_id_seq: ids handed out
+                # from it would come again after a restart; the next id reserves a fresh block
+                self._next_id = self._id_limit = 0
                 raise
             else:
                 self.db.execute("COMMIT")
