@@ -24,7 +24,9 @@ import pwd
 import re
 import stat
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
 
@@ -106,6 +108,23 @@ def write_private(path: str, text: str, durable: bool = True) -> None:
             f.flush()
             os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def read_record(path: str, record_type: type[T], what: str) -> T | None:
+    """A dataclass record kept as JSON in a job directory, or None when there is none; one
+    that cannot be read or does not fit the record is a JobError naming ``what`` and the file."""
+    try:
+        with open(path) as f:
+            return record_type(**json.load(f))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, TypeError) as err:
+        raise JobError(f"{what} record {path} is unreadable: {err}") from None
+
+
+def write_record(path: str, record: Any) -> None:
+    """Replace the JSON record at ``path`` with the dataclass ``record`` (atomically, mode 0600)."""
+    write_private(path, json.dumps(asdict(record), indent=2) + "\n")
 
 
 def write_note_once(path: str, text: str) -> bool:
@@ -190,16 +209,13 @@ class JobDirectory:
         return None if uid == os.geteuid() else user_name(uid)
 
     def load(self) -> JobRecord:
-        try:
-            with open(self.record_path) as f:
-                return JobRecord(**json.load(f))
-        except FileNotFoundError:
-            raise JobError(f"job {self.name!r} does not exist in {self.root}") from None
-        except (ValueError, TypeError) as err:
-            raise JobError(f"job record {self.record_path} is unreadable: {err}") from None
+        record = read_record(self.record_path, JobRecord, "job")
+        if record is None:
+            raise JobError(f"job {self.name!r} does not exist in {self.root}")
+        return record
 
     def save(self, record: JobRecord) -> None:
-        write_private(self.record_path, json.dumps(asdict(record), indent=2) + "\n")
+        write_record(self.record_path, record)
 
     def update(self, **changes: Any) -> JobRecord:
         record = self.load()

@@ -24,15 +24,14 @@ import argparse
 import contextlib
 import errno
 import fcntl
-import json
 import os
 import re
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
-from hpcingest.jobdir import JobDirectory, JobError, check_job_name, default_job_root, write_private
+from hpcingest.jobdir import JobDirectory, JobError, check_job_name, default_job_root, read_record, write_record
 
 PREVIOUS_VARIABLE = "HPCINGEST_CHAIN_PREVIOUS"  # set in the environment of a pass the chain queued
 RUN, SKIP, REFUSED = 0, 3, 4  # exit codes of `next`: run the pass / not this chain's pass / another runs
@@ -62,17 +61,11 @@ def chain_path(job: JobDirectory) -> str:
 
 
 def load_chain(job: JobDirectory) -> Chain | None:
-    try:
-        with open(chain_path(job)) as f:
-            return Chain(**json.load(f))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, TypeError) as err:
-        raise JobError(f"chain record {chain_path(job)} is unreadable: {err}") from None
+    return read_record(chain_path(job), Chain, "chain")
 
 
 def save_chain(job: JobDirectory, chain: Chain) -> None:
-    write_private(chain_path(job), json.dumps(asdict(chain), indent=2) + "\n")
+    write_record(chain_path(job), chain)
 
 
 @contextlib.contextmanager

@@ -7,11 +7,10 @@ and a job's state is always read back from the job directory and from Slurm.
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
-from hpcingest.jobdir import JobDirectory, JobError, write_private
+from hpcingest.jobdir import JobDirectory, read_record, write_private, write_record
 
 HANDLER_FILE = "handler.py"  # event_handler_data, 0600: the job runs it, nothing shows it
 
@@ -40,17 +39,11 @@ def handler_path(job: JobDirectory) -> str:
 
 
 def load_submission(job: JobDirectory) -> Submission | None:
-    try:
-        with open(submission_path(job)) as f:
-            return Submission(**json.load(f))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, TypeError) as err:
-        raise JobError(f"submission record {submission_path(job)} is unreadable: {err}") from None
+    return read_record(submission_path(job), Submission, "submission")
 
 
 def save_submission(job: JobDirectory, submission: Submission) -> None:
-    write_private(submission_path(job), json.dumps(asdict(submission), indent=2) + "\n")
+    write_record(submission_path(job), submission)
 
 
 def write_handler(job: JobDirectory, text: str) -> str:
