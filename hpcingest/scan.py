@@ -229,11 +229,10 @@ def scan(comm, config: ScanConfig) -> ScanSummary | None:
         start = time.time()
         part = _RankPart(sink, spool)
         stats = run_walk(comm, source, sink, max_rate=config.max_rate, closing=part.closing)
-        sizes = [listing for listing, _ in stats.closing]
+        listing_sizes, summary_lengths = zip(*stats.closing)
         if config.list_path:
-            _write_listing(spool, config.list_path, offset=sum(sizes[:comm.Get_rank()]))
-        parts = collectives.gather_bytes(comm, part.payload, [length for _, length in stats.closing]
-                                         if comm.Get_rank() == 0 else None)
+            _write_listing(spool, config.list_path, offset=sum(listing_sizes[:comm.Get_rank()]))
+        parts = collectives.gather_bytes(comm, part.payload, list(summary_lengths) if comm.Get_rank() == 0 else None)
         summary = None if parts is None else _summarize(comm, config, [pickle.loads(p) for p in parts], start)
     return summary
 
@@ -297,16 +296,16 @@ def _summarize(comm, config: ScanConfig, gathered: list, start: float) -> ScanSu
     n_types = len(_TYPES)
     totals = [sum(column) for column in zip(*rows)]
     columns = list(zip(*timing))
-    type_counts = dict(zip((t.value for t in _TYPES), (int(c) for c in totals[:n_types])))
+    type_counts = dict(zip((t.value for t in _TYPES), totals[:n_types]))
     histogram = totals[n_types:n_types + _HISTOGRAM_BINS]
     tail = n_types + _HISTOGRAM_BINS
-    total_bytes, errors, excluded, requests, steals, stolen = (int(v) for v in totals[tail:tail + 6])
-    per_rank = [int(row[tail + 6]) for row in rows]
-    waves = int(totals[tail + 7])
-    rss = [round(float(v), 1) for v in columns[0]]
-    last_item = float(max(columns[1]))
-    stop_seen = float(max(columns[2]))
-    throttled = float(sum(columns[3]))
+    total_bytes, errors, excluded, requests, steals, stolen = totals[tail:tail + 6]
+    per_rank = [row[tail + 6] for row in rows]
+    waves = totals[tail + 7]
+    rss = [round(v, 1) for v in columns[0]]
+    last_item = max(columns[1])
+    stop_seen = max(columns[2])
+    throttled = sum(columns[3])
     entries = sum(per_rank)
     elapsed = end - start
     mean = entries / len(per_rank)
@@ -336,6 +335,6 @@ def _summarize(comm, config: ScanConfig, gathered: list, start: float) -> ScanSu
         peak_rss_mb_per_rank=rss,
         termination_waves=waves,
         throttled_s=round(throttled, 6),
-        size_histogram={_size_label(i): int(c) for i, c in enumerate(histogram) if c},
+        size_histogram={_size_label(i): c for i, c in enumerate(histogram) if c},
         error_samples=[s for part in samples for s in part][:_MAX_ERROR_SAMPLES],
     )
