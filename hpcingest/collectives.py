@@ -28,11 +28,12 @@ class Backoff:
     to 3.1).
     """
 
-    def __init__(self, cap_s: float = 5e-3, growth: float = 1.05) -> None:
+    def __init__(self, cap_s: float = 5e-3, growth: float = 1.05, sleep=time.sleep) -> None:
         self.cap_s = cap_s
         self.growth = growth
         self.idle_rounds = 0
         self._sleep = 0.0
+        self._sleep_for = sleep  # e.g. a doorbell's, which returns early when rung
 
     def reset(self) -> None:
         self.idle_rounds = 0
@@ -42,7 +43,7 @@ class Backoff:
         if self.idle_rounds <= 10:
             self._sleep = 2e-5
             return
-        time.sleep(self._sleep)
+        self._sleep_for(self._sleep)
         self._sleep = min(self.cap_s, self._sleep * self.growth)
 
 
@@ -119,9 +120,19 @@ def oversubscription(local_ranks: int) -> float:
 
 def node_peers(comm) -> list[int]:
     """Ranks sharing this rank's host (by processor name), this rank excluded."""
+    return list(node_neighbours(comm))
+
+
+def node_neighbours(comm, value: int = 0) -> dict[int, tuple[int, int]]:
+    """The ranks sharing this rank's host (by processor name), this rank excluded, each with its
+    process id and the ``value`` it passed (one round: the engine learns its peers' doorbells
+    with them)."""
     MPI = mpi_of(comm)
 
     digest = hashlib.blake2b(MPI.Get_processor_name().encode(), digest_size=7).digest()
     key = int.from_bytes(digest, "little")
     me = comm.Get_rank()
-    return [r for r, k in enumerate(allgather_int(comm, key)) if k == key and r != me]
+    every = array("q", bytes(24 * comm.Get_size()))
+    wait(comm.Iallgather([array("q", [key, os.getpid(), value]), MPI.INT64_T], [every, MPI.INT64_T]))
+    return {r: (every[3 * r + 1], every[3 * r + 2]) for r in range(comm.Get_size())
+            if every[3 * r] == key and r != me}

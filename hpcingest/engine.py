@@ -30,6 +30,15 @@ Design choices, and why:
   have work.  With more ranks on a node than it has CPUs the caps grow in proportion (up to
   20 ms): 112 idle ranks polling every millisecond on 2 cores took the CPU from the 16 that
   ingested, and 128 ranks registered a tree 4.5x slower than 4 (benchmarks/RESULTS.md, "Many ranks").
+* A sleeping rank wakes when a message that wants an answer soon is for it (work, waves,
+  STOP, the closing round, services), through a doorbell on its node (hpcingest.doorbell):
+  each hop of a termination wave otherwise waited out the receiver's sleep, and at 256 ranks
+  on two cores learning that the walk was over took 1.6 s.  Steal requests and empty replies
+  do not ring: idle ranks would wake each other into a storm of requests.
+* The walk ends with one round over the same tree, up and down, in the engine's own messages:
+  it drains what is in flight, carries each rank's closing integers to every rank and its
+  report to rank 0 (``run(closing=...)``).  MPI's collectives progress only while every rank
+  is scheduled and looking; two of them after the walk took 2 s at 256 ranks on two cores.
 * Long callbacks call ``ctx.poll()`` (``push()`` does so periodically) so a rank that is
   listing a million-entry directory still hands out the batches it has produced.
 """
@@ -46,7 +55,7 @@ from itertools import accumulate
 from dataclasses import dataclass
 from typing import Callable, Iterable, Protocol, Sequence
 
-from hpcingest import collectives
+from hpcingest import collectives, doorbell
 from hpcingest.collectives import Backoff
 from hpcingest.launch import mpi_of
 from hpcingest.profile import recorder
@@ -57,11 +66,14 @@ TAG_WAVE_DOWN = 7003
 TAG_WAVE_UP = 7005
 TAG_STOP = 7004
 TAG_PLACED = 7006
+TAG_CLOSE_UP = 7007
+TAG_CLOSE_DOWN = 7008
 
 MAX_POLL_S = 0.02  # the longest an idle or waiting rank sleeps between looks at its messages
 
 _COUNT = struct.Struct("<I")
 _WAVE = struct.Struct("<qqq")  # wave number, work messages sent, work messages received
+_RANK = struct.Struct("<q")
 _EMPTY = b""
 
 
@@ -119,6 +131,14 @@ FIRST_SERVICE_TAG = 7100  # tags from here on belong to services registered by c
 
 
 @dataclass
+class Closing:
+    """A rank's part of the round that ends the walk (``run(closing=...)``)."""
+
+    shared: Sequence[int] = ()  # integers every rank receives from every rank (the same count on each)
+    report: bytes = b""  # bytes rank 0 receives from every rank
+
+
+@dataclass
 class EngineStats:
     """Per-rank counters; the caller reduces them across ranks for its summary."""
 
@@ -134,7 +154,9 @@ class EngineStats:
     stop_seen: float = 0.0  # wall clock when this rank learnt that all work is done
     items_abandoned: int = 0  # dropped after request_stop()
     throttled_s: float = 0.0  # waited in throttle() to hold the rate limit
-    closing: list[list[int]] | None = None  # every rank's ``closing`` integers, in rank order (run())
+    closing: list[list[int]] | None = None  # every rank's ``Closing.shared``, in rank order (run())
+    reports: list[bytes] | None = None  # on rank 0: every rank's ``Closing.report``, in rank order (run())
+    doorbell: bool = False  # this rank slept on a doorbell (hpcingest.doorbell), woken by messages for it
 
 
 class WorkStealingEngine:
@@ -179,8 +201,11 @@ class WorkStealingEngine:
         # callers flush messages they hold back to send many in one
         self._on_idle = on_idle
         self._rng = random.Random(0x5EED + 7919 * self.rank)
-        peers = self._node_peers()
+        serial = doorbell.next_serial()
+        neighbours = collectives.node_neighbours(self.comm, serial) if self.size > 1 else {}
+        peers = sorted(neighbours)
         self._near = [] if len(peers) == self.size - 1 else peers  # one node: "near" means everyone
+        self._bell = doorbell.Doorbell(serial, {r: doorbell.address(pid, s) for r, (pid, s) in neighbours.items()})
         # ranks per CPU on this node: an idle or waiting rank polls this much less often
         self._pace = collectives.oversubscription(len(peers) + 1)
         self._pending_sends: list = []
@@ -192,17 +217,21 @@ class WorkStealingEngine:
         self._sent = 0  # work messages sent
         self._received = 0  # work messages received
         self._parent = (self.rank - 1) // tree_width
+        self._tree_width = tree_width
         self._children = [c for c in range(tree_width * self.rank + 1, tree_width * self.rank + tree_width + 1)
                           if c < self.size]
         self._wave = 0  # the wave this rank is taking part in (0: none yet)
         self._wave_open = False  # a wave reached this rank and it has not reported yet
         self._wave_reports: list[tuple[int, int]] = []
+        self._close_parts: list[bytes] = []  # the closing round: records from this rank's subtree
+        self._close_down: bytes | None = None  # the closing round: every rank's integers, from the parent
         self._previous_wave_received: int | None = None
         # stealing state
         self._victim: int | None = None
         self._misses = 0
         self._stop = False
         self.stats = EngineStats()
+        self.stats.doorbell = self._bell.installed
         # token bucket for throttle(): this rank's share of a job-wide rate limit
         self._rate = rate_limit if rate_limit and rate_limit > 0 else None
         self.throttling = self._rate is not None  # callers then throttle finely (per stat, not per batch)
@@ -272,7 +301,7 @@ class WorkStealingEngine:
         reply without deadlocking against a rank that is waiting for it.  Polls at least
         every 100 us (times the ranks per CPU of an oversubscribed node): a reply is expected
         soon, and this rank may own what others wait for."""
-        backoff = Backoff(cap_s=min(MAX_POLL_S, 1e-4 * self._pace))
+        backoff = self._backoff(min(MAX_POLL_S, 1e-4 * self._pace))
         while not done():
             if self.size > 1:
                 self._handle_messages()
@@ -304,17 +333,28 @@ class WorkStealingEngine:
 
     # -- main loop ----------------------------------------------------------------------
     def run(self, initial_items: Iterable[bytes] = (),
-            closing: "Callable[[EngineStats], Sequence[int]] | None" = None) -> EngineStats:
+            closing: "Callable[[EngineStats], Closing] | None" = None) -> EngineStats:
         """Process until the whole job has no work; returns this rank's stats.
 
-        ``closing``, called once this rank's part is over, returns a few integers (the same
-        count on every rank) that the round ending the walk carries to every rank as
-        ``stats.closing``: a caller that needs a collective right after the walk (sizes,
-        offsets) gets it without another round, each of which waits for the last rank to be
-        scheduled (about half a second at 256 ranks on two cores)."""
+        ``closing``, called once this rank's part is over, returns what the round ending the
+        walk carries: its ``shared`` integers to every rank (``stats.closing``), its
+        ``report`` to rank 0 (``stats.reports``).  A caller that needs a collective right
+        after the walk (sizes, offsets, a summary) gets it without another round, each of
+        which waits for the last rank to be scheduled (about a second at 256 ranks on two
+        cores)."""
+        try:
+            return self._run(initial_items, closing)
+        finally:
+            self._bell.close()
+
+    def _backoff(self, cap_s: float) -> Backoff:
+        return Backoff(cap_s=cap_s, sleep=self._bell.sleep)
+
+    def _run(self, initial_items: Iterable[bytes],
+             closing: "Callable[[EngineStats], Closing] | None") -> EngineStats:
         self._queue.extend(initial_items)
         # an idle rank that serves others (services) must wake up often enough to answer them
-        backoff = Backoff(cap_s=min(MAX_POLL_S, (1e-3 if self._services else 5e-3) * self._pace))
+        backoff = self._backoff(min(MAX_POLL_S, (1e-3 if self._services else 5e-3) * self._pace))
         idle_since: float | None = None
         activity: str | None = None  # "idle" in the profile while this rank has no work
         while True:
@@ -364,9 +404,10 @@ class WorkStealingEngine:
         if idle_since is not None:
             self.stats.idle_s += time.monotonic() - idle_since
         if self.size > 1:
-            self._drain(closing)
+            self._drain(closing(self.stats) if closing is not None else Closing())
         elif closing is not None:
-            self.stats.closing = [list(closing(self.stats))]
+            part = closing(self.stats)
+            self.stats.closing, self.stats.reports = [list(part.shared)], [part.report]
         self.comm.Free()
         return self.stats
 
@@ -413,6 +454,10 @@ class WorkStealingEngine:
             elif tag == TAG_STOP:
                 self._stop = True
                 self._forward_stop()
+            elif tag == TAG_CLOSE_UP:
+                self._close_parts.extend(unpack_items(buf))
+            elif tag == TAG_CLOSE_DOWN:
+                self._close_down = bytes(buf)
             elif tag in self._services:
                 self._received += 1
                 self._services[tag](bytes(buf), source, self)
@@ -425,6 +470,10 @@ class WorkStealingEngine:
     def _send(self, payload: bytes, dest: int, tag: int) -> None:
         req = self.comm.Isend([payload, self._mpi.BYTE], dest, tag)
         self._pending_sends.append((req, payload))
+        if tag != TAG_REQUEST and (payload or tag != TAG_WORK or self._stop):
+            # wanted soon; a steal request or a refusal can wait for a look (until the walk is
+            # over, when the last refusals hold up the closing round)
+            self._bell.ring(dest)
 
     def _complete_sends(self) -> None:
         if self._pending_sends:
@@ -471,9 +520,6 @@ class WorkStealingEngine:
         self.stats.steal_requests += 1
         self._send(_EMPTY, victim, TAG_REQUEST)
 
-    def _node_peers(self) -> list[int]:
-        return collectives.node_peers(self.comm) if self.size > 1 else []
-
     # -- termination (four-counter waves over a tree) -------------------------------------
     def _join_wave(self, wave: int) -> None:
         """A wave reaches this rank: pass it down at once, report up once passive."""
@@ -511,34 +557,54 @@ class WorkStealingEngine:
         for child in self._children:
             self._send(_EMPTY, child, TAG_STOP)
 
-    def _drain(self, closing: "Callable[[EngineStats], Sequence[int]] | None" = None) -> None:
-        """Consume every control message still in flight so nothing outlives the engine.
+    def _drain(self, part: Closing) -> None:
+        """The round that ends the walk: consume every control message still in flight, so
+        nothing outlives the engine, and carry ``part`` (see ``run``).
 
-        After termination only steal requests and their (empty) replies can be in flight
-        (the last wave has been reported up in full, and STOP reaches every rank).
-        Each rank waits for the reply to its own request, then joins a non-blocking
-        barrier while still answering requests; when the barrier completes, every
-        request has been answered and every reply consumed.  With ``closing`` the barrier
-        is an all-gather of its integers, which completes at the same moment.
+        After termination only steal requests and their (empty) replies can be in flight (the
+        last wave has been reported up in full, and STOP reaches every rank).  Each rank waits
+        for the reply to its own request and for its children's parts, then sends its
+        subtree's parts to its parent; rank 0, holding every part, sends every rank's integers
+        down the tree.  A rank reports up only once its own request is answered, so when rank 0
+        has every part no request is unanswered; every rank keeps answering requests until the
+        integers come down.  One hop is a message to a rank on its doorbell, not a collective
+        that waits for every rank to be scheduled in turn.
         """
-        backoff = Backoff()
-        while self._victim is not None:
-            self._handle_messages()
-            backoff.pause()
-        if closing is None:
-            barrier = self.comm.Ibarrier()
-        else:
-            mine = array("q", closing(self.stats))
-            every = array("q", bytes(8 * len(mine) * self.size))
-            barrier = self.comm.Iallgather([mine, self._mpi.INT64_T], [every, self._mpi.INT64_T])
-        while not barrier.Test():
+        backoff = self._backoff(min(MAX_POLL_S, 5e-3 * self._pace))
+        width = len(part.shared)
+        own = _RANK.pack(self.rank) + array("q", part.shared).tobytes() + part.report
+        self._close_parts.append(own)
+        while self._victim is not None or len(self._close_parts) < self._subtree_size():
             self._handle_messages()
             self._complete_sends()
             backoff.pause()
-        for req, _payload in self._pending_sends:
-            req.Wait()
-        self._pending_sends = []
-        if closing is not None:
-            self.stats.closing = [list(every[r * len(mine):(r + 1) * len(mine)]) for r in range(self.size)]
+        if self.rank == 0:
+            parts = sorted(self._close_parts, key=lambda record: _RANK.unpack_from(record)[0])
+            every = b"".join(record[_RANK.size:_RANK.size + 8 * width] for record in parts)
+            self.stats.reports = [record[_RANK.size + 8 * width:] for record in parts]
+        else:
+            self._send(pack_items(self._close_parts), self._parent, TAG_CLOSE_UP)
+            while self._close_down is None:
+                self._handle_messages()
+                self._complete_sends()
+                backoff.pause()
+            every = self._close_down
+        for child in self._children:
+            self._send(every, child, TAG_CLOSE_DOWN)
+        while self._pending_sends:
+            self._complete_sends()
+            if self._pending_sends:
+                backoff.pause()
+        integers = array("q", every)
+        self.stats.closing = [list(integers[r * width:(r + 1) * width]) for r in range(self.size)]
         if self._queue or self._pinned:
             raise RuntimeError("work-stealing engine terminated with work still queued")
+
+    def _subtree_size(self) -> int:
+        """Ranks in the subtree rooted at this rank (itself included): the parts it waits for."""
+        count, level = 0, [self.rank]
+        while level:
+            count += len(level)
+            level = [c for r in level for c in range(self._tree_width * r + 1, self._tree_width * r + self._tree_width + 1)
+                     if c < self.size]
+        return count

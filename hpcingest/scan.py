@@ -26,6 +26,7 @@ from hpcingest.records import EntryBatch, EntryType, WalkError
 from hpcingest.sources import check_source, check_walk_options, open_source
 from hpcingest.sources.posix import SourceRootError
 from hpcingest.launch import validated_on_root
+from hpcingest.engine import Closing
 from hpcingest.walk import run_walk
 
 if TYPE_CHECKING:
@@ -215,11 +216,11 @@ def run(comm, args) -> int:
 def scan(comm, config: ScanConfig) -> ScanSummary | None:
     """Collective walk; returns the summary on rank 0 and None elsewhere.
 
-    From the last entry to the summary there are two rounds, each of which waits for the
-    last rank to be scheduled (with 256 ranks on two cores, about half a second each; five
-    rounds took 2.9 s): the walk's closing round carries every rank's listing size and
-    summary length, and one gather brings the summaries to rank 0.  The listing file is
-    created before the walk, so writing it needs no round of its own."""
+    After the last entry there is no collective: the walk's closing round (the engine's own
+    messages up and down the rank tree) carries every rank's listing size to every rank and its
+    part of the summary to rank 0.  Each collective waits for the last rank to be scheduled
+    (with 256 ranks on two cores, about a second each; five of them took 2.9 s).  The listing
+    file is created before the walk, so writing it needs no round of its own."""
     source = open_source(config.root, config.files_per_task, config.exclusions, config.s3, config.stat_threads)
     with tempfile.TemporaryFile(prefix="hpcingest-list-") if config.list_path else nullcontext() as spool:
         sink = ScanSink(source.root, spool)
@@ -227,37 +228,29 @@ def scan(comm, config: ScanConfig) -> ScanSummary | None:
             _create_listing(config.list_path)
         collectives.barrier(comm)
         start = time.time()
-        part = _RankPart(sink, spool)
-        stats = run_walk(comm, source, sink, max_rate=config.max_rate, closing=part.closing)
-        listing_sizes, summary_lengths = zip(*stats.closing)
+        stats = run_walk(comm, source, sink, max_rate=config.max_rate, closing=lambda s: _closing(sink, spool, s))
         if config.list_path:
+            listing_sizes = [size for size, in stats.closing]
             _write_listing(spool, config.list_path, offset=sum(listing_sizes[:comm.Get_rank()]))
-        parts = collectives.gather_bytes(comm, part.payload, list(summary_lengths) if comm.Get_rank() == 0 else None)
-        summary = None if parts is None else _summarize(comm, config, [pickle.loads(p) for p in parts], start)
-    return summary
+        if comm.Get_rank() != 0:
+            return None
+        return _summarize(comm, config, [pickle.loads(p) for p in stats.reports], start)
 
 
-class _RankPart:
-    """This rank's share of the summary, taken when its part of the walk is over."""
-
-    def __init__(self, sink: "ScanSink", spool: BinaryIO | None) -> None:
-        self.sink, self.spool, self.payload = sink, spool, b""
-
-    def closing(self, stats) -> tuple[int, int]:
-        """The listing's size and the summary's length, for the walk's closing round."""
-        sink = self.sink
-        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        sink.fold()
-        counts = [*sink.type_counts, *sink.histogram,
-                  sink.bytes, sink.errors, sink.excluded, stats.steal_requests, stats.steals_succeeded,
-                  stats.items_received, sink.entries, stats.termination_waves]
-        timing = [rss_mb, stats.last_item_end, stats.stop_seen, stats.throttled_s]
-        self.payload = pickle.dumps((counts, timing, sink.error_samples))
-        listing = 0
-        if self.spool is not None:
-            self.spool.flush()
-            listing = self.spool.seek(0, os.SEEK_END)
-        return listing, len(self.payload)
+def _closing(sink: "ScanSink", spool: BinaryIO | None, stats) -> Closing:
+    """This rank's part, taken when its walk is over: the listing's size for every rank (the
+    offsets), its share of the summary for rank 0."""
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    sink.fold()
+    counts = [*sink.type_counts, *sink.histogram,
+              sink.bytes, sink.errors, sink.excluded, stats.steal_requests, stats.steals_succeeded,
+              stats.items_received, sink.entries, stats.termination_waves]
+    timing = [rss_mb, stats.last_item_end, stats.stop_seen, stats.throttled_s]
+    listing = 0
+    if spool is not None:
+        spool.flush()
+        listing = spool.seek(0, os.SEEK_END)
+    return Closing(shared=[listing], report=pickle.dumps((counts, timing, sink.error_samples)))
 
 
 def _create_listing(path: str) -> None:
@@ -273,7 +266,7 @@ def _write_listing(spool: BinaryIO, path: str, offset: int) -> None:
     Why not MPI-IO: its file open and close are blocking collectives, and MPICH busy-polls in
     those; at 256 ranks on two cores they took about 10 s.  Plain POSIX writes at disjoint
     offsets of one file are what MPI-IO's independent writes were doing anyway.  The
-    summary's gather after this is what tells rank 0 all parts are in."""
+    listing is whole when the command (every rank) has exited."""
     fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
     try:
         spool.seek(0)

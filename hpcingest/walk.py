@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Protocol
 
-from hpcingest.engine import EngineStats, WorkContext, WorkStealingEngine
+from hpcingest.engine import Closing, EngineStats, WorkContext, WorkStealingEngine
 from hpcingest.profile import recorder
 from hpcingest.sources.posix import Sink
 
@@ -21,7 +21,7 @@ def run_walk(comm, source: Source, sink: Sink, services: dict | None = None,
              sink_items: dict[int, Callable[[bytes, WorkContext], None]] | None = None,
              stop=None, max_rate: float | None = None,
              on_idle: Callable[[WorkContext], None] | None = None, abort=None,
-             closing: Callable[[EngineStats], Sequence[int]] | None = None) -> EngineStats:
+             closing: Callable[[EngineStats], Closing] | None = None) -> EngineStats:
     """Walk collectively: every rank of ``comm`` must call this; returns this rank's stats.
 
     ``services`` are message handlers the sink relies on (e.g. the sync-state shards);

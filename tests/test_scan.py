@@ -213,12 +213,12 @@ def test_stat_threads_listing_equals_find(tree_roots, kind, tmp_path):
     assert_matches_find(root, listing, summary, 2)
 
 
-def test_after_the_walk_one_collective_brings_the_summary_and_the_listing(tmp_path):
+def test_after_the_walk_no_collective_is_left_for_the_summary_and_the_listing(tmp_path):
     """Between the last entry and the summary, each collective waits for the last rank to get
-    the CPU: at 256 ranks on two cores, four gathers took 2.8 s and with --list five rounds
-    2.9 s.  The walk's own closing round carries the listing sizes and summary lengths; after
-    it only the summaries' gather is left, counted here as the collectives scan waits for
-    once the walk has returned."""
+    the CPU: at 256 ranks on two cores, four gathers took 2.8 s, with --list five rounds
+    2.9 s, and two rounds still 2 s.  The walk's own closing round (the engine's messages up
+    and down its rank tree) carries the listing sizes to every rank and the summaries to rank
+    0; counted here are the collectives scan waits for once the walk has returned."""
     root = os.fsencode(tmp_path / "tree")
     trees.random_tree(root, seed=6, entries=200)
     probe = textwrap.dedent("""
@@ -247,7 +247,7 @@ def test_after_the_walk_one_collective_brings_the_summary_and_the_listing(tmp_pa
     assert result.returncode == 0, result.stderr.decode(errors="replace")
     counts = [int(line.rsplit(b":", 1)[1]) for line in result.stderr.splitlines()
               if line.startswith(b"collectives after the walk:")]
-    assert counts == [1, 1, 1]
+    assert counts == [0, 0, 0]
     assert_matches_find(root, read_listing(listing), json.loads(summary.read_text()), 3)
 
 
