@@ -59,3 +59,14 @@ def run(launcher: Launcher | None, argv: list[str], *, prefix: list[str] | None 
     full_env.update(env or {})
     return subprocess.run([*(prefix or []), *command], capture_output=True, env=full_env, cwd=cwd,
                           timeout=HANG_GUARD_S)
+
+
+def mpi_script(name: str) -> list[str]:
+    """The command line of one of tests/mpi_scripts, to run under a launcher."""
+    return [sys.executable, "-m", f"tests.mpi_scripts.{name}"]
+
+
+def collectives_after_walk(stderr: bytes) -> list[int]:
+    """Each rank's count from tests/mpi_scripts/collectives_after_walk.py, in the order printed."""
+    return [int(line.rsplit(b":", 1)[1]) for line in stderr.splitlines()
+            if line.startswith(b"collectives after the walk:")]

@@ -11,17 +11,13 @@ import pytest
 
 from hpcingest.engine import pack_items, unpack_items
 from tests import trees
-from tests.launchers import Launcher, run
+from tests.launchers import Launcher, mpi_script as script, run
 
 
 def test_pack_roundtrip_keeps_arbitrary_bytes():
     items = [b"", b"\0", b"a\0b", bytes(range(256)), b"x" * 70000, "ü".encode()]
     assert unpack_items(pack_items(items)) == items
     assert unpack_items(pack_items([])) == []
-
-
-def script(name: str) -> list[str]:
-    return [sys.executable, "-m", f"tests.mpi_scripts.{name}"]
 
 
 def last_json(result) -> dict:

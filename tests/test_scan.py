@@ -13,7 +13,7 @@ import pytest
 
 from tests import trees
 from tests.conftest import launcher_params
-from tests.launchers import Launcher, hpcingest_argv, run
+from tests.launchers import Launcher, collectives_after_walk, hpcingest_argv, mpi_script, run
 
 TREE_KINDS = {
     "random": lambda root: trees.random_tree(root, seed=7, entries=4000),
@@ -221,33 +221,11 @@ def test_after_the_walk_no_collective_is_left_for_the_summary_and_the_listing(tm
     0; counted here are the collectives scan waits for once the walk has returned."""
     root = os.fsencode(tmp_path / "tree")
     trees.random_tree(root, seed=6, entries=200)
-    probe = textwrap.dedent("""
-        import sys, runpy
-        from hpcingest import collectives, scan
-        waits, after_walk = [0], [False]
-        plain_wait, plain_walk = collectives.wait, scan.run_walk
-        def counting_wait(request):
-            waits[0] += after_walk[0]
-            plain_wait(request)
-        def walk(*args, **kwargs):
-            stats = plain_walk(*args, **kwargs)
-            after_walk[0] = True
-            return stats
-        collectives.wait, scan.run_walk = counting_wait, walk
-        sys.argv = ["hpcingest"] + sys.argv[1:]
-        try:
-            runpy.run_module("hpcingest", run_name="__main__")
-        except SystemExit:
-            pass
-        sys.stderr.write("collectives after the walk: %d\\n" % waits[0])
-        """)
     summary, listing = tmp_path / "summary.json", tmp_path / "list"
-    result = run(Launcher("mpiexec", 3), [sys.executable, "-c", probe, "scan", os.fsdecode(root), "--quiet",
-                                         "--json", str(summary), "--list", str(listing)])
+    result = run(Launcher("mpiexec", 3), mpi_script("collectives_after_walk") + [
+        "hpcingest.scan", "scan", os.fsdecode(root), "--quiet", "--json", str(summary), "--list", str(listing)])
     assert result.returncode == 0, result.stderr.decode(errors="replace")
-    counts = [int(line.rsplit(b":", 1)[1]) for line in result.stderr.splitlines()
-              if line.startswith(b"collectives after the walk:")]
-    assert counts == [0, 0, 0]
+    assert collectives_after_walk(result.stderr) == [0, 0, 0]
     assert_matches_find(root, read_listing(listing), json.loads(summary.read_text()), 3)
 
 

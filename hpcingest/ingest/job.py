@@ -20,7 +20,7 @@ from typing import Any
 
 from hpcingest import collectives, logs
 from hpcingest.compat.utils import Operation
-from hpcingest.engine import EngineAborted, EngineStats
+from hpcingest.engine import Closing, EngineAborted, EngineStats
 from hpcingest.exclusions import ExclusionError
 from hpcingest.handler import EventHandler, HandlerError, load_handler, validate_handler
 from hpcingest.ingest.config import ConfigError, IngestConfig, build_config
@@ -33,12 +33,11 @@ from hpcingest.ingest.monitor import (STALE_AFTER_S, PassMonitor, Progress, Walk
                                       stop_path)
 from hpcingest.ingest.content import FileContent, S3Content
 from hpcingest.ingest.display import ProgressDisplay
-from hpcingest.ingest.sink import RESUME, IngestCounters, IngestSink, _noop
-from hpcingest.ingest.summary import IngestSummary, summarize
+from hpcingest.ingest.sink import RESUME, IngestSink, _noop
+from hpcingest.ingest.summary import IngestSummary, RankPart, summarize
 from hpcingest.irods import timing
 from hpcingest.irods.connection import IrodsConnection, RetryPolicy
 from hpcingest.irods.errors import IrodsError
-from hpcingest.irods.timing import ApiLatency
 from hpcingest.irods.settings import IrodsSettings, IrodsSettingsError, resolve_settings
 from hpcingest.launch import validated_on_root
 from hpcingest.profile import recorder
@@ -288,17 +287,20 @@ def run_passes(comm, setup: JobSetup, jobdir: JobDirectory, stop: threading.Even
         record = collectives.bcast_object(comm, jobdir.load() if rank == 0 else None)
         outcome = run_pass(comm, setup, jobdir, record, stop, abort)
         setup.resuming = False  # later periodic passes are new passes
-        summary = summarize(comm, config, outcome)
-        stopped = outcome.stopped
-        if rank == 0 and config.progress:
-            display = ProgressDisplay(jobdir)
-            display.show_once()  # every rank's final counts are written by now
-            if display.tty:
-                print()
+        if config.interval is None and rank != 0:
+            return 0  # one pass: nothing more to wait for (rank 0 has every rank's part)
         if rank == 0:
+            summary = summarize(config, outcome)
+            stopped = os.path.exists(stop_path(jobdir.path))
+            if config.progress:
+                display = ProgressDisplay(jobdir)
+                display.show_once()  # every rank's final counts are written by now
+                if display.tty:
+                    print()
             status = max(status, finish(setup, jobdir, summary, stopped, signals.name))
-        again = rank == 0 and not stopped and config.interval is not None and next_pass(setup, jobdir,
-                                                                                          outcome.started)
+        if config.interval is None:
+            return status
+        again = rank == 0 and not stopped and next_pass(setup, jobdir, outcome.started)
         if not collectives.bcast_object(comm, again):
             return status if rank == 0 else 0
 
@@ -371,42 +373,46 @@ def run_pass(comm, setup: JobSetup, jobdir: JobDirectory, record: JobRecord, sto
         walk = WalkTally(funnel)
         snapshot = lambda done: Progress.from_counters(sink.counters, walk.counts, record.pass_number,  # noqa: E731
                                                        started, record.pass_token, comm.Get_size(), done)
-        finished = False  # the walk ended without a stop (an exception leaves it False)
         try:
             with PassMonitor(jobdir.path, comm.Get_rank(), snapshot, stop, stall_after=config.stall_after,
-                             logger=logger), \
+                             logger=logger) as monitor, \
                     progress_display(config, jobdir, comm.Get_rank()):
+
+                def closing(stats: EngineStats) -> Closing:
+                    """This rank's part is over: what it wrote is closed and its final counts are
+                    written before the walk's closing round carries its share of the summary to
+                    rank 0 (so no collective is left after the walk)."""
+                    # a walk that ended without a stop needs no more marks (a stop this rank did
+                    # not see costs the resume some statting again, nothing else)
+                    state.close(pass_over=not stop.is_set())
+                    failures.close()
+                    monitor.finish()
+                    sink.counters.connections_opened = connection.stats.sessions_opened
+                    sink.counters.agents_refused = connection.stats.agents_refused
+                    sink.counters.state_seconds = state.sqlite_seconds
+                    sink.counters.state_cpu_seconds = state.sqlite_cpu_seconds
+                    sink.counters.cpu_seconds = time.process_time() - cpu_started
+                    return Closing(report=RankPart.of(sink.counters, stats, timing.timer.take()).to_bytes())
+
                 stats = run_walk(comm, source, walk, services={**state.services(), **funnel.services()},
                                  sink_items={FORWARDED: funnel.process_forwarded, RESUME[0]: sink.resume},
-                                 stop=stop, max_rate=config.max_rate, on_idle=state.flush, abort=abort)
-                finished = not stop.is_set()
+                                 stop=stop, max_rate=config.max_rate, on_idle=state.flush, abort=abort,
+                                 closing=closing)
         finally:
-            # a walk that ended without a stop needs no more marks (a stop this rank did not see
-            # costs the resume some statting again, nothing else)
-            state.close(pass_over=finished)
+            state.close()  # closed by now unless the walk failed
             failures.close()
     if profile is not None:
         profile.save(profile_dir, config.job_name, record.pass_number, comm.Get_rank())
         recorder.deactivate()
-    sink.counters.connections_opened = connection.stats.sessions_opened
-    sink.counters.agents_refused = connection.stats.agents_refused
-    sink.counters.state_seconds = state.sqlite_seconds
-    sink.counters.state_cpu_seconds = state.sqlite_cpu_seconds
-    sink.counters.cpu_seconds = time.process_time() - cpu_started
-    stopped = collectives.bcast_object(comm, os.path.exists(stop_path(jobdir.path)) if comm.Get_rank() == 0 else None)
-    return PassOutcome(sink.counters, stats, timing.timer.take(), started, stopped,
-                       profile_dir if profile is not None else None)
+    return PassOutcome(started, stats.reports, profile_dir if profile is not None else None)
 
 
 @dataclass
 class PassOutcome:
-    """One rank's share of a pass, reduced over ranks by :func:`summarize`."""
+    """A pass as this rank saw it; on rank 0, every rank's part for :func:`summarize`."""
 
-    counters: IngestCounters
-    stats: EngineStats
-    latencies: dict[str, ApiLatency]
     started: float
-    stopped: bool
+    reports: list[bytes] | None  # rank 0: every rank's RankPart, packed (hpcingest.ingest.summary)
     profile_dir: str | None = None
 
 

@@ -313,6 +313,13 @@ class PassMonitor:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.finish()
+
+    def finish(self) -> None:
+        """Stop the thread and write this rank's final counts: once the walk's closing round
+        brings them to rank 0, its display must find them written."""
+        if self._finished.is_set():
+            return
         self._finished.set()
         self._thread.join()
         self._write(True)

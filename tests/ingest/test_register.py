@@ -12,7 +12,7 @@ import pytest
 
 from hpcingest import sample
 from tests.ingest.conftest import HANDLERS, OLD_HANDLERS, catalog, hooks, source_view, start
-from tests.launchers import Launcher
+from tests.launchers import Launcher, collectives_after_walk, mpi_script, run
 
 
 def make_tree(root):
@@ -226,3 +226,20 @@ def test_stat_threads_register_the_same_catalog(zone, target, tree, tmp_path):
     expected, got = source_view(str(tree)), catalog(zone, target)
     assert got.collections == expected.collections
     assert got.objects == expected.objects
+
+
+def test_a_one_pass_job_waits_for_no_collective_after_the_walk(zone, target, tree, tmp_path):
+    """Each collective after the walk waits for the last rank to be scheduled (about a second at
+    256 ranks on two cores); a pass ended with five (the stop flag's broadcast, the summary's
+    two gathers, the next-pass broadcast).  The walk's closing round now carries every rank's
+    part of the summary to rank 0, and a job without --interval has no next pass to agree on."""
+    result = run(Launcher("mpiexec", 3), mpi_script("collectives_after_walk") + [
+        "hpcingest.ingest.job", "start", str(tree), target, "--synchronous", "--job_dir", str(tmp_path / "jobs")],
+        env=zone.environ())
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    assert collectives_after_walk(result.stderr) == [0, 0, 0]
+    with open(tmp_path / "jobs" / os.listdir(tmp_path / "jobs")[0] / "summary.json") as f:
+        summary = json.load(f)
+    view = source_view(tree)
+    assert summary["entries"] == len(view.objects) + len(view.collections) - 1  # the root is not an entry
+    assert catalog(zone, target) == view
