@@ -1,12 +1,15 @@
-"""A/B of two checkouts of hpcingest: the same ``hpcingest scan --list`` on latfs, alternating.
+"""A/B of two checkouts of hpcingest: the same ``hpcingest scan --list`` (or ``start``) on latfs, alternating.
 
 Usage:  python benchmarks/pfs_ab.py --a DIR --b DIR --tree SRC [--ranks 256] [--repeats 2]
-                                    [--latency-ms 1] [--threads 256]
+                                    [--latency-ms 1] [--threads 256] [--command scan|start]
 
 For a change whose effect is smaller than the noise between invocations (256 ranks on two cores):
 A and B run in turn on the same latfs mount, each started once the load average is below 3, and
 each line gives the summary's own figures (entries/s, balance, last entry -> every rank knows,
-last entry -> summary, last entry -> the command's exit).
+last entry -> summary, last entry -> the command's exit).  ``--command start`` runs a one-pass
+REGISTER_SYNC of the tree into a fresh collection of one built-in zone instead, each line giving
+the command's wall time, the pass's own (its summary's elapsed time) and what the command took
+after the summary was written.
 """
 
 from __future__ import annotations
@@ -45,6 +48,40 @@ def scan_once(checkout: str, ranks: int, mountpoint: str, workdir: str) -> dict:
     return result
 
 
+def start_once(checkout: str, ranks: int, mountpoint: str, workdir: str, zone) -> dict:
+    jobs = tempfile.mkdtemp(prefix="jobs-", dir=workdir)
+    began = time.time()
+    subprocess.run([mpiexec_path(), "-n", str(ranks), sys.executable, "-m", "hpcingest", "start", mountpoint,
+                    f"{zone.home}/ab_{time.time_ns()}", "--synchronous", "--job_dir", jobs, "--job_name", "ab"],
+                   check=True, cwd=checkout, env={**os.environ, **zone.environ(), "PYTHONPATH": checkout},
+                   stdout=subprocess.DEVNULL)
+    exited = time.time()
+    summary = os.path.join(jobs, "ab", "summary.json")
+    with open(summary) as f:
+        result = json.load(f)
+    result["wall_s"] = exited - began
+    result["after_summary_s"] = exited - os.stat(summary).st_mtime
+    return result
+
+
+def compare_starts(args, mountpoint: str, workdir: str) -> None:
+    from hpcingest.zone.testing import start_zone
+
+    print("| run | wall (s) | pass elapsed (s) | summary written → command exit (s) | entries/s | load at start |")
+    print("|---|---:|---:|---:|---:|---:|")
+    zone = start_zone(tempfile.mkdtemp(prefix="zone-", dir=workdir), subprocess_mode=True)
+    try:
+        for repeat in range(args.repeats):
+            for name, checkout in (("A", args.a), ("B", args.b)):
+                wait_for_quiet()
+                load = os.getloadavg()[0]
+                s = start_once(os.path.abspath(checkout), args.ranks, mountpoint, workdir, zone)
+                print(f"| {name}{repeat + 1} | {s['wall_s']:.2f} | {s['elapsed_s']:.2f} | {s['after_summary_s']:.2f} | "
+                      f"{s['entries_per_s']:,.0f} | {load:.1f} |", flush=True)
+    finally:
+        zone.stop()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--a", required=True, help="checkout A (the baseline)")
@@ -54,8 +91,14 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--latency-ms", type=float, default=1.0)
     parser.add_argument("--threads", type=int, default=256)
+    parser.add_argument("--command", choices=("scan", "start"), default="scan")
     args = parser.parse_args()
     print(f"# {' '.join(sys.argv)}")
+    if args.command == "start":
+        with tempfile.TemporaryDirectory() as workdir, \
+                latfs.mounted(args.tree, latency_ms=args.latency_ms, threads=args.threads, workdir=workdir) as fs:
+            compare_starts(args, fs.mountpoint, workdir)
+        return 0
     print("| run | entries/s | max/mean | last entry → all know (s) | last entry → summary (s) | "
           "summary − all know (s) | last entry → command exit (s) | load at start |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")

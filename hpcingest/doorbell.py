@@ -54,6 +54,8 @@ class Doorbell:
             sock.close()
             return
         self._sock = sock
+        self._poller = select.poll()  # not select(): a rank with many files open may hold fds past 1024
+        self._poller.register(sock, select.POLLIN)
 
     @property
     def installed(self) -> bool:
@@ -74,8 +76,7 @@ class Doorbell:
         if self._sock is None:
             time.sleep(seconds)
             return
-        ready, _, _ = select.select([self._sock], [], [], seconds)
-        if ready:
+        if self._poller.poll(seconds * 1000.0):
             try:
                 while True:
                     self._sock.recv(1)

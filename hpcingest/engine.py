@@ -574,7 +574,8 @@ class WorkStealingEngine:
         width = len(part.shared)
         own = _RANK.pack(self.rank) + array("q", part.shared).tobytes() + part.report
         self._close_parts.append(own)
-        while self._victim is not None or len(self._close_parts) < self._subtree_size():
+        subtree = self._subtree_size()
+        while self._victim is not None or len(self._close_parts) < subtree:
             self._handle_messages()
             self._complete_sends()
             backoff.pause()
