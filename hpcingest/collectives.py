@@ -13,7 +13,6 @@ import os
 import pickle
 import time
 from array import array
-from itertools import accumulate
 
 from hpcingest.launch import mpi_of
 
@@ -75,35 +74,6 @@ def bcast_object(comm, obj=None, root: int = 0):
     return pickle.loads(bytes(buf))
 
 
-def gather_objects(comm, obj, root: int = 0) -> list | None:
-    """Gather one picklable object per rank (variable sizes) into a list on root, in two
-    collectives (the lengths, then the payloads).  Integers stay exact at any size (byte
-    totals pass 2**53, 9 PB, where float64 stops counting by one)."""
-    MPI = mpi_of(comm)
-
-    payload = pickle.dumps(obj)
-    root_here = comm.Get_rank() == root
-    counts = array("q", bytes(8 * comm.Get_size())) if root_here else None
-    wait(comm.Igather([array("q", [len(payload)]), MPI.INT64_T],
-                      [counts, MPI.INT64_T] if root_here else None, root=root))
-    parts = gather_bytes(comm, payload, list(counts) if root_here else None, root)
-    return None if parts is None else [pickle.loads(part) for part in parts]
-
-
-def gather_bytes(comm, payload: bytes, lengths: list[int] | None, root: int = 0) -> list[bytes] | None:
-    """Gather one byte string per rank into a list on root, in one collective: root must
-    already know every rank's length (``lengths``; None on the other ranks)."""
-    MPI = mpi_of(comm)
-
-    if comm.Get_rank() != root:
-        wait(comm.Igatherv([payload, MPI.BYTE], None, root=root))
-        return None
-    displs = list(accumulate(lengths, initial=0))[:-1]
-    buf = bytearray(sum(lengths))
-    wait(comm.Igatherv([payload, MPI.BYTE], [buf, (list(lengths), displs), MPI.BYTE], root=root))
-    return [bytes(buf[d:d + c]) for d, c in zip(displs, lengths)]
-
-
 def allgather_int(comm, value: int) -> list[int]:
     """Every rank's ``value`` (a 64-bit integer), in rank order, on every rank."""
     MPI = mpi_of(comm)
@@ -118,12 +88,7 @@ def oversubscription(local_ranks: int) -> float:
     return max(1.0, local_ranks / (os.cpu_count() or 1))
 
 
-def node_peers(comm) -> list[int]:
-    """Ranks sharing this rank's host (by processor name), this rank excluded."""
-    return list(node_neighbours(comm))
-
-
-def node_neighbours(comm, value: int = 0) -> dict[int, tuple[int, int]]:
+def node_neighbours(comm, value: int) -> dict[int, tuple[int, int]]:
     """The ranks sharing this rank's host (by processor name), this rank excluded, each with its
     process id and the ``value`` it passed (one round: the engine learns its peers' doorbells
     with them)."""

@@ -6,7 +6,7 @@ waits for the rest of its sleep, and a chain of them (a termination wave crossin
 the closing round going up and down it) adds one sleep per hop: at 256 ranks on two cores,
 learning that the walk was over took 1.6 s.  With a doorbell the sender of a message to a rank
 on the same node also sends an empty datagram to that rank's socket, and the rank sleeps in
-``select`` on it: it wakes as soon as something is for it, and sleeps its full time otherwise.
+``poll`` on it: it wakes as soon as something is for it, and sleeps its full time otherwise.
 
 Only messages that need an answer soon ring (the engine decides which); a rank on another node
 gets no doorbell and finds its message at its next look, as before.  Sockets live in Linux's

@@ -218,8 +218,7 @@ class WorkStealingEngine:
         self._received = 0  # work messages received
         self._parent = (self.rank - 1) // tree_width
         self._tree_width = tree_width
-        self._children = [c for c in range(tree_width * self.rank + 1, tree_width * self.rank + tree_width + 1)
-                          if c < self.size]
+        self._children = self._children_of(self.rank)
         self._wave = 0  # the wave this rank is taking part in (0: none yet)
         self._wave_open = False  # a wave reached this rank and it has not reported yet
         self._wave_reports: list[tuple[int, int]] = []
@@ -601,11 +600,15 @@ class WorkStealingEngine:
         if self._queue or self._pinned:
             raise RuntimeError("work-stealing engine terminated with work still queued")
 
+    def _children_of(self, rank: int) -> list[int]:
+        """``rank``'s children in the k-ary tree rooted at rank 0 that waves and the closing round travel."""
+        first = self._tree_width * rank + 1
+        return [c for c in range(first, first + self._tree_width) if c < self.size]
+
     def _subtree_size(self) -> int:
         """Ranks in the subtree rooted at this rank (itself included): the parts it waits for."""
         count, level = 0, [self.rank]
         while level:
             count += len(level)
-            level = [c for r in level for c in range(self._tree_width * r + 1, self._tree_width * r + self._tree_width + 1)
-                     if c < self.size]
+            level = [c for r in level for c in self._children_of(r)]
         return count

@@ -37,13 +37,13 @@ _DONE = Request()
 
 
 def _bytes(spec: Any) -> memoryview:
-    """The buffer of an mpi4py buffer spec (``[buffer, datatype]`` or ``[buffer, (counts, displs), datatype]``)."""
+    """The buffer of an mpi4py buffer spec (``[buffer, datatype]``)."""
     return memoryview(spec[0]).cast("B")
 
 
-def _copy(send: Any, recv: Any, offset: int = 0) -> Request:
+def _copy(send: Any, recv: Any) -> Request:
     source = _bytes(send)
-    _bytes(recv)[offset:offset + len(source)] = source
+    _bytes(recv)[:len(source)] = source
     return _DONE
 
 
@@ -95,12 +95,6 @@ class Comm:
 
     def Ibcast(self, buf: Any, root: int = 0) -> Request:  # noqa: N802
         return _DONE  # the root's buffer is everybody's
-
-    def Igather(self, sendbuf: Any, recvbuf: Any, root: int = 0) -> Request:  # noqa: N802
-        return _copy(sendbuf, recvbuf)
-
-    def Igatherv(self, sendbuf: Any, recvbuf: Any, root: int = 0) -> Request:  # noqa: N802
-        return _copy(sendbuf, recvbuf, offset=recvbuf[1][1][0])
 
     def Iallgather(self, sendbuf: Any, recvbuf: Any) -> Request:  # noqa: N802
         return _copy(sendbuf, recvbuf)

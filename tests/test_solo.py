@@ -6,7 +6,7 @@ checks use hpcingest's own callers (hpcingest.collectives, the engine), not the 
 from __future__ import annotations
 
 from hpcingest import collectives, solo
-from hpcingest.engine import WorkStealingEngine
+from hpcingest.engine import Closing, WorkStealingEngine
 from hpcingest.launch import mpi_of
 
 
@@ -14,10 +14,8 @@ def test_collectives_of_one_rank():
     comm = solo.Comm()
     assert mpi_of(comm) is solo
     assert collectives.bcast_object(comm, {"x": [1, 2]}) == {"x": [1, 2]}
-    assert collectives.gather_objects(comm, ("a", 3)) == [("a", 3)]
-    assert collectives.gather_objects(comm, [2**60 + 1, 0.5]) == [[2**60 + 1, 0.5]]
-    assert collectives.gather_bytes(comm, b"xy", [2]) == [b"xy"]
-    assert collectives.node_peers(comm) == []
+    assert collectives.allgather_int(comm, 2**60 + 1) == [2**60 + 1]
+    assert collectives.node_neighbours(comm, 5) == {}
     collectives.barrier(comm)
     assert collectives.dup(comm) is not comm
 
@@ -44,8 +42,10 @@ def test_the_engine_runs_every_item_on_one_rank():
             ctx.push(item + b"b")
 
     engine = WorkStealingEngine(solo.COMM_WORLD, process)
-    engine.run([b"r"])
+    stats = engine.run([b"r"], closing=lambda s: Closing(shared=[s.items_processed, 2**60 + 1], report=b"xy"))
     assert len(seen) == 1 + 2 + 4 + 8 and len(set(seen)) == len(seen)
+    # the closing round of one rank: its own integers (exact past 2**53) and its report
+    assert stats.closing == [[len(seen), 2**60 + 1]] and stats.reports == [b"xy"]
 
 
 def test_the_shared_file_is_written_at_offsets(tmp_path):

@@ -287,8 +287,6 @@ def run_passes(comm, setup: JobSetup, jobdir: JobDirectory, stop: threading.Even
         record = collectives.bcast_object(comm, jobdir.load() if rank == 0 else None)
         outcome = run_pass(comm, setup, jobdir, record, stop, abort)
         setup.resuming = False  # later periodic passes are new passes
-        if config.interval is None and rank != 0:
-            return 0  # one pass: nothing more to wait for (rank 0 has every rank's part)
         if rank == 0:
             summary = summarize(config, outcome)
             stopped = os.path.exists(stop_path(jobdir.path))
@@ -299,7 +297,7 @@ def run_passes(comm, setup: JobSetup, jobdir: JobDirectory, stop: threading.Even
                     print()
             status = max(status, finish(setup, jobdir, summary, stopped, signals.name))
         if config.interval is None:
-            return status
+            return status  # one pass: nothing to agree on (rank 0 had every rank's part); 0 elsewhere
         again = rank == 0 and not stopped and next_pass(setup, jobdir, outcome.started)
         if not collectives.bcast_object(comm, again):
             return status if rank == 0 else 0
