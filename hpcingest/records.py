@@ -10,6 +10,7 @@ import enum
 import errno
 import os
 import stat
+import time
 from dataclasses import dataclass, field
 
 
@@ -75,6 +76,11 @@ class EntryBatch:
     stats: list[os.stat_result] = field(default_factory=list)
     excluded: int = 0
     errors: int = 0  # names of this batch the walk could not stat
+    # The wall-clock time just before the entries were statted (listed, for S3).  It, not the
+    # time a sink gets the batch, is what the sink records as their sync time: a batch may wait
+    # seconds in queues (stolen, forwarded, waiting for its state), and a file changed in that
+    # wait would otherwise be recorded as synced after its change and skipped by every later pass.
+    statted_at: float = field(default_factory=time.time)
 
     def relpath(self, name: bytes) -> bytes:
         return self.directory + b"/" + name if self.directory else name

@@ -107,7 +107,7 @@ class Funnel:
         if self.has_connection:
             self.inner.consume(batch, ctx)
             return
-        content = (batch.directory, batch.names, batch.stats, batch.excluded, batch.errors)
+        content = (batch.directory, batch.names, batch.stats, batch.excluded, batch.errors, batch.statted_at)
         if not any(map(stat.S_ISDIR, map(_MODE, batch.stats))):
             self._forward(_KIND_BATCH, content, ctx)
             return

@@ -11,7 +11,6 @@ of its batch.  Successful entries get their sync time (taken before the work) re
 from __future__ import annotations
 
 import logging
-import math
 import os
 import posixpath
 import signal
@@ -31,7 +30,7 @@ from hpcingest.handler import EventHandler
 from hpcingest.ingest.config import IngestConfig
 from hpcingest.ingest.content import FileContent, S3Content, removed_on_failure
 from hpcingest.ingest.deletion import DeletionSweep
-from hpcingest.ingest.decide import Change, classify, needs_catalog, too_young
+from hpcingest.ingest.decide import Change, classify, needs_catalog, sync_time, too_young
 from hpcingest.ingest.catalog import CatalogObject, CatalogView, catalog_view
 from hpcingest.ingest.failures import Failure, FailureLog, describe_error, errno_name, old_log_fields
 from hpcingest.ingest.halt import refused_registration_message, request_halt
@@ -138,7 +137,7 @@ class IngestSink:
         self.counters = IngestCounters()
         self.deletion = DeletionSweep(self)
         self.content = content if content is not None else FileContent(config.root)
-        self._ready: deque = deque()  # (batch, started, previous state) ready to ingest
+        self._ready: deque = deque()  # (batch, previous state) ready to ingest
         self._waiting = 0  # batches whose state lookup is still travelling
         self._euid = os.geteuid()
         self._groups = set(os.getgroups()) | {os.getegid()}
@@ -153,7 +152,6 @@ class IngestSink:
             self._consume(batch, ctx)
 
     def _consume(self, batch: EntryBatch, ctx: WorkContext) -> None:
-        started = time.time()
         self.counters.state_lookups += 1
         has_subdirectories = self._count_scanned(batch).get(stat.S_IFDIR)
         previous = self.state.at_hand(batch.directory)
@@ -161,7 +159,7 @@ class IngestSink:
             # most batches find the state at hand (a local shard, or a directory fetched for an
             # earlier batch); one with subdirectories waits for it, since they are listed as
             # soon as this returns and their collections must exist by then
-            self._ingest(batch, started, previous if previous is not None else
+            self._ingest(batch, previous if previous is not None else
                          self.state.lookup(ctx, batch.directory, batch.names), ctx)
             return
         while self._waiting >= _MAX_WAITING:  # bound the batches held while their state travels
@@ -171,7 +169,7 @@ class IngestSink:
 
         def resume(previous) -> None:
             self._waiting -= 1
-            self._ready.append((batch, started, previous))
+            self._ready.append((batch, previous))
             ctx.push_local(RESUME)
 
         self.state.lookup_async(ctx, batch.directory, batch.names, resume)
@@ -218,11 +216,11 @@ class IngestSink:
             while self._ready:
                 self._ingest(*self._ready.popleft(), ctx)
 
-    def _ingest(self, batch: EntryBatch, started: float, previous, ctx: WorkContext) -> None:
+    def _ingest(self, batch: EntryBatch, previous, ctx: WorkContext) -> None:
         counters = self.counters
         failed, troubles = counters.failed, counters.failed + counters.skipped + counters.too_young
         if not self.halted:
-            self._ingest_entries(batch, started, previous, ctx)
+            self._ingest_entries(batch, previous, ctx)
         # a batch that left an entry (failed, skipped, too young) is looked at again when the pass resumes
         ok = batch.errors == 0 and counters.failed + counters.skipped + counters.too_young == troubles \
             and not self.halted
@@ -230,7 +228,7 @@ class IngestSink:
         counters.failed_batches += counters.failed > failed
         self.state.batch_done(ctx, batch.directory, ok)
 
-    def _ingest_entries(self, batch: EntryBatch, started: float, previous, ctx: WorkContext) -> None:
+    def _ingest_entries(self, batch: EntryBatch, previous, ctx: WorkContext) -> None:
         if previous:  # the unchanged majority never becomes Entry objects
             stats = batch.stats
             keep = list(compress(range(len(stats)), map(needs_catalog, map(_MTIME, stats), map(_CTIME, stats),
@@ -241,7 +239,7 @@ class IngestSink:
             if not keep:
                 return  # the common case of a rescan: nothing to look at, nothing to record
             batch = EntryBatch(batch.directory, [batch.names[i] for i in keep], [batch.stats[i] for i in keep],
-                               batch.excluded, batch.errors)
+                               batch.excluded, batch.errors, batch.statted_at)
         pending = batch.entries()
         if self.config.min_age:
             pending = self._leave_young(pending)
@@ -254,9 +252,7 @@ class IngestSink:
         if unreadable:
             pending = [e for e in pending if e not in unreadable]
         catalog = self._catalog(batch.directory, pending, names)
-        # S3 times have whole seconds: an object rewritten later in the second of its sync
-        # would look older than the sync, so its sync is recorded at the start of that second
-        synced = math.floor(started) if self.config.s3 is not None else started
+        synced = sync_time(batch.statted_at, batch.stats, whole_seconds=self.config.s3 is not None)
         done = []
         if self._pipeline_registrations and catalog.known:
             pending = self._register_new_files(pending, names, catalog, synced, done, ctx)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from operator import attrgetter
@@ -205,6 +206,7 @@ class PosixSource:
         # under --max_rate each lstat waits its turn: a whole batch paid up front made every rank
         # that received work at the same moment stat its batch at the same moment too
         throttle = ctx.throttle if ctx.throttling else None
+        statted_at = time.time()
         try:
             fd = open_directory(self.root, directory)
         except OSError as err:
@@ -213,7 +215,7 @@ class PosixSource:
                 sink.error(WalkError.from_os_error(_join(directory, name), "lstat", err))
             sink.consume(EntryBatch(directory, errors=len(names)), ctx)
             return
-        batch = EntryBatch(directory)
+        batch = EntryBatch(directory, statted_at=statted_at)
         subdirectories: list[bytes] = []
         exclusions = self.exclusions
         check_paths = exclusions.needs_paths or bool(exclusions.types)

@@ -45,6 +45,7 @@ import os
 import re
 import stat
 import struct
+import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 from urllib.parse import quote, urlsplit
@@ -79,7 +80,7 @@ CHECK_CONNECT_TIMEOUT_S = 5
 PROXY_PASSWORD_VARIABLE = "HPCINGEST_S3_PROXY_PASSWORD"
 
 _LIST_HEAD = struct.Struct("<IBH")  # batches made by earlier pages, all pages ok, directory length
-_BATCH_HEAD = struct.Struct("<H")  # directory length
+_BATCH_HEAD = struct.Struct("<dH")  # time the page was asked for, directory length
 _RECORD = struct.Struct("<BHHQd")  # kind, name length, etag length, size, mtime
 _OBJECT, _PREFIX = 0, 1
 _CONNECTION_ERRORS = (EndpointConnectionError, ConnectTimeoutError, ProxyConnectionError, SSLError)
@@ -376,18 +377,18 @@ def _unpack_list_item(item: bytes) -> tuple[bytes, str, int, bool]:
     return item[start:start + length], item[start + length:].decode(), batches, bool(ok)
 
 
-def batch_item(directory: bytes, records: list[_Record]) -> bytes:
-    parts = [b"O", _BATCH_HEAD.pack(len(directory)), directory]
+def batch_item(directory: bytes, records: list[_Record], listed_at: float) -> bytes:
+    parts = [b"O", _BATCH_HEAD.pack(listed_at, len(directory)), directory]
     for r in records:
         head = _RECORD.pack(_PREFIX if r.is_prefix else _OBJECT, len(r.name), len(r.etag), r.size, r.mtime)
         parts += (head, r.name, r.etag)
     return b"".join(parts)
 
 
-def _unpack_batch_item(item: bytes) -> tuple[bytes, Iterator[_Record]]:
-    (length,) = _BATCH_HEAD.unpack_from(item, 1)
+def _unpack_batch_item(item: bytes) -> tuple[bytes, Iterator[_Record], float]:
+    listed_at, length = _BATCH_HEAD.unpack_from(item, 1)
     start = 1 + _BATCH_HEAD.size
-    return item[start:start + length], _unpack_records(item, start + length)
+    return item[start:start + length], _unpack_records(item, start + length), listed_at
 
 
 def _unpack_records(item: bytes, offset: int) -> Iterator[_Record]:
@@ -446,9 +447,9 @@ class S3Source:
             with recorder.current.span("list"):
                 self._list_page(directory, token, batches, ok, kind == DESCEND_PAGE, ctx, sink)
         elif kind == OBJECT_BATCH:
-            directory, records = _unpack_batch_item(item)
+            directory, records, listed_at = _unpack_batch_item(item)
             with recorder.current.span("stat"):
-                self._emit_batch(directory, records, ctx, sink)
+                self._emit_batch(directory, records, listed_at, ctx, sink)
         else:
             raise ValueError(f"unknown S3 work item kind {kind!r}")
 
@@ -463,6 +464,7 @@ class S3Source:
                 self._list_whole_prefix(directory, ctx, sink)
                 return
         list_prefix = _list_prefix(self.prefix, os.fsdecode(directory))
+        listed_at = time.time()
         page = self._page(directory, list_prefix, token, sink)
         if page is None:
             if not descend_only:
@@ -482,7 +484,7 @@ class S3Source:
         if next_token and not eager:
             # the batch count travels with the page: count this page's batches before pushing
             ctx.push(list_item(directory, next_token, batches + self._batch_count(records), ok))
-        batches += self._push_batches(directory, records, ctx)
+        batches += self._push_batches(directory, records, listed_at, ctx)
         if next_token and eager:
             ctx.push(list_item(directory, next_token, batches, ok))
         if not next_token:
@@ -495,13 +497,14 @@ class S3Source:
         list_prefix = _list_prefix(self.prefix, os.fsdecode(directory))
         token, batches, ok, names = "", 0, True, []
         while True:
+            listed_at = time.time()
             page = self._page(directory, list_prefix, token, sink)
             if page is None:
                 _listed(sink, directory, batches, False, ctx)
                 return
             records, ok = self._records(directory, list_prefix, page, False, sink, ok)
             names.extend(record.name for record in records)
-            batches += self._push_batches(directory, records, ctx)
+            batches += self._push_batches(directory, records, listed_at, ctx)
             token = page.get("NextContinuationToken") if page.get("IsTruncated") else None
             if not token:
                 break
@@ -524,10 +527,12 @@ class S3Source:
     def _batch_count(self, records: list) -> int:
         return -(-len(records) // self.files_per_task)
 
-    def _push_batches(self, directory: bytes, records: list, ctx: WorkContext) -> int:
+    def _push_batches(self, directory: bytes, records: list, listed_at: float, ctx: WorkContext) -> int:
+        """The page's records as batch items, each carrying the time the page was asked for:
+        what a sink records as their sync time, however long the item waits to be taken."""
         step = self.files_per_task
         for i in range(0, len(records), step):
-            ctx.push(batch_item(directory, records[i:i + step]))
+            ctx.push(batch_item(directory, records[i:i + step], listed_at))
         return self._batch_count(records)
 
     def _records(self, directory: bytes, list_prefix: str, page: dict, prefixes_only: bool, sink: Sink,
@@ -564,10 +569,11 @@ class S3Source:
                              f"key {key!r} has an empty, '.' or '..' path component; skipped"))
 
     # -- batches ------------------------------------------------------------------------
-    def _emit_batch(self, directory: bytes, records: Iterator[_Record], ctx: WorkContext, sink: Sink) -> None:
+    def _emit_batch(self, directory: bytes, records: Iterator[_Record], listed_at: float, ctx: WorkContext,
+                    sink: Sink) -> None:
         records = list(records)
         ctx.throttle(len(records))
-        batch = EntryBatch(directory)
+        batch = EntryBatch(directory, statted_at=listed_at)
         subdirectories: list[bytes] = []
         exclusions = self.exclusions
         check = exclusions.needs_paths or bool(exclusions.types)

@@ -173,3 +173,25 @@ def test_stat_threads_give_the_same_batch_in_the_same_order_with_errors_in_place
                              for n in names + [b"sub"]]
     assert len(results[1][1]) == 2 and results[1][2] == 2 and results[1][3] == [list_item(b"sub")]
     assert results[4] == results[1] and results[30] == results[1]
+
+
+def test_a_batch_carries_the_time_before_its_stats_however_long_it_waits(tmp_path):
+    """The sink records that time as the entries' sync time: a file changed while its batch
+    waits in a queue (stolen, forwarded, waiting for its state) must show on the next pass."""
+    import time
+
+    from hpcingest.ingest.decide import needs_catalog, sync_time
+    from hpcingest.sources.posix import stat_item
+
+    (tmp_path / "log").write_bytes(b"first")
+    source, sink = PosixSource(os.fsencode(tmp_path)), RecordingSink()
+    before = time.time()
+    source.process(stat_item(b"", [b"log"]), RecordingContext(rank=0, size=1), sink)
+    after = time.time()
+    (batch,) = sink.batches
+    assert before <= batch.statted_at <= after
+    time.sleep(0.05)  # the batch waits ...
+    with open(tmp_path / "log", "ab") as f:
+        f.write(b"more")  # ... and the file grows before a sink takes it
+    grown = os.lstat(tmp_path / "log")
+    assert needs_catalog(grown.st_mtime, grown.st_ctime, sync_time(batch.statted_at, batch.stats))

@@ -364,14 +364,27 @@ def test_throttling_is_retried(server, settings):
 def test_work_items_round_trip_without_pickle():
     records = [s3._Record(False, "f\u00e9\0x".encode(), 1 << 40, 1700000000.25, b"d41d8cd98f00b204e9800998ecf8427e-3"),
                s3._Record(True, b"sub")]
-    item = s3.batch_item(b"a/b", records)
+    item = s3.batch_item(b"a/b", records, 1700000001.125)
     assert item[:1] == b"O"
-    directory, unpacked = s3._unpack_batch_item(item)
-    assert (directory, list(unpacked)) == (b"a/b", records)
+    directory, unpacked, listed_at = s3._unpack_batch_item(item)
+    assert (directory, list(unpacked), listed_at) == (b"a/b", records, 1700000001.125)
     item = s3.list_item(b"dir/\xe9", "token+/=", batches=7, ok=False)
     assert item[:1] == b"L"
     assert s3._unpack_list_item(item) == (b"dir/\xe9", "token+/=", 7, False)
     assert s3.list_item(b"", descend_only=True)[:1] == b"P"
+
+
+def test_a_batch_carries_the_time_its_page_was_asked_for(settings):
+    """However long a batch item waits before a rank takes it, its sync time is that of the
+    listing: an object rewritten after the listing must show on the next pass."""
+    source, ctx, sink = S3Source(settings, BUCKET, "data", files_per_task=1), FakeContext(), RecordingSink()
+    before = time.time()
+    source.process(s3.list_item(b""), ctx, sink)
+    after = time.time()
+    time.sleep(0.05)  # the batch items wait in the queue
+    ctx.run(source, sink)
+    top = [b for b in sink.batches if b.directory == b""]
+    assert top and all(before <= b.statted_at <= after for b in top)
 
 
 def test_object_stat_reads_like_a_stat_result():
