@@ -12,7 +12,7 @@ import pytest
 
 from tests.browser import browser  # noqa: F401  (a headless Chromium, per test module)
 from tests.launchers import Launcher, slurm_available
-from tests.s3server import s3_server  # noqa: F401  (the session's S3 endpoint fixture)
+from tests.s3server import s3_server, s3_server_behind  # noqa: F401  (the S3 endpoint fixtures)
 
 _SLURM = None
 

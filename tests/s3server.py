@@ -119,18 +119,32 @@ def s3_server(tmp_path_factory) -> Iterator[S3TestServer]:
         yield _enable_authentication(workdir, port)
 
 
-class _moto_process:
-    """Start ``python -m moto.server`` on a free port, wait until it answers, kill it at exit."""
+CLOCK_BEHIND_S = 30
 
-    def __init__(self, workdir: str) -> None:
+
+@pytest.fixture(scope="module")
+def s3_server_behind(tmp_path_factory) -> Iterator[S3TestServer]:
+    """Like ``s3_server``, but its objects are stamped CLOCK_BEHIND_S seconds behind the real
+    clock (tests/moto_behind.py)."""
+    workdir = str(tmp_path_factory.mktemp("s3server-behind"))
+    with _moto_process(workdir, clock_behind_s=CLOCK_BEHIND_S) as port:
+        yield _enable_authentication(workdir, port)
+
+
+class _moto_process:
+    """Start moto's server on a free port, wait until it answers, kill it at exit."""
+
+    def __init__(self, workdir: str, clock_behind_s: float = 0) -> None:
         self.workdir = workdir
         self.process: subprocess.Popen | None = None
+        self.program = [sys.executable, "-m", "moto.server"] if not clock_behind_s else \
+            [sys.executable, os.path.join(os.path.dirname(__file__), "moto_behind.py"), str(clock_behind_s)]
 
     def __enter__(self) -> int:
         for _ in range(3):  # the free port can be taken between probing and binding
             port = free_port()
             log = open(os.path.join(self.workdir, "moto.log"), "ab")
-            self.process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            self.process = subprocess.Popen([*self.program, "-H", "127.0.0.1", "-p", str(port)],
                                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
             log.close()
             if _wait_until_up(self.process, port):

@@ -217,9 +217,11 @@ def unmount(mount: Mount) -> None:
 @contextlib.contextmanager
 def mounted(source: str, mountpoint: str | None = None, *, latency_ms: float = 0.0, threads: int = 16,
             readdir_latency_ms: float | None = None, attr_timeout: float | None = None,
-            entry_timeout: float | None = None, realtime: bool = True, workdir: str | None = None) -> Iterator[Mount]:
+            entry_timeout: float | None = None, realtime: bool = True, whole_seconds: bool = False,
+            workdir: str | None = None) -> Iterator[Mount]:
     """Mount latfs over ``source`` (at ``mountpoint``, else a fresh temporary directory)
-    for the ``with`` block; unmounted on the way out, whatever happened inside."""
+    for the ``with`` block; unmounted on the way out, whatever happened inside.
+    ``whole_seconds`` shows file times cut to whole seconds, as Lustre keeps them."""
     binary = build()
     with tempfile.TemporaryDirectory(prefix="latfs-", dir=workdir) as scratch:
         target = mountpoint or os.path.join(scratch, "mnt")
@@ -234,6 +236,8 @@ def mounted(source: str, mountpoint: str | None = None, *, latency_ms: float = 0
             argv += ["--entry-timeout", repr(entry_timeout)]
         if not realtime:
             argv.append("--no-realtime")
+        if whole_seconds:
+            argv.append("--whole-seconds")
         log = open(os.path.join(scratch, "latfs.log"), "w+b")
         process = subprocess.Popen([*argv, source, target], stdout=subprocess.PIPE, stderr=log,
                                    stdin=subprocess.DEVNULL)

@@ -4,7 +4,7 @@
  *
  *   latfs [--latency-ms X] [--readdir-latency-ms Y] [--threads N] [--stats FILE]
  *         [--attr-timeout S] [--entry-timeout S] [--allow-other] [--no-realtime]
- *         SOURCE MOUNTPOINT
+ *         [--whole-seconds] SOURCE MOUNTPOINT
  *
  * Every metadata operation (lookup, getattr, opendir, each readdir request, open,
  * readlink) is served by one of N service slots, the metadata server's service
@@ -24,6 +24,9 @@
  * attr_timeout below): every stat reaches latfs as one LOOKUP, as in a first walk of a
  * Lustre tree.  No default_permissions: the kernel would refresh the parent
  * directory's attributes before every lookup.
+ *
+ * --whole-seconds shows file times in whole seconds, as Lustre and many NFS servers
+ * keep them: a change made later in the second of a stat carries a time before it.
  *
  * Counters live in FILE (--stats), a small shared-memory table of 64-bit integers
  * updated atomically: per operation kind the count, the time queued for a slot, the
@@ -418,12 +421,23 @@ static void forget_entry(struct pending *p)
     forget_node(p->entry.ino, 1);
 }
 
+static int whole_seconds; /* --whole-seconds */
+
+/* lstat, with the times cut to whole seconds under --whole-seconds */
+static int source_lstat(const char *path, struct stat *st)
+{
+    int rc = lstat(path, st);
+    if (rc == 0 && whole_seconds)
+        st->st_atim.tv_nsec = st->st_mtim.tv_nsec = st->st_ctim.tv_nsec = 0;
+    return rc;
+}
+
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     BEGIN(p, req, OP_LOOKUP);
     char buf[PATH_MAX];
     const char *path = child_path(node_of(parent), name, buf);
-    if (path == NULL || lstat(path, &p->entry.attr) != 0) {
+    if (path == NULL || source_lstat(path, &p->entry.attr) != 0) {
         reply_error(p, errno);
         return;
     }
@@ -459,7 +473,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
     (void)fi;
     BEGIN(p, req, OP_GETATTR);
-    if (lstat(node_of(ino)->path, &p->attr) != 0) {
+    if (source_lstat(node_of(ino)->path, &p->attr) != 0) {
         reply_error(p, errno);
         return;
     }
@@ -704,7 +718,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: latfs [--latency-ms X] [--readdir-latency-ms Y] [--threads N] [--stats FILE]\n"
             "             [--attr-timeout S] [--entry-timeout S] [--allow-other] [--no-realtime]\n"
-            "             SOURCE MOUNTPOINT\n");
+            "             [--whole-seconds] SOURCE MOUNTPOINT\n");
 }
 
 static int parse_ms(const char *text, uint64_t *ns)
@@ -762,6 +776,8 @@ int main(int argc, char **argv)
             allow_other = 1;
         } else if (strcmp(a, "--no-realtime") == 0) {
             realtime = 0;
+        } else if (strcmp(a, "--whole-seconds") == 0) {
+            whole_seconds = 1;
         } else if (a[0] == '-') {
             goto bad;
         } else if (source == NULL) {

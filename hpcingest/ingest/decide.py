@@ -2,8 +2,8 @@
 
 Kept pure (no I/O) so the rules are tested on their own.  ``previous`` is the last sync
 time the state recorded (None with --ignore_cache or on a first pass); ``exists`` is what the batched
-catalog query found (None when --initial_ingest skipped it).  ``sync_time`` is the time recorded
-after a sync, ``too_young`` the landing-zone rule of ``--min_age``.
+catalog query found (None when --initial_ingest skipped it).  ``sync_time`` and ``object_sync_time``
+give the time recorded after a sync, ``too_young`` the landing-zone rule of ``--min_age``.
 """
 
 from __future__ import annotations
@@ -46,6 +46,18 @@ def sync_time(statted_at: float, stats: Iterable, whole_seconds: bool = False) -
     if whole_seconds or not any(s.st_mtime_ns % _SECOND_NS or s.st_ctime_ns % _SECOND_NS for s in stats):
         return math.floor(synced)
     return synced
+
+
+def object_sync_time(listing_synced: float, last_modified: float) -> float:
+    """The sync time to record for an S3 object: below its listing's, and no later than the
+    second after the LastModified it was listed with.
+
+    S3 stamps an object with the time its upload *began* (for a multipart upload, its
+    CreateMultipartUpload), by the endpoint's clock: a new version whose upload began before
+    a pass's listing and ended after it, or one stamped by an endpoint whose clock is behind
+    ours, carries a time below the listing's and would be taken for unchanged by every later
+    pass.  A later version is stamped a later second than the one listed, by the same clock."""
+    return min(listing_synced, math.floor(last_modified) + 1)
 
 
 def needs_catalog(mtime: float, ctime: float, previous: float | None) -> bool:

@@ -30,7 +30,7 @@ from hpcingest.handler import EventHandler
 from hpcingest.ingest.config import IngestConfig
 from hpcingest.ingest.content import FileContent, S3Content, removed_on_failure
 from hpcingest.ingest.deletion import DeletionSweep
-from hpcingest.ingest.decide import Change, classify, needs_catalog, sync_time, too_young
+from hpcingest.ingest.decide import Change, classify, needs_catalog, object_sync_time, sync_time, too_young
 from hpcingest.ingest.catalog import CatalogObject, CatalogView, catalog_view
 from hpcingest.ingest.failures import Failure, FailureLog, describe_error, errno_name, old_log_fields
 from hpcingest.ingest.halt import refused_registration_message, request_halt
@@ -262,7 +262,8 @@ class IngestSink:
             ctx.poll()  # a batch of uploads takes long: keep answering steal and state requests
             operation = self._sync_entry(entry, names[entry.relpath], previous.get(entry.name), catalog, ctx)
             if operation is not None:
-                done.append((entry.name, synced, operation))
+                done.append((entry.name, synced if self.config.s3 is None else object_sync_time(synced, entry.mtime),
+                             operation))
         self.state.record(ctx, batch.directory, done)
 
     def _leave_young(self, pending: list[Entry]) -> list[Entry]:

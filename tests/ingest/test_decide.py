@@ -8,7 +8,7 @@ import os
 import time
 from types import SimpleNamespace
 
-from hpcingest.ingest.decide import FILE_CLOCK_LAG, needs_catalog, sync_time
+from hpcingest.ingest.decide import FILE_CLOCK_LAG, needs_catalog, object_sync_time, sync_time
 
 
 def test_a_write_right_after_a_stat_is_seen_by_the_next_pass(tmp_path):
@@ -50,3 +50,14 @@ def test_one_fine_time_in_the_batch_keeps_the_sync_time_fine():
 def test_s3_times_are_whole_seconds_whatever_the_batch_holds():
     fine = SimpleNamespace(st_mtime_ns=123, st_ctime_ns=123)
     assert sync_time(1000.5, [fine], whole_seconds=True) == 1000
+
+
+def test_an_s3_version_stamped_before_the_listing_is_still_a_change():
+    """An object listed at 2000.4 with LastModified 1500 is overwritten by a multipart upload
+    that began at 1990 (before the listing) and ended after it: S3 stamps the new version 1990."""
+    listing = sync_time(2000.4, [], whole_seconds=True)
+    synced = object_sync_time(listing, 1500.0)
+    assert synced == 1501
+    assert needs_catalog(1990.0, 1990.0, synced)  # the new version
+    assert not needs_catalog(1500.0, 1500.0, synced)  # the version listed, unchanged
+    assert object_sync_time(listing, 2000.0) == 2000  # written in the second of the listing: the listing's

@@ -8,9 +8,11 @@ import base64
 import json
 import os
 import stat
+import time
 
 import pytest
 
+from benchmarks import latfs
 from hpcingest.naming import UNICODE_ERROR_ATTRIBUTE, UNICODE_ERROR_DIGEST_PREFIX
 from hpcingest.sources.posix_open import PATH_CHUNK
 from tests.ingest.conftest import HANDLERS, OLD_HANDLERS, catalog, start
@@ -72,6 +74,33 @@ def test_put_append_copies_exactly_the_statted_bytes_of_a_growing_file(zone, tar
     assert "updated PUT_APPEND 1" in out
     assert read_object(zone, f"{target}/log") == b"a" * 1000 + b"b" * 500
     out = ok(swapping(zone, src, target, jobs, "PUT_APPEND", "grow", "other-name"))  # the rest, next pass
+    assert read_object(zone, f"{target}/log") == log.read_bytes()
+
+
+@pytest.mark.skipif(latfs.unavailable_reason() is not None, reason=f"no latfs here: {latfs.unavailable_reason()}")
+def test_a_file_grown_in_the_second_of_its_stat_on_a_filesystem_of_whole_seconds_is_appended_next_pass(
+        zone, target, tmp_path):
+    """Lustre keeps file times in whole seconds: a write a moment after the stat is stamped with
+    the start of that second, before the stat.  The sync time recorded was the moment the batch
+    was taken, and every later pass took the file for unchanged and never appended its tail
+    (latfs shows the times so here)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    log = src / "log"
+    log.write_bytes(b"a" * 1000)
+    jobs = tmp_path / "jobs"
+    with latfs.mounted(str(src), whole_seconds=True) as fs:
+        assert os.stat(os.path.join(fs.mountpoint, "log")).st_mtime_ns % 10**9 == 0
+        ok(swapping(zone, fs.mountpoint, target, jobs, "PUT_APPEND", "grow", "other-name"))
+        time.sleep(1.05 - time.time() % 1)  # into the next second: the first pass's sync is before it
+        with open(log, "ab") as f:
+            f.write(b"b" * 500)  # statted by the next pass: 1500 bytes, and 70,000 more right after
+        out = ok(swapping(zone, fs.mountpoint, target, jobs, "PUT_APPEND", "grow", "log", SWAP_BYTES=70_000,
+                          SWAP_UNDER=str(src)))
+        assert "updated PUT_APPEND 1" in out
+        assert read_object(zone, f"{target}/log") == b"a" * 1000 + b"b" * 500
+        out = ok(swapping(zone, fs.mountpoint, target, jobs, "PUT_APPEND", "grow", "other-name"))
+    assert "updated PUT_APPEND 1" in out  # the rest, next pass
     assert read_object(zone, f"{target}/log") == log.read_bytes()
 
 

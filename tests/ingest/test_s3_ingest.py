@@ -225,6 +225,26 @@ def test_register_updates_size_and_time_when_an_object_changes(zone, s3_server, 
     assert "updated REGISTER_SYNC 1" in out and "unchanged 1" in out
 
 
+def test_an_object_rewritten_after_the_listing_is_seen_however_far_behind_its_time_stamp(
+        zone, s3_server_behind, target, tmp_path):
+    """S3 stamps an object with the time its upload began, by the endpoint's clock: a version
+    written after a pass's listing can carry a LastModified before it (here the endpoint's clock
+    is 30 s behind).  The sync time recorded was the listing's, and every later pass took the
+    object for unchanged and never registered the new version."""
+    server, bucket = s3_server_behind, f"behind{os.getpid()}"
+    server.create_bucket(bucket)
+    server.put_objects(bucket, {"data/f.txt": b"first", "data/same.txt": b"same"})
+    next_second()
+    ok(s3_start(zone, server, bucket, target, tmp_path))
+    first_pass_ended = time.time()
+    next_second()
+    server.put_objects(bucket, {"data/f.txt": b"second, after the listing"})
+    assert last_modified(server, bucket, "data/f.txt") < first_pass_ended
+    out = ok(s3_start(zone, server, bucket, target, tmp_path))
+    assert "updated REGISTER_SYNC 1" in out and "unchanged 1" in out
+    assert catalog(zone, target).objects["f.txt"][0] == len(b"second, after the listing")
+
+
 PROXY_PASSWORD = "Proxy-Pass-3b9e/@:%"  # characters a URL must escape
 
 

@@ -1,7 +1,8 @@
 """A handler that changes the source file between the walk's stat and the upload, the way a busy
 or hostile user can: $OPERATION is the operation; before the create or modify of the file named
 $SWAP_NAME, $SWAP_ACTION happens to it: "fifo" (replaced by a FIFO), "grow" ($SWAP_BYTES more
-bytes appended), "other" (replaced by another file of the same size)."""
+bytes appended), "other" (replaced by another file of the same size).  With $SWAP_UNDER the
+change is made to the file of that name in that directory: the source behind a read-only mirror."""
 
 import os
 
@@ -13,6 +14,7 @@ def _change(meta):
     path = meta["path"]
     if os.path.basename(path) != os.environ["SWAP_NAME"]:
         return
+    path = os.path.join(os.environ.get("SWAP_UNDER") or os.path.dirname(path), os.path.basename(path))
     action = os.environ["SWAP_ACTION"]
     if action == "fifo":
         os.unlink(path)
