@@ -22,17 +22,39 @@ def _run(command: list[str], env: dict | None = None) -> int:
     return subprocess.call(command, env=env)
 
 
+def _sample_tree(tree: str, files: int) -> str | None:
+    """Generate the sample tree once; a tree a run cut short is made again, but only one this
+    command started: a ``sample-tree`` of the user's own in --workdir is never removed."""
+    workdir = os.path.dirname(tree)
+    complete, generating = os.path.join(workdir, ".sample-complete"), os.path.join(workdir, ".sample-generating")
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        return f"--workdir {workdir!r} is not a directory"
+    if os.path.exists(complete):
+        return None
+    if os.path.lexists(tree) and not os.path.exists(generating):
+        return f"{tree} exists and was not made by `hpcingest demo`; give another --workdir"
+    os.makedirs(workdir, exist_ok=True)
+    open(generating, "w").close()
+    shutil.rmtree(tree, ignore_errors=True)
+    print(f"demo: generating a sample tree of {files:,} files in {tree}", flush=True)
+    sample.generate(tree, files=files, seed=1)
+    open(complete, "w").close()
+    os.unlink(generating)
+    return None
+
+
 def run(args) -> int:
     from hpcingest.zone.testing import start_zone
 
     workdir = os.path.abspath(args.workdir)
     tree = os.path.join(workdir, "sample-tree")
-    marker = os.path.join(workdir, ".sample-complete")
-    if not os.path.exists(marker):
-        shutil.rmtree(tree, ignore_errors=True)
-        print(f"demo: generating a sample tree of {args.files:,} files in {tree}", flush=True)
-        sample.generate(tree, files=args.files, seed=1)
-        open(marker, "w").close()
+    try:
+        problem = _sample_tree(tree, args.files)
+    except OSError as err:
+        problem = f"--workdir {workdir!r}: {err.strerror}: {err.filename!r}"
+    if problem:
+        print(f"demo: error: {problem}", file=sys.stderr)
+        return 2
     launcher = mpiexec_path()
     if launcher is None:
         print("demo: error: mpiexec not found; install hpcingest[mpich] (see README)", file=sys.stderr)

@@ -190,11 +190,32 @@ def prepare(args) -> ScanConfig:
     root, s3 = check_source(args)
     for option, path in (("--list", args.list), ("--json", args.json)):
         if path is not None:
-            parent = os.path.dirname(os.path.abspath(path))
-            if not os.path.isdir(parent):
-                raise ValueError(f"{option}: directory {parent!r} does not exist")
+            _check_output(option, path, regular_only=option == "--list")
     return ScanConfig(root, args.files_per_task, exclusions, args.list, args.json, args.quiet, s3, args.max_rate,
                       args.stat_threads)
+
+
+def _check_output(option: str, path: str, regular_only: bool) -> None:
+    """An output must be somewhere writable, and never a directory.  The listing is moreover
+    replaced by a fresh regular file (every rank writes its part at its offset), so it must not
+    name anything else: ``--list /dev/null`` or ``/dev/stdout`` run as root would have deleted
+    the device or the link for the whole system."""
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise ValueError(f"{option}: directory {parent!r} does not exist")
+    try:
+        st = os.lstat(path) if regular_only else os.stat(path)
+    except FileNotFoundError:
+        return
+    except OSError as err:
+        raise ValueError(f"{option}: {path!r}: {err.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ValueError(f"{option}: {path!r} is a directory")
+    if regular_only and not stat.S_ISREG(st.st_mode):
+        kind = EntryType.from_mode(st.st_mode).value
+        raise ValueError(f"{option}: {path!r} exists and is not a regular file (a {kind}); the listing is "
+                         "written into a regular file by every rank at its own offset, so give a file name "
+                         "(it is replaced) and read the file afterwards")
 
 
 def run(comm, args) -> int:
@@ -254,9 +275,13 @@ def _closing(sink: "ScanSink", spool: BinaryIO | None, stats) -> Closing:
 
 
 def _create_listing(path: str) -> None:
-    """A fresh, empty listing file, never one reached through a symlink."""
-    if os.path.lexists(path):
-        os.unlink(path)
+    """A fresh, empty listing file, never one reached through a symlink; only a regular file
+    is replaced (what else is there now was put there since the options were checked)."""
+    try:
+        if stat.S_ISREG(os.lstat(path).st_mode):
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666))
 
 

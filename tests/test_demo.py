@@ -27,3 +27,20 @@ def test_demo_run_again_says_its_files_are_registered_already(tmp_path):
     assert result.returncode == 0, result.stderr.decode(errors="replace") + out
     assert "everything is new" not in out and "registered already" in out
     assert "created REGISTER_SYNC" not in out.split("second pass")[0].split("first pass")[1]
+
+
+def test_demo_never_removes_a_sample_tree_it_did_not_make(tmp_path):
+    """A ``sample-tree`` in --workdir without the demo's marker was removed and generated over:
+    someone's own directory of that name, lost."""
+    own = tmp_path / "work" / "sample-tree"
+    own.mkdir(parents=True)
+    (own / "precious").write_bytes(b"keep me")
+    result = run(None, hpcingest_argv("demo", "--workdir", str(tmp_path / "work"), "--files", "10"))
+    stderr = result.stderr.decode()
+    assert result.returncode == 2 and "was not made by `hpcingest demo`" in stderr and "Traceback" not in stderr
+    assert (own / "precious").read_bytes() == b"keep me"
+    not_a_directory = tmp_path / "file"
+    not_a_directory.write_bytes(b"")
+    result = run(None, hpcingest_argv("demo", "--workdir", str(not_a_directory), "--files", "10"))
+    stderr = result.stderr.decode()
+    assert result.returncode == 2 and "is not a directory" in stderr and "Traceback" not in stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import textwrap
@@ -148,6 +149,24 @@ def test_bad_input_is_a_clear_error(args, message):
     assert stderr.count("error:") == 1, "only rank 0 reports"
 
 
+def test_outputs_that_are_not_files_are_refused_and_left_as_they_are(tmp_path):
+    """``--list`` replaces its file: run as root, ``--list /dev/null`` (or ``/dev/stdout``, a
+    link) deleted the device (the link) for the whole system and put a regular file there, and a
+    directory gave a traceback.  Tried here with a FIFO, a link and a directory of the test's own."""
+    fifo, link, directory = tmp_path / "fifo", tmp_path / "link", tmp_path / "dir"
+    os.mkfifo(fifo)
+    os.symlink("/dev/null", link)
+    directory.mkdir()
+    for option, path, message in [("--list", fifo, "not a regular file (a pipe)"),
+                                  ("--list", link, "not a regular file (a link)"),
+                                  ("--list", directory, "is a directory"),
+                                  ("--json", directory, "is a directory")]:
+        result = run(Launcher("mpiexec", 2), hpcingest_argv("scan", str(tmp_path), option, str(path)))
+        stderr = result.stderr.decode()
+        assert result.returncode == 2 and message in stderr and "Traceback" not in stderr, stderr
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and os.readlink(link) == "/dev/null" and directory.is_dir()
+
+
 def test_max_rate_holds_the_configured_rate(tree_roots, tmp_path):
     """Never faster than --max_rate: by the end each rank may be ahead by its burst (50 ms of
     its share) plus the one batch it was spending, nothing more."""
@@ -245,9 +264,8 @@ def test_the_listing_is_written_without_blocking_mpi_io(tree_roots, tmp_path):
         runpy.run_module("hpcingest", run_name="__main__")
         """)
     listing, summary_path = tmp_path / "list", tmp_path / "summary.json"
-    listing.symlink_to(tmp_path / "elsewhere")  # replaced, not followed
+    listing.write_bytes(b"an earlier listing, longer than nothing")  # replaced
     result = run(Launcher("mpiexec", 3), [sys.executable, "-c", probe, "scan", os.fsdecode(root), "--quiet",
                                          "--list", str(listing), "--json", str(summary_path)])
     assert result.returncode == 0, result.stderr.decode(errors="replace")
-    assert not (tmp_path / "elsewhere").exists() and not listing.is_symlink()
     assert_matches_find(root, read_listing(listing), json.loads(summary_path.read_text()), 3)
