@@ -48,6 +48,10 @@ from typing import Any
 UNICODE_ERROR_PREFIX = "irods_UnicodeEncodeError_"
 UNICODE_ERROR_DIGEST_PREFIX = UNICODE_ERROR_PREFIX + "sha256-"
 NAME_MAX = 255  # bytes in one path component on the server's filesystems (vault files)
+# iRODS keeps a path (logical, or a registered file's) in a field of MAX_NAME_LEN (1088, rodsDef.h)
+# bytes with its NUL: a longer logical path is refused (USER_PACKSTRUCT_INPUT_ERR), a longer
+# physical path is cut without an error
+MAX_PATH_BYTES = 1087
 UNICODE_ERROR_ATTRIBUTE = "irods::automated_ingest::UnicodeEncodeError"
 CHARACTER_MAP_ATTRIBUTE = "irods::automated_ingest::character_map"
 B64_UNITS = "python3.base64.b64encode(full_path_of_source_file)"
@@ -324,6 +328,11 @@ def logical_path(target: str, source_root: bytes, relpath: bytes,
         b64_path=b64 if reason else None,
         unicode_error_filename=components[-1][0] if last_remapped else None,
     )
+
+
+def path_bytes(path: str) -> int:
+    """The length iRODS counts: bytes, the original ones for a name kept by surrogateescape."""
+    return len(path.encode("utf-8", "surrogateescape"))
 
 
 def catalog_physical_path(source_path: bytes) -> str:

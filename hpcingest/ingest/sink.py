@@ -38,7 +38,8 @@ from hpcingest.irods.connection import IrodsConnection
 from hpcingest.irods.errors import IrodsOperationError, is_privilege_refusal, operation_error
 from hpcingest.jobdir import JobDirectory
 from hpcingest.lazy import lazy_module
-from hpcingest.naming import REASON_UNICODE, LogicalName, catalog_physical_path, logical_path, special_file_avu
+from hpcingest.naming import (MAX_PATH_BYTES, REASON_UNICODE, LogicalName, catalog_physical_path, logical_path,
+                              path_bytes, special_file_avu)
 from hpcingest.profile import recorder
 from hpcingest.records import Entry, EntryBatch, EntryType, WalkError
 from hpcingest.sources import posix_open
@@ -245,12 +246,7 @@ class IngestSink:
             pending = self._leave_young(pending)
         names = {e.relpath: logical_path(self.config.target, self.config.root, e.relpath, self.char_map)
                  for e in pending}
-        unreadable = [e for e in pending if e.type is EntryType.REGULAR and not self._readable(e)]
-        for entry in unreadable:
-            self._skip(entry, names[entry.relpath], "unreadable", "EACCES",
-                       "the file is not readable by the ingesting user")
-        if unreadable:
-            pending = [e for e in pending if e not in unreadable]
+        pending = [e for e in pending if not self._skipped_up_front(e, names[e.relpath])]
         catalog = self._catalog(batch.directory, pending, names)
         synced = sync_time(batch.statted_at, batch.stats, whole_seconds=self.config.s3 is not None)
         done = []
@@ -288,16 +284,19 @@ class IngestSink:
         Only for the built-in handler (REGISTER_SYNC, no hooks, no proxying, no path mapping):
         with a handler file each entry may choose its own operation and run hooks around its
         create, which must happen in order, one request at a time."""
-        new, left = [], []
+        new, left, registrations = [], [], []
         for entry in pending:
             name = names[entry.relpath]
             plain_new_file = entry.type is EntryType.REGULAR and name.reason is None \
                 and catalog.objects.get(name.path) is None
-            (new if plain_new_file else left).append(entry)
+            physical = catalog_physical_path(os.path.join(self.config.root, entry.relpath)) if plain_new_file else ""
+            if plain_new_file and path_bytes(physical) <= MAX_PATH_BYTES:  # else skipped one by one
+                new.append(entry)
+                registrations.append(ops.Registration(physical, name.path, entry.size, entry.mtime))
+            else:
+                left.append(entry)
         if len(new) < 2:
             return pending
-        registrations = [ops.Registration(catalog_physical_path(os.path.join(self.config.root, e.relpath)),
-                                          names[e.relpath].path, e.size, e.mtime) for e in new]
         try:
             outcomes = self.connection.call(ops.register_pipelined, registrations, self.config.checksum)
         except Exception as err:  # noqa: BLE001 - the one-by-one path decides each entry again
@@ -468,6 +467,31 @@ class IngestSink:
         self.logger.error("skipped", path=self._source(entry), target=name.path, reason=why)
         return "skipped"
 
+    def _skipped_up_front(self, entry: Entry, name: LogicalName) -> bool:
+        """Skip (and report) an entry no operation can take: its iRODS path is too long for
+        iRODS, or it is a file this process may not read."""
+        size = path_bytes(name.path)
+        if size > MAX_PATH_BYTES:
+            self._skip(entry, name, "path_too_long", "USER_PACKSTRUCT_INPUT_ERR",
+                       f"the iRODS path is {size:,} bytes; iRODS takes paths of at most {MAX_PATH_BYTES:,} bytes "
+                       "(MAX_NAME_LEN) and refuses longer ones")
+            return True
+        if entry.type is EntryType.REGULAR and not self._readable(entry):
+            self._skip(entry, name, "unreadable", "EACCES", "the file is not readable by the ingesting user")
+            return True
+        return False
+
+    def _register_refusal(self, entry: Entry, name: LogicalName, operation: str, physical: str) -> str | None:
+        """A file whose path is too long to register is skipped: the server would cut the path
+        it records, which then names another file, or none, without an error."""
+        size = path_bytes(physical)
+        if size <= MAX_PATH_BYTES:
+            return None
+        return self._skip(entry, name, operation, "physical_path_too_long",
+                          f"the file's path is {size:,} bytes; iRODS keeps at most {MAX_PATH_BYTES:,} bytes of a "
+                          "registered path (MAX_NAME_LEN) and would record it cut, naming another file: not "
+                          "registered (a PUT mode copies it)")
+
     def _readable(self, entry: Entry) -> bool:
         """Whether this process may read the file; the cheap answer from the mode bits first,
         then access(2) to be sure (it knows ACLs and capabilities).  The old tool tested the
@@ -554,6 +578,9 @@ class IngestSink:
             if operation in (Operation.REGISTER_SYNC, Operation.REGISTER_AS_REPLICA_SYNC):
                 physical = handler.target_path(session, meta, **options) or catalog_physical_path(
                     os.path.join(config.root, entry.relpath))
+                refused = self._register_refusal(entry, name, operation.name, physical)
+                if refused is not None:
+                    return refused
                 outcome = self._register(session, operation, entry, name, meta, options, found, resource, physical,
                                          runs > 1)
                 if not outcome.startswith("metadata:"):

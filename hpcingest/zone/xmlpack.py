@@ -13,7 +13,11 @@ import json
 import re
 from typing import Any
 
+from . import errors
+from .errors import ZoneError
 from .framing import ProtocolError
+
+MAX_NAME_LEN = 1088  # rodsDef.h: MAX_PATH_ALLOWED (1024) + 64, the size of a path field with its NUL
 
 _SPLIT = re.compile(r"<(/?[A-Za-z_][A-Za-z0-9_]*)>")
 _ENTITY = re.compile(r"&(amp|lt|gt|quot|apos);")
@@ -49,6 +53,16 @@ class Node:
     def str(self, tag: str, default: str = "") -> str:
         child = self.get(tag)
         return default if child is None else child.text
+
+    def path(self, tag: str) -> str:
+        """A logical path field (``str objPath[MAX_NAME_LEN]``, ``collName``): the real server's
+        unpacking refuses a string that does not fit with its NUL (packStruct.cpp
+        unpackXmlString), and the request is never run."""
+        text = self.str(tag)
+        if len(text.encode("utf-8", "surrogateescape")) >= MAX_NAME_LEN:
+            raise ZoneError(errors.USER_PACKSTRUCT_INPUT_ERR,
+                            f"<{tag}> is longer than {MAX_NAME_LEN - 1} bytes (MAX_NAME_LEN)")
+        return text
 
     def int(self, tag: str, default: int = 0) -> int:
         child = self.get(tag)

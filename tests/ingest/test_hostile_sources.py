@@ -177,6 +177,49 @@ def test_put_from_a_source_deeper_than_path_max(zone, target, tmp_path, monkeypa
     assert read_object(zone, f"{target}/empty") == b""
 
 
+def test_files_whose_paths_are_too_long_to_register_are_skipped_not_registered_cut(zone, target, tmp_path):
+    """iRODS keeps at most 1,087 bytes of a registered file's path (MAX_NAME_LEN) and cuts a longer
+    one without an error: the catalog then named another file, or none.  Such files are skipped
+    and reported; their directories still become collections, and PUT copies them (above)."""
+    deep = make_deep_directory(tmp_path, levels=5)  # 5 x 251 bytes below tmp_path: past 1,087
+    src = os.path.join(deep, "src")
+    os.makedirs(os.path.join(src, "sub"))
+    for name in ("a", "b", "c", "sub/d"):
+        with open(os.path.join(src, name), "wb") as f:
+            f.write(name.encode())
+    result = start(zone, src, target, "--job_name", "deep", launcher=Launcher("mpiexec", 2), job_dir=tmp_path / "jobs")
+    out = result.stdout.decode()
+    assert result.returncode == 0, result.stderr.decode(errors="replace") + out  # skipped is not failed
+    assert "skipped 4" in out
+    got = catalog(zone, target)
+    assert got.objects == {} and "sub" in got.collections
+    reported = failures(tmp_path / "jobs", "deep")
+    assert sorted(os.path.relpath(f["path"], src) for f in reported) == ["a", "b", "c", "sub/d"]
+    assert {(f["kind"], f["error"]) for f in reported} == {("skipped", "physical_path_too_long")}
+    assert "would record it cut" in reported[0]["message"]
+
+
+def test_entries_whose_irods_paths_are_too_long_are_skipped_and_the_rest_goes_in(zone, target, tmp_path):
+    """A logical path past 1,087 bytes is refused by iRODS (USER_PACKSTRUCT_INPUT_ERR) before the
+    request runs: hpcingest skips it, and everything under it, with one clear reason each."""
+    src = tmp_path / "src"
+    long_dir = src / ("L" * 250) / ("M" * 250) / ("N" * 250) / ("O" * 250) / ("P" * 250)
+    long_dir.mkdir(parents=True)
+    (long_dir / "too-long").write_bytes(b"x")
+    (src / "short").write_bytes(b"y")
+    jobs = tmp_path / "jobs"
+    result = start(zone, src, target, "--event_handler", os.path.join(OLD_HANDLERS, "put.py"), "--job_name", "long",
+                   launcher=Launcher("mpiexec", 2), job_dir=jobs)
+    out = result.stdout.decode()
+    assert result.returncode == 0, result.stderr.decode(errors="replace") + out
+    reported = {os.path.relpath(f["path"], src): f for f in failures(jobs, "long")}
+    too_long = [p for p in reported if len(f"{target}/{p}".encode()) > 1087]
+    assert too_long and sorted(too_long) == sorted(reported)  # exactly the entries past the limit
+    assert {(f["kind"], f["error"]) for f in reported.values()} == {("skipped", "USER_PACKSTRUCT_INPUT_ERR")}
+    assert read_object(zone, f"{target}/short") == b"y"
+    assert f"{'L' * 250}/{'M' * 250}" in catalog(zone, target).collections
+
+
 def test_long_undecodable_names_under_put_get_bounded_names_and_their_avu(zone, target, tmp_path):
     src = tmp_path / "src"
     long_dir = os.fsencode(src) + b"/" + b"caf\xe9-" + b"D" * 150

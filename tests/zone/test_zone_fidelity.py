@@ -217,3 +217,22 @@ def test_removing_a_registered_object_unregisters_it_and_keeps_its_file(zone, se
     assert os.path.exists(physical)  # outside the vault: unregistered only
     if zone.builtin:  # the test cannot see a real server's vault
         assert not os.path.exists(vault_file)  # in the vault: deleted
+
+
+def test_paths_past_max_name_len_are_refused_and_a_long_file_path_is_cut(session, workdir, world_dir):
+    """iRODS 5.0.2 unpacks ``str objPath[MAX_NAME_LEN]`` / ``collName`` and refuses a string that
+    does not fit with its NUL (USER_PACKSTRUCT_INPUT_ERR, packStruct.cpp unpackXmlString) before
+    the API runs; a register's filePath is a keyword of any length, copied into a MAX_NAME_LEN
+    buffer by rstrcpy: cut to 1,087 bytes and registered so when dataSize is given."""
+    fits = f"{workdir}/" + "c" * (1087 - len(workdir) - 1)
+    session.collections.create(fits)
+    assert session.collections.exists(fits)
+    assert _refusal(lambda: session.collections.create(fits + "x")) == ("USER_PACKSTRUCT_INPUT_ERR", -308000)
+    assert _refusal(lambda: session.data_objects.register(_local_file(world_dir, "f"), fits + "x", dataSize="4")) \
+        == ("USER_PACKSTRUCT_INPUT_ERR", -308000)
+    deep = os.path.join(world_dir, *["p" * 200] * 6)
+    os.makedirs(deep)
+    physical = _local_file(deep, "file")
+    assert len(physical) > 1087
+    session.data_objects.register(physical, f"{workdir}/cut", dataSize="4")
+    assert session.data_objects.get(f"{workdir}/cut").replicas[0].path == physical[:1087]

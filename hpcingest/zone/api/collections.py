@@ -47,7 +47,7 @@ def make_collection(session: Session, path: str, recursive: bool) -> Collection:
 @api(681, "COLL_CREATE_AN")
 def coll_create(session: Session, request: Message) -> Reply:
     body = parse(request.msg)
-    make_collection(session, normalize(body.str("collName")), "recursiveOpr" in body.kvp())
+    make_collection(session, normalize(body.path("collName")), "recursiveOpr" in body.kvp())
     return Reply()
 
 
@@ -61,7 +61,7 @@ def _is_home_collection(path: str) -> bool:
 def rm_coll(session: Session, request: Message) -> Reply:
     body = parse(request.msg)
     options = body.kvp()
-    path = normalize(body.str("collName"))
+    path = normalize(body.path("collName"))
     catalog = session.zone.catalog
     with catalog.transaction() as db:
         coll = collection_or_fail(catalog, path)

@@ -192,7 +192,7 @@ def release_descriptors(session: Session) -> None:
 
 def _open_request(session: Session, request: Message, extra_flags: int) -> Reply:
     body = parse(request.msg)
-    fd = open_data_object(session, body.str("objPath"), body.int("openFlags") | extra_flags, body.kvp(),
+    fd = open_data_object(session, body.path("objPath"), body.int("openFlags") | extra_flags, body.kvp(),
                           body.int("dataSize"))
     return Reply(int_info=fd)
 
@@ -318,7 +318,7 @@ def data_obj_put(session: Session, request: Message) -> Reply:
         raise ZoneError(errors.SYS_INVALID_INPUT_PARAM, f"dataSize {size} but {len(request.bs)} bytes included")
     catalog = session.zone.catalog
     with catalog.transaction():
-        path = normalize(body.str("objPath"))
+        path = normalize(body.path("objPath"))
         parent, name = split(path)
         coll = catalog.collection(parent)
         if coll and catalog.replicas(coll.coll_id, name) and "forceFlag" not in options:

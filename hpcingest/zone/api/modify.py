@@ -73,7 +73,7 @@ def mod_data_obj_meta(session: Session, request: Message) -> Reply:
         session.require_admin()
     catalog = session.zone.catalog
     with catalog.transaction():
-        ref = data_object_or_fail(catalog, info.str("objPath"))
+        ref = data_object_or_fail(catalog, info.path("objPath"))
         session.require_access(ref.data_id, "modify_object", ref.path)
         if "all" in params:
             targets = ref.replicas
@@ -110,7 +110,7 @@ def data_obj_chksum(session: Session, request: Message) -> Reply:
     if "ChksumAll" in options and ("replNum" in options or "rescName" in options):
         raise ZoneError(errors.USER_INCOMPATIBLE_PARAMS, "ChksumAll with a replica")
     catalog = session.zone.catalog
-    ref = data_object_or_fail(catalog, body.str("objPath"))
+    ref = data_object_or_fail(catalog, body.path("objPath"))
     session.require_access(ref.data_id, "read_object", ref.path)
     if "ChksumAll" in options or ("verifyChksum" in options and "replNum" not in options
                                   and "rescName" not in options):
@@ -156,7 +156,7 @@ def _object_request(session: Session, request: Message, level: str) -> Iterator[
     """Parse a DataObjInp request and look its object up, checking access, inside one transaction."""
     body = parse(request.msg)
     with session.zone.catalog.transaction():
-        ref = data_object_or_fail(session.zone.catalog, body.str("objPath"))
+        ref = data_object_or_fail(session.zone.catalog, body.path("objPath"))
         session.require_access(ref.data_id, level, ref.path)
         yield body, ref
 

@@ -36,7 +36,7 @@ def _source_and_target(session: Session, request: Message) -> tuple[str, str, in
     if len(pair) != 2:
         raise ZoneError(errors.SYS_INVALID_INPUT_PARAM, "expected a source and a destination")
     source, target = pair
-    return _zone_path(session, source.str("objPath")), _zone_path(session, target.str("objPath")), \
+    return _zone_path(session, source.path("objPath")), _zone_path(session, target.path("objPath")), \
         source.int("oprType")
 
 

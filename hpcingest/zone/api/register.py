@@ -22,7 +22,7 @@ from ..paths import DataObjectRef, collection_or_fail, normalize, split
 from ..replicas import GOOD, STALE, best_replica, new_replica, requested_resource, sibling_replica
 from ..session import Session
 from ..vault import file_size, sha2_checksum
-from ..xmlpack import parse
+from ..xmlpack import MAX_NAME_LEN, parse
 from .collections import make_collection
 from .registry import Reply, api
 
@@ -48,12 +48,12 @@ def _checksum(physical_path: str, options: dict[str, str], always: bool = False)
 def phy_path_reg(session: Session, request: Message) -> Reply:
     body = parse(request.msg)
     options = body.kvp()
-    physical = options.get("filePath", "")
+    physical = _as_copied_by_the_server(options.get("filePath", ""))
     if not physical:
         raise ZoneError(errors.SYS_INVALID_FILE_PATH, "no filePath given")
     if "noChkFilePerm" in options and not session.is_admin:
         raise ZoneError(errors.SYS_NO_API_PRIV, "noChkFilePerm requires rodsadmin")
-    path = normalize(body.str("objPath"))
+    path = normalize(body.path("objPath"))
     _target_leaf(session, options)  # the real server resolves the resource before the path check
     _check_path_permission(session, options)
     if "collection" in options:
@@ -61,6 +61,17 @@ def phy_path_reg(session: Session, request: Message) -> Reply:
         return Reply()
     _register_file(session, physical, path, options)
     return Reply()
+
+
+def _as_copied_by_the_server(physical: str) -> str:
+    """filePath as the real server keeps it: a keyword value has no size on the wire, but
+    filePathReg copies it into a MAX_NAME_LEN buffer (rstrcpy in initDataObjInfoWithInp), which
+    cuts a longer path, logs, and goes on; with dataSize given nothing stats the cut path, so it
+    is what the catalog gets."""
+    raw = physical.encode("utf-8", "surrogateescape")
+    if len(raw) < MAX_NAME_LEN:
+        return physical
+    return raw[:MAX_NAME_LEN - 1].decode("utf-8", "surrogateescape")
 
 
 def _check_path_permission(session: Session, options: dict[str, str]) -> None:

@@ -29,7 +29,7 @@ def data_obj_repl(session: Session, request: Message) -> Reply:
     catalog = session.zone.catalog
     tree = catalog.resources
     with catalog.transaction():
-        ref = data_object_or_fail(catalog, body.str("objPath"))
+        ref = data_object_or_fail(catalog, body.path("objPath"))
         session.require_access(ref.data_id, "read_object", ref.path)
         check_not_locked(ref.replicas)
         source = best_replica(ref.replicas)
