@@ -231,8 +231,10 @@ def _main(argv: list[str] | None, prog: str) -> int:
 
             warn_ignored_options(args)
             try:
-                argv = jobctl.resume_argv(args)
+                resumption = jobctl.enter_resumption(args)
+                argv = resumption.argv
                 args = parser.parse_args(["start", *argv])
+                args.resumed_source = resumption.source
                 jobctl.check_recorded_handler(args.event_handler)
             except JobError as err:
                 if launcher_rank() == 0:

@@ -8,6 +8,7 @@ import os
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 
 from hpcingest.escaping import json_safe, terminal_text
 from hpcingest.ingest.display import ProgressDisplay
@@ -280,14 +281,34 @@ def check_recorded_handler(path: str | None) -> None:
         check_private(path, "the job's event handler", directory=False, shared=True, follow=True)
 
 
-def resume_argv(args) -> list[str]:
-    """The start command's arguments of a job, to run it again under this launcher."""
-    record = _job(args).load()
+@dataclass
+class Resumption:
+    """What `resume` runs: the start command's arguments, and the source they must still name."""
+
+    argv: list[str]
+    source: str
+
+
+def enter_resumption(args) -> Resumption:
+    """The start command of a job, to run it again under this launcher, after entering the
+    directory it was started in.
+
+    Its command line may hold relative paths (SRC, --job_dir, --event_handler): resolved
+    where `resume` happens to run, they named another tree, and a delete mode then unregistered
+    what that tree lacked.  They are resolved where the job started; the source they name must
+    still be the job's (the caller checks it against ``source``)."""
+    record, root = _job(args).load(), _root(args)  # the job root as given here, before the chdir
     if not record.argv:
         raise JobError(f"job {args.job!r} has no recorded command line to resume")
+    if record.cwd:
+        try:
+            os.chdir(record.cwd)
+        except OSError as err:
+            raise JobError(f"job {args.job!r} was started in {record.cwd!r}, where its command line's relative "
+                           f"paths are resolved, and that directory cannot be entered now ({err.strerror})") from None
     argv = list(record.argv)
     if "--job_name" not in argv:
         argv += ["--job_name", record.job_name]
     if "--job_dir" not in argv:
-        argv += ["--job_dir", _root(args)]
-    return argv
+        argv += ["--job_dir", root]
+    return Resumption(argv, record.source)

@@ -93,6 +93,7 @@ class JobRecord:
     counters: dict[str, Any] = field(default_factory=dict)
     launch: dict[str, Any] = field(default_factory=dict)  # host, pid, ranks of the running pass
     argv: list[str] = field(default_factory=list)  # the start command's arguments, for `resume`
+    cwd: str = ""  # where the start command ran: `resume` resolves argv's relative paths there
     last_pass_entries: int | None = None  # entries of the last complete pass (for an ETA)
     pass_token: str = ""  # names the current pass; a resumed pass keeps it, a new pass gets a new one
     pass_complete: bool = False

@@ -107,6 +107,11 @@ def make_source(config: IngestConfig):
 def prepare(args, argv: list[str]) -> JobSetup:
     """Everything that must hold before any rank starts; raises one of _USAGE_ERRORS."""
     config = build_config(args)
+    resumed = getattr(args, "resumed_source", None)
+    if resumed and resumed != os.fsdecode(config.root):
+        raise JobError(f"job {config.job_name!r} walked {resumed!r}; its command line now names "
+                       f"{os.fsdecode(config.root)!r} (a link that moved?): not resumed, so nothing the job "
+                       "registered is taken for gone; run `hpcingest start` with the source you mean")
     jobdir = JobDirectory(config.job_root, config.job_name)
     if os.path.lexists(jobdir.path):
         jobdir.check_trusted()  # another user's job directory: refused before any handler code runs
@@ -130,7 +135,7 @@ def prepare(args, argv: list[str]) -> JobSetup:
                        options=config.options_for_record(), handler_text=config.handler_text,
                        handler_filename=config.handler_filename, status="running",
                        periodic=config.interval is not None, pass_number=1, start_time=time.time(),
-                       launch={"host": socket.gethostname(), "pid": os.getpid()}, argv=argv,
+                       launch={"host": socket.gethostname(), "pid": os.getpid()}, argv=argv, cwd=os.getcwd(),
                        last_pass_entries=previous.last_pass_entries if previous else None)
     if previous is not None and previous.status in ("running", "waiting"):
         record.start_time = previous.start_time

@@ -9,13 +9,14 @@ import sqlite3
 import subprocess
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
 from hpcingest import sample
 from hpcingest.zone.testing import start_zone
 from tests.ingest.conftest import HANDLERS, catalog, hooks, source_view
-from tests.launchers import Launcher, hpcingest_argv
+from tests.launchers import Launcher, hpcingest_argv, run
 
 
 @pytest.fixture
@@ -236,3 +237,57 @@ def test_two_starts_at_the_same_instant_one_runs_the_other_is_refused(zone, tmp_
         assert catalog(zone, target).objects == source_view(tree).objects
         record = json.loads((jobs / name / "job.json").read_text())
         assert (record["status"], record["pass_number"], record["counters"]["failures"]) == ("finished", 1, 0)
+
+
+def _tree(base, names) -> None:
+    for name in names:
+        path = base / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(name.encode())
+
+
+def test_resume_resolves_relative_paths_where_the_job_started(zone, target, tmp_path):
+    """A job started with a relative SRC, --job_dir and --event_handler, resumed from another
+    directory: its paths named another tree there, and with a delete mode the resume unregistered
+    every object that tree lacked, exit 0.  They are resolved where the job started."""
+    first, other = tmp_path / "first", tmp_path / "other"
+    _tree(first / "src", ["a", "b", "sub/c"])
+    _tree(other / "src", ["zzz/OTHER"])
+    for base in (first, other):
+        (base / "h").mkdir()
+        (base / "h" / "handler.py").write_bytes((Path(HANDLERS) / "counting.py").read_bytes())
+    env = {**zone.environ(), "DELETE_MODE": "UNREGISTER", "HOOK_LOG": str(tmp_path / "hooks")}
+    started = run(Launcher("mpiexec", 2), hpcingest_argv("start", "src", target, "--job_name", "rel", "--job_dir",
+                                                         "jobs", "--event_handler", "h/handler.py", "--synchronous"),
+                  env=env, cwd=str(first))
+    assert started.returncode == 0, started.stderr.decode(errors="replace")
+    registered = catalog(zone, target)
+    assert set(registered.objects) == {"a", "b", "sub/c"}
+    resumed = run(Launcher("mpiexec", 2), hpcingest_argv("resume", "rel", "--job_dir", str(first / "jobs")),
+                  env=env, cwd=str(other))
+    out = resumed.stdout.decode()
+    assert resumed.returncode == 0, resumed.stderr.decode(errors="replace") + out
+    assert catalog(zone, target) == registered and "unchanged 4" in out
+    assert json.loads((first / "jobs" / "rel" / "job.json").read_text())["source"] == os.path.realpath(first / "src")
+    assert not (other / "jobs").exists()
+
+
+def test_resume_refuses_a_source_that_now_names_another_tree(zone, target, tmp_path):
+    """SRC given through a link that has moved since: resuming would walk the other tree, and a
+    delete mode would take everything the job registered for gone."""
+    _tree(tmp_path / "one", ["a"])
+    _tree(tmp_path / "two", ["b"])
+    (tmp_path / "src").symlink_to(tmp_path / "one")
+    env = {**zone.environ(), "DELETE_MODE": "UNREGISTER", "HOOK_LOG": str(tmp_path / "hooks")}
+    jobs = tmp_path / "jobs"
+    started = run(Launcher("mpiexec", 2), hpcingest_argv("start", str(tmp_path / "src"), target, "--job_name", "moved",
+                                                         "--job_dir", str(jobs), "--event_handler",
+                                                         os.path.join(HANDLERS, "counting.py"), "--synchronous"),
+                  env=env)
+    assert started.returncode == 0, started.stderr.decode(errors="replace")
+    (tmp_path / "src").unlink()
+    (tmp_path / "src").symlink_to(tmp_path / "two")
+    resumed = run(Launcher("mpiexec", 2), hpcingest_argv("resume", "moved", "--job_dir", str(jobs)), env=env)
+    stderr = resumed.stderr.decode()
+    assert resumed.returncode == 2 and "a link that moved" in stderr and "Traceback" not in stderr
+    assert set(catalog(zone, target).objects) == {"a"}
