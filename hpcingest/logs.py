@@ -65,6 +65,8 @@ class LogOptions:
         if self.interval is not None and self.interval < 1:
             raise LogOptionsError("--log_interval must be at least 1")
         if self.filename is not None:
+            if os.path.isdir(self.filename):  # else the first line logged failed, mid-pass
+                raise LogOptionsError(f"--log_filename {self.filename!r} is a directory; give a file name")
             directory = os.path.dirname(os.path.abspath(self.filename))
             if not os.path.isdir(directory) or not os.access(directory, os.W_OK | os.X_OK):
                 raise LogOptionsError(f"--log_filename {self.filename!r}: directory {directory!r} "

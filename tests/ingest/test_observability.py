@@ -210,6 +210,18 @@ def test_bad_log_options_fail_before_work(zone, tmp_path):
     assert result.returncode == 2 and b"--log_level 'LOUD'" in result.stderr and b"Traceback" not in result.stderr
 
 
+def test_a_log_filename_that_is_a_directory_fails_before_work(zone, tmp_path):
+    """It was taken, and the first line logged failed mid-pass: a traceback, the job left
+    "running", and the entry being logged reported as failed with EISDIR."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a").write_bytes(b"a")
+    result = run(None, hpcingest_argv("start", str(tmp_path / "src"), f"{zone.home}/never", "--job_dir",
+                                      str(tmp_path / "jobs"), "--log_filename", str(tmp_path / "src")),
+                 env=zone.environ())
+    assert result.returncode == 2 and b"is a directory" in result.stderr and b"Traceback" not in result.stderr
+    assert not (tmp_path / "jobs").exists() or not os.listdir(tmp_path / "jobs")
+
+
 def old_task_lines(zone, tmp_path, handler: str, event: str) -> tuple[list[dict], str]:
     tree = generate(str(tmp_path / "tree"), files=4, seed=2, max_file_size=16)
     log = str(tmp_path / "old.log")
