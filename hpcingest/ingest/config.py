@@ -146,7 +146,7 @@ def build_config(args) -> IngestConfig:
     exclusions = Exclusions.parse(args.exclude_file_type, args.exclude_file_name, args.exclude_directory_name)
     root, s3 = check_source(args)
     handler_text, handler_filename = read_handler(args.event_handler)
-    job_name = check_job_name(args.job_name) if args.job_name else str(uuid.uuid1())
+    job_name = check_job_name(args.job_name) if args.job_name is not None else str(uuid.uuid1())
     warnings = ignored_option_warnings(args)
     return IngestConfig(
         root=root, target=target, job_name=job_name, s3=s3, max_rate=args.max_rate, stat_threads=args.stat_threads,

@@ -151,6 +151,15 @@ def test_bad_targets_are_refused_before_work(zone, tree, tmp_path, bad_target, m
     assert message in stderr and "Traceback" not in stderr
 
 
+def test_an_empty_job_name_is_refused_not_taken_for_a_new_job(zone, tree, target, tmp_path):
+    """``--job_name "$NAME"`` with NAME unset started a new job under a random name: the pass
+    meant to resume an earlier job began from scratch, its checkpoint never used."""
+    result = start(zone, tree, target, "--job_name", "", launcher=Launcher("mpiexec", 2), job_dir=tmp_path / "jobs")
+    stderr = result.stderr.decode()
+    assert result.returncode == 2 and "invalid job name ''" in stderr and "Traceback" not in stderr
+    assert not (tmp_path / "jobs").exists() or not os.listdir(tmp_path / "jobs")
+
+
 def test_deep_nonexistent_target_is_created(zone, tree, tmp_path):
     deep = f"{zone.home}/deep{os.getpid()}/a/b/c/d/e"
     ok(start(zone, tree, deep, launcher=Launcher("mpiexec", 2), job_dir=tmp_path / "jobs"))
