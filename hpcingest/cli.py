@@ -264,7 +264,16 @@ def _main(argv: list[str] | None, prog: str) -> int:
     if args.command == "sample-tree":
         from hpcingest import sample
 
-        made = sample.generate(args.dir, files=args.files, seed=args.seed, layout=args.layout)
+        try:
+            made = sample.generate(args.dir, files=args.files, seed=args.seed, layout=args.layout)
+        except sample.SampleTreeError as err:
+            print(f"hpcingest sample-tree: error: {err}", file=sys.stderr)
+            return 2
+        except OSError as err:
+            from hpcingest.outputs import describe
+
+            print(f"hpcingest sample-tree: error: {describe(err)}", file=sys.stderr)
+            return 1
         print(f"{os.fsdecode(made.root)}: {made.files:,} files, {made.directories:,} directories, "
               f"{made.bytes:,} bytes")
         return 0

@@ -50,6 +50,8 @@ def run(args) -> int:
     tree = os.path.join(workdir, "sample-tree")
     try:
         problem = _sample_tree(tree, args.files)
+    except sample.SampleTreeError as err:  # --files -5
+        problem = str(err)
     except OSError as err:
         problem = f"--workdir {workdir!r}: {err.strerror}: {err.filename!r}"
     if problem:

@@ -15,6 +15,7 @@ from hpcingest.ingest.display import ProgressDisplay
 from hpcingest.ingest.failures import read_report
 from hpcingest.ingest.monitor import read_progress, request_stop, stall_report, stall_threshold
 from hpcingest.jobdir import JobDirectory, JobError, check_private, default_job_root, list_jobs
+from hpcingest.outputs import check_output, describe
 from hpcingest.slurmchain import Chain, ChainError, active_chain, stop_chain
 
 
@@ -247,15 +248,22 @@ def cmd_profile(args) -> int:
         timeline = load_timeline(job.profile_dir(pass_number))
     except ProfileError as err:
         raise JobError(f"pass {pass_number}: {err}") from None
-    out = os.path.abspath(args.output or job.path)
-    os.makedirs(out, exist_ok=True)
-    stem = os.path.join(out, f"profile-{job.name}-pass{pass_number}")
-    render_html(timeline, stem + ".html")
+    stem = os.path.join(_profile_output(args.output, job), f"profile-{job.name}-pass{pass_number}")
+    for suffix in (".html", ".png"):
+        try:
+            check_output("--output", stem + suffix, regular_only=True)
+        except ValueError as err:
+            raise JobError(str(err)) from None
     try:
-        render_png(timeline, stem + ".png")
-        picture = stem + ".png"
-    except PlotUnavailable as err:
-        picture = f"not drawn: {err}"
+        render_html(timeline, stem + ".html")
+        try:
+            render_png(timeline, stem + ".png")
+            picture = stem + ".png"
+        except PlotUnavailable as err:
+            picture = f"not drawn: {err}"
+    except OSError as err:  # a full disk, or something put in the place of a file since the check
+        print(f"hpcingest profile: error: {describe(err)}", file=sys.stderr)
+        return 1
     rows = usage_table(timeline)
     if args.json:
         print(json.dumps(usage_json(rows), indent=2))
@@ -263,6 +271,19 @@ def cmd_profile(args) -> int:
         print(format_usage_table(rows))
     print(f"timeline: {stem}.html\npicture:  {picture}", file=sys.stderr if args.json else sys.stdout)
     return 0
+
+
+def _profile_output(output: str | None, job: JobDirectory) -> str:
+    """The directory the pictures go to (made when missing); a --output that is a file was a
+    FileExistsError traceback from os.makedirs."""
+    out = os.path.abspath(output or job.path)
+    if os.path.lexists(out) and not os.path.isdir(out):
+        raise JobError(f"--output {out!r} exists and is not a directory: give the directory the HTML and PNG go to")
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as err:
+        raise JobError(f"--output: {describe(err)}") from None
+    return out
 
 
 def _last_profiled_pass(job: JobDirectory) -> int:

@@ -26,6 +26,7 @@ from hpcingest.records import EntryBatch, EntryType, WalkError
 from hpcingest.sources import check_source, check_walk_options, open_source
 from hpcingest.sources.posix import SourceRootError
 from hpcingest.launch import validated_on_root
+from hpcingest.outputs import check_output, create_new, describe, same_file
 from hpcingest.engine import Closing
 from hpcingest.walk import run_walk
 
@@ -183,39 +184,30 @@ class ScanConfig:
     stat_threads: int = 1  # threads statting one batch at once
 
 
+_LIST_NEEDS = ("the listing is written into a regular file by every rank at its own offset, so give a file name "
+               "(it is replaced) and read the file afterwards")
+
+
 def prepare(args) -> ScanConfig:
-    """Validate everything before any rank starts work; raises ValueError with a message."""
+    """Validate everything before any rank starts work; raises ValueError with a message.
+
+    An output must be somewhere writable, and never a directory.  The listing is moreover
+    replaced by a fresh regular file (every rank writes its part at its offset), so it must not
+    name anything else: ``--list /dev/null`` or ``/dev/stdout`` run as root would have deleted
+    the device or the link for the whole system.  And the two must differ: the summary, written
+    last, silently took the listing's place."""
     check_walk_options(args)
     exclusions = Exclusions.parse(args.exclude_file_type, args.exclude_file_name, args.exclude_directory_name)
     root, s3 = check_source(args)
-    for option, path in (("--list", args.list), ("--json", args.json)):
-        if path is not None:
-            _check_output(option, path, regular_only=option == "--list")
+    if args.list is not None:
+        check_output("--list", args.list, regular_only=True, why=_LIST_NEEDS)
+    if args.json is not None:
+        check_output("--json", args.json, regular_only=False)  # /dev/stdout, a FIFO: written in place
+    if args.list is not None and args.json is not None and same_file(args.list, args.json):
+        raise ValueError(f"--list and --json name the same file ({args.json!r}): the summary would be written "
+                         "over the listing; give two files")
     return ScanConfig(root, args.files_per_task, exclusions, args.list, args.json, args.quiet, s3, args.max_rate,
                       args.stat_threads)
-
-
-def _check_output(option: str, path: str, regular_only: bool) -> None:
-    """An output must be somewhere writable, and never a directory.  The listing is moreover
-    replaced by a fresh regular file (every rank writes its part at its offset), so it must not
-    name anything else: ``--list /dev/null`` or ``/dev/stdout`` run as root would have deleted
-    the device or the link for the whole system."""
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise ValueError(f"{option}: directory {parent!r} does not exist")
-    try:
-        st = os.lstat(path) if regular_only else os.stat(path)
-    except FileNotFoundError:
-        return
-    except OSError as err:
-        raise ValueError(f"{option}: {path!r}: {err.strerror}") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise ValueError(f"{option}: {path!r} is a directory")
-    if regular_only and not stat.S_ISREG(st.st_mode):
-        kind = EntryType.from_mode(st.st_mode).value
-        raise ValueError(f"{option}: {path!r} exists and is not a regular file (a {kind}); the listing is "
-                         "written into a regular file by every rank at its own offset, so give a file name "
-                         "(it is replaced) and read the file afterwards")
 
 
 def run(comm, args) -> int:
@@ -225,13 +217,29 @@ def run(comm, args) -> int:
         return 2
     rank = comm.Get_rank()
     summary = scan(comm, config)
-    if rank == 0:
-        if config.json_path:
-            with open(config.json_path, "w") as out:
-                out.write(summary.to_json() + "\n")
-        if not config.quiet:
-            print(summary.to_text())
+    if rank != 0:
+        return 0
+    failed = _write_json(config.json_path, summary) if config.json_path else None
+    if not config.quiet:
+        print(summary.to_text(), flush=True)
+    if failed:
+        print(f"hpcingest scan: error: --json {failed}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _write_json(path: str, summary: ScanSummary) -> str | None:
+    """Write the JSON summary; a failure (a full disk, ``/dev/full``) is returned
+    as one line, not raised: the walk is done and its summary is still worth printing, and an
+    exception on rank 0 alone would have ended in a traceback and MPI_Abort."""
+    try:
+        with open(path, "w") as out:
+            out.write(summary.to_json() + "\n")
+    except BrokenPipeError:
+        raise  # --json /dev/stdout | head: the reader went away, not an error (exit 141)
+    except OSError as err:
+        return describe(err) if err.filename is not None else f"{path!r}: {err.strerror or err}"
+    return None
 
 
 def scan(comm, config: ScanConfig) -> ScanSummary | None:
@@ -282,7 +290,7 @@ def _create_listing(path: str) -> None:
             os.unlink(path)
     except FileNotFoundError:
         pass
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666))
+    os.close(create_new(path))
 
 
 def _write_listing(spool: BinaryIO, path: str, offset: int) -> None:

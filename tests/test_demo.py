@@ -44,3 +44,13 @@ def test_demo_never_removes_a_sample_tree_it_did_not_make(tmp_path):
     result = run(None, hpcingest_argv("demo", "--workdir", str(not_a_directory), "--files", "10"))
     stderr = result.stderr.decode()
     assert result.returncode == 2 and "is not a directory" in stderr and "Traceback" not in stderr
+
+
+def test_demo_refuses_a_negative_number_of_files(tmp_path):
+    """``--files -5`` made a one-file tree and ran the demo on it; now the sample tree's own
+    refusal is the demo's one error line."""
+    result = run(None, hpcingest_argv("demo", "--workdir", str(tmp_path / "demo"), "--files", "-5"))
+    stderr = result.stderr.decode()
+    assert result.returncode == 2 and "Traceback" not in stderr, stderr
+    assert stderr.splitlines() == ["demo: error: --files -5: the number of files cannot be negative"]
+    assert not (tmp_path / "demo" / "sample-tree").exists()

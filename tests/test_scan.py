@@ -167,6 +167,44 @@ def test_outputs_that_are_not_files_are_refused_and_left_as_they_are(tmp_path):
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and os.readlink(link) == "/dev/null" and directory.is_dir()
 
 
+def test_a_summary_that_cannot_be_written_is_one_error_after_the_summary(tmp_path):
+    """``--json /dev/full``: the write failed after the walk on rank 0 with a traceback
+    (``OSError: [Errno 28]``) and MPI_Abort.  Now the summary is printed, then one error line,
+    exit 1; with --quiet only the error."""
+    trees.random_tree(os.fsencode(tmp_path / "tree"), seed=3, entries=200)
+    for quiet in ([], ["--quiet"]):
+        result = run(Launcher("mpiexec", 2), hpcingest_argv("scan", str(tmp_path / "tree"), "--json", "/dev/full",
+                                                             *quiet))
+        stdout, stderr = result.stdout.decode(), result.stderr.decode()
+        assert result.returncode == 1 and "Traceback" not in stderr, stderr
+        assert stderr.splitlines() == ["hpcingest scan: error: --json '/dev/full': No space left on device"]
+        assert ("scanned " in stdout) == (not quiet), stdout
+
+
+def test_list_and_json_naming_one_file_are_refused_before_the_walk(tmp_path):
+    """``--list F --json F`` wrote the summary over the listing: the listing was lost, silently.
+    The same file under another name (a link, a hard link, ``..``) is the same mistake."""
+    trees.random_tree(os.fsencode(tmp_path / "tree"), seed=3, entries=50)
+    out = tmp_path / "out"
+    out.mkdir()
+    existing = out / "existing"
+    existing.write_bytes(b"mine")
+    os.link(existing, out / "hard")
+    for listing, summary in [(out / "new", out / "new"), (out / "new", out / ".." / "out" / "new"),
+                             (existing, existing), (existing, out / "hard")]:
+        result = run(Launcher("mpiexec", 2), hpcingest_argv("scan", str(tmp_path / "tree"), "--list", str(listing),
+                                                             "--json", str(summary)))
+        stderr = result.stderr.decode()
+        assert result.returncode == 2 and "name the same file" in stderr and "Traceback" not in stderr, stderr
+        assert "scanned " not in result.stdout.decode()
+    assert sorted(os.listdir(out)) == ["existing", "hard"] and existing.read_bytes() == b"mine"
+    # a JSON summary on stdout (what /dev/stdout links to, named so that a broken /dev does not matter) is fine
+    result = run(Launcher("mpiexec", 2), hpcingest_argv("scan", str(tmp_path / "tree"), "--list", str(out / "list"),
+                                                         "--json", "/proc/self/fd/1", "--quiet"))
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    assert json.loads(result.stdout)["files"] > 0 and len(read_listing(out / "list")) > 0
+
+
 def test_max_rate_holds_the_configured_rate(tree_roots, tmp_path):
     """Never faster than --max_rate: by the end each rank may be ahead by its burst (50 ms of
     its share) plus the one batch it was spending, nothing more."""

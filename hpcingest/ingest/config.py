@@ -18,6 +18,7 @@ from hpcingest.exclusions import Exclusions
 from hpcingest.ingest.monitor import STALL_AFTER_S
 from hpcingest.logs import LogOptions, LogOptionsError
 from hpcingest.jobdir import check_job_name, default_job_root
+from hpcingest.outputs import check_output
 from hpcingest.sources import check_source, check_walk_options
 
 if TYPE_CHECKING:
@@ -87,7 +88,9 @@ def check_target(target: str) -> str:
 
 def check_metrics_file(path: str | None) -> str | None:
     """--metrics_file: its directory must exist and be writable (the file is replaced there
-    atomically, through a temporary file beside it, as node_exporter's textfile collector needs)."""
+    atomically, through a temporary file beside it, as node_exporter's textfile collector needs),
+    and what is there must be a regular file: replacing it deleted a device or a link (as root,
+    ``--metrics_file /dev/...``, or a link someone planted in a shared textfile directory)."""
     if path is None:
         return None
     if not path:
@@ -99,8 +102,12 @@ def check_metrics_file(path: str | None) -> str | None:
     directory = os.path.dirname(path)
     if not os.path.isdir(directory) or not os.access(directory, os.W_OK | os.X_OK):
         raise ConfigError(f"--metrics_file {path}: directory {directory} does not exist or is not writable")
-    if os.path.isdir(path):
-        raise ConfigError(f"--metrics_file {path} is a directory")
+    try:
+        check_output("--metrics_file", path, regular_only=True,
+                     why="it is replaced by a regular file every few seconds, so give the name of a new or "
+                         "regular file")
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     return path
 
 

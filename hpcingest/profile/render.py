@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import datetime
 import html
+import io
 import json
 import math
 import os
@@ -24,6 +25,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from hpcingest.outputs import replace_file
 from hpcingest.profile.palette import OTHER, kind_color, kind_meaning, palette
 from hpcingest.profile.timeline import RankTimeline, Timeline
 
@@ -702,11 +704,15 @@ _JS = r"""
 """
 
 
-def render_html(timeline: Timeline, path: str | os.PathLike, max_segments: int = MAX_EMBEDDED_SEGMENTS) -> None:
+def render_html(timeline: Timeline, path: str | os.PathLike, max_segments: int = MAX_EMBEDDED_SEGMENTS,
+                mode: int = 0o666) -> None:
     """Write one self-contained HTML page (inline CSS, JS and data; no network) for timeline.
 
     At most about max_segments drawable pieces are embedded; past that, the rows with the
     most segments are aggregated into time bins and the page says so (see _page_data).
+    The page replaces a regular file at ``path`` through a new file beside it
+    (hpcingest.outputs.replace_file): opening ``path`` itself wrote through a link planted
+    there, over its target; anything else there is refused (FileExistsError).
     """
     kinds = _Kinds.of(timeline)
     rows = usage_table(timeline)
@@ -724,8 +730,7 @@ def render_html(timeline: Timeline, path: str | os.PathLike, max_segments: int =
     }
     # one pass, so a job or host name containing a marker is never expanded
     page = re.sub(r"@[A-Z]+@", lambda match: replacements[match.group(0)], _PAGE)
-    with open(path, "w", encoding="utf-8") as file:
-        file.write(page)
+    replace_file(os.fspath(path), page.encode("utf-8"), mode)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -774,7 +779,8 @@ def render_png(timeline: Timeline, path: str | os.PathLike) -> None:
     """Write a PNG of timeline: one bar per rank, 1600 px wide, height growing with ranks (capped).
 
     Each row is aggregated into one bin per pixel column first, so 25M segments cost a few
-    hundred thousand rectangles, and the picture matches what the HTML page shows.
+    hundred thousand rectangles, and the picture matches what the HTML page shows.  Drawn in
+    memory and written as render_html writes (never through a link at ``path``).
     """
     try:
         import matplotlib
@@ -825,7 +831,9 @@ def render_png(timeline: Timeline, path: str | os.PathLike) -> None:
                for name in kinds.names]
     figure.legend(handles=handles, loc="lower center", ncol=layout.legend_columns, frameon=False, fontsize=8.5,
                   bbox_to_anchor=(0.5, 4 / height))
-    figure.savefig(path, dpi=_PNG_DPI, format="png")
+    picture = io.BytesIO()
+    figure.savefig(picture, dpi=_PNG_DPI, format="png")
+    replace_file(os.fspath(path), picture.getvalue())
 
 
 def _legend_label(kind: str) -> str:

@@ -12,9 +12,10 @@ from __future__ import annotations
 import threading
 from typing import Callable, Iterable
 
-from prometheus_client import CollectorRegistry, generate_latest, write_to_textfile
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
+from hpcingest.outputs import replace_file
 from hpcingest.serve.state import STATES
 
 _OUTCOMES = ("created", "updated", "unchanged", "failed", "skipped", "too_young")
@@ -101,8 +102,12 @@ class MetricsFile:
         self.write()
 
     def write(self) -> None:
+        """prometheus_client's write_to_textfile opened a temporary file of a predictable name
+        (F.PID.THREAD) following links, and renamed it over whatever F had become;
+        hpcingest.outputs.replace_file creates its temporary file and replaces F only while F
+        is a regular file or nothing."""
         try:
-            write_to_textfile(self.path, self.registry)
+            replace_file(self.path, exposition(self.registry))
         except OSError:
             pass  # metrics are best effort; the ingest must not fail for them
 

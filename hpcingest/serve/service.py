@@ -218,8 +218,6 @@ class JobService:
                     timeline = load_timeline(directory)
                 except ProfileError as err:
                     raise ServiceError(404, f"pass {number}: {err}") from None
-                render_html(timeline, page + ".tmp")
-                os.chmod(page + ".tmp", 0o600)
-                os.replace(page + ".tmp", page)
+                render_html(timeline, page, mode=0o600)
         return page
 

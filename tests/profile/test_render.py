@@ -4,6 +4,7 @@ headless Chromium (no console errors, no network, each rank's colours in its own
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import numpy as np
@@ -14,6 +15,7 @@ from hpcingest.profile.render import (OTHER, RankUsage, format_usage_table, kind
 from hpcingest.profile.timeline import SEGMENT_DTYPE, RankTimeline, Timeline
 from tests.browser import as_rgb255 as _as_rgb255, matches as _matches
 from tests.browser import assert_no_console_errors, open_page, row_colour_counts
+from tests.launchers import hpcingest_argv, run
 from tests.profile.test_timeline import T0, make_rank
 
 #: Rank i spends most of its time in DISTINCT[i % 4] and the rest idle or unrecorded.
@@ -253,3 +255,65 @@ def test_html_in_browser_large(browser, tmp_path, max_segments):
     assert ('id="aggregated"' in path.read_text(encoding="utf-8")) == (max_segments is not None)
     open_page(browser, path)
     _check_rows(browser, timeline, minimum_visible=20)
+
+
+# --- `hpcingest profile`: where the pictures go --------------------------------------------------
+
+
+@pytest.fixture
+def profiled_job(tmp_path):
+    """A job directory with a recorded pass 1 (two ranks), as `start --profile` leaves it."""
+    from hpcingest.jobdir import JobDirectory, JobRecord
+    from hpcingest.profile.timeline import write_rank
+
+    jobs = tmp_path / "jobs"
+    job = JobDirectory(str(jobs), "j")
+    job.create()
+    job.save(JobRecord(job_name="j", source="/src", target="/zone/home/c", options={}, pass_number=1))
+    for rank in (make_rank(0, ["list", "idle"], [(0.0, 1.0, "list")]), make_rank(1, ["idle"], [(0.0, 2.0, "idle")])):
+        write_rank(job.profile_dir(1), "j", 1, rank)
+    return str(jobs)
+
+
+def draw(jobs: str, *args: str):
+    return run(None, hpcingest_argv("profile", "j", "--job_dir", jobs, *args))
+
+
+def test_profile_never_writes_through_a_link_where_its_pictures_go(profiled_job, tmp_path):
+    """A link planted under the page's name (``--output /tmp``, a shared directory) had its
+    target overwritten by the page, as root; the link is refused and left, its target untouched."""
+    out, precious = tmp_path / "out", tmp_path / "precious.txt"
+    out.mkdir()
+    precious.write_bytes(b"keep me")
+    for name in ("profile-j-pass1.html", "profile-j-pass1.png"):
+        os.symlink(precious, out / name)
+        result = draw(profiled_job, "--output", str(out))
+        stderr = result.stderr.decode()
+        assert result.returncode == 2 and "Traceback" not in stderr, stderr
+        assert stderr.splitlines() == [f"hpcingest profile: error: --output: '{out / name}' exists and is not a "
+                                       "regular file (a link); it is left as it is: give the name of a new or "
+                                       "regular file"]
+        assert precious.read_bytes() == b"keep me" and os.readlink(out / name) == str(precious)
+        os.unlink(out / name)
+    assert os.listdir(out) == []
+
+
+def test_profile_replaces_its_own_pictures_and_leaves_nothing_else(profiled_job, tmp_path):
+    out = tmp_path / "out"
+    for _ in range(2):  # the second run replaces the first run's files
+        result = draw(profiled_job, "--output", str(out))
+        assert result.returncode == 0, result.stderr.decode(errors="replace")
+    assert sorted(os.listdir(out)) == ["profile-j-pass1.html", "profile-j-pass1.png"]  # no temporary file left
+    assert (out / "profile-j-pass1.html").read_text().startswith("<!DOCTYPE html>")
+
+
+def test_profile_output_that_is_a_file_is_one_error(profiled_job, tmp_path):
+    """``--output FILE`` was a FileExistsError traceback from os.makedirs."""
+    a_file = tmp_path / "file"
+    a_file.write_bytes(b"mine")
+    result = draw(profiled_job, "--output", str(a_file))
+    stderr = result.stderr.decode()
+    assert result.returncode == 2 and "Traceback" not in stderr, stderr
+    assert stderr.splitlines() == [f"hpcingest profile: error: --output '{a_file}' exists and is not a directory: "
+                                   "give the directory the HTML and PNG go to"]
+    assert a_file.read_bytes() == b"mine"

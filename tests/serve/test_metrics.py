@@ -66,3 +66,51 @@ def test_a_bad_metrics_file_is_refused_before_anything_runs(zone, tmp_path):
                                 capture_output=True, text=True, env={**os.environ, **zone.environ()}, timeout=300)
         assert result.returncode == 2 and words in result.stderr and "Traceback" not in result.stderr
         assert not os.path.exists(tmp_path / "jobs")
+
+
+def test_a_metrics_file_that_is_not_a_regular_file_is_refused_and_left_as_it_is(zone, tmp_path):
+    """The file is replaced every few seconds: a character device (as root, ``--metrics_file``
+    naming one) or a link there was deleted and a regular file put in its place."""
+    import stat
+
+    tree, precious = tmp_path / "tree", tmp_path / "precious"
+    tree.mkdir()
+    precious.write_bytes(b"keep me")
+    device, link, fifo = tmp_path / "device.prom", tmp_path / "link.prom", tmp_path / "fifo.prom"
+    kinds = {link: "link", fifo: "pipe"}
+    os.symlink(precious, link)
+    os.mkfifo(fifo)
+    if os.geteuid() == 0:
+        os.mknod(device, stat.S_IFCHR | 0o666, os.makedev(1, 3))  # what /dev/null is
+        kinds[device] = "character"
+    for path, kind in kinds.items():
+        before = os.lstat(path)
+        result = subprocess.run(hpcingest_argv("start", str(tree), f"{zone.home}/never", "--job_dir",
+                                               str(tmp_path / "jobs"), "--metrics_file", str(path)),
+                                capture_output=True, text=True, env={**os.environ, **zone.environ()}, timeout=300)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert f"exists and is not a regular file (a {kind})" in result.stderr
+        after = os.lstat(path)
+        assert (after.st_mode, after.st_ino, after.st_rdev) == (before.st_mode, before.st_ino, before.st_rdev)
+        assert not os.path.exists(tmp_path / "jobs")
+    assert precious.read_bytes() == b"keep me"
+
+
+def test_the_metrics_file_is_never_written_over_what_appeared_there_since_the_start(tmp_path):
+    """A link or device put at F while the job runs is left as it is (the write is skipped, the
+    job goes on), and no temporary file is left beside it."""
+    from hpcingest.jobdir import JobDirectory
+    from hpcingest.serve.metrics import MetricsFile
+
+    out, precious = tmp_path / "textfile", tmp_path / "precious"
+    out.mkdir()
+    precious.write_bytes(b"keep me")
+    prom = out / "hpcingest.prom"
+    metrics = MetricsFile(str(prom), JobDirectory(str(tmp_path / "jobs"), "m"))
+    metrics.write()
+    assert prom.is_file() and not prom.is_symlink()
+    prom.unlink()
+    os.symlink(precious, prom)
+    metrics.write()
+    assert os.readlink(prom) == str(precious) and precious.read_bytes() == b"keep me"
+    assert os.listdir(out) == ["hpcingest.prom"]
