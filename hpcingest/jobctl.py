@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 import shutil
 import sys
@@ -13,12 +14,31 @@ from hpcingest.escaping import json_safe, terminal_text
 from hpcingest.ingest.display import ProgressDisplay
 from hpcingest.ingest.failures import read_report
 from hpcingest.ingest.monitor import read_progress, request_stop, stall_report, stall_threshold
-from hpcingest.jobdir import JobDirectory, JobError, check_private, default_job_root, list_jobs
+from hpcingest.jobdir import JobDirectory, JobError, check_private, job_root, list_jobs
 from hpcingest.slurmchain import Chain, ChainError, active_chain, stop_chain
 
 
+WATCH_INTERVAL_MAX_S = 86400.0  # a day between updates: anything longer is no watching
+STOP_TIMEOUT_MAX_S = 7 * 86400.0  # a week: ranks finish their current item, never take that long
+
+
+def check_number(value: float, option: str, *, unit: str, maximum: float = math.inf,
+                 zero_allowed: bool = False) -> float:
+    """``value`` of ``option`` if it is a finite number above 0 (or 0 itself, ``zero_allowed``)
+    and at most ``maximum``, else a JobError (exit 2).  argparse's float() takes "nan" and
+    "inf": NaN fails every comparison, so ``days < 0`` let it through and a cutoff of NaN
+    pruned every job; an infinite or huge number overflows a sleep or a deadline."""
+    low_ok = value >= 0 if zero_allowed else value > 0
+    if not (math.isfinite(value) and low_ok and value <= maximum):
+        bounds = "0 or more" if zero_allowed else "more than 0"
+        if maximum != math.inf:
+            bounds += f", at most {maximum:g}"
+        raise JobError(f"{option} takes a number of {unit} ({bounds}), not {value:g}")
+    return value
+
+
 def _root(args) -> str:
-    return os.path.abspath(args.job_dir or default_job_root())
+    return job_root(args.job_dir)
 
 
 def _job(args, read_only: bool = False) -> JobDirectory:
@@ -126,8 +146,7 @@ def prune_jobs(root: str, days: float) -> list[tuple[str, str]]:
     Returns the jobs removed and why."""
     from hpcingest.ingest.job import job_is_alive
 
-    if days < 0:
-        raise JobError(f"--prune takes a number of days (0 or more), not {days:g}")
+    check_number(days, "--prune", unit="days", zero_allowed=True)
     cutoff = time.time() - days * 86400
     pruned = []
     for job in list_jobs(root):
@@ -165,6 +184,7 @@ def _remove_job_directory(job: JobDirectory, record_mtime: float) -> bool:
 
 
 def cmd_stop(args) -> int:
+    check_number(args.timeout, "--timeout", unit="seconds", maximum=STOP_TIMEOUT_MAX_S)
     job = _job(args)
     try:
         cancelled = stop_chain(job)
@@ -191,6 +211,8 @@ def cmd_stop(args) -> int:
 
 
 def cmd_watch(args) -> int:
+    if args.interval is not None:
+        check_number(args.interval, "--interval", unit="seconds", maximum=WATCH_INTERVAL_MAX_S)
     job = _job(args, read_only=True)
     display = ProgressDisplay(job, period_s=args.interval)
     try:
