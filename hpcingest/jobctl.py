@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 import shutil
 import sys
@@ -14,13 +15,32 @@ from hpcingest.escaping import json_safe, terminal_text
 from hpcingest.ingest.display import ProgressDisplay
 from hpcingest.ingest.failures import read_report
 from hpcingest.ingest.monitor import read_progress, request_stop, stall_report, stall_threshold
-from hpcingest.jobdir import JobDirectory, JobError, check_private, default_job_root, list_jobs
-from hpcingest.outputs import check_output, describe
+from hpcingest import outputs
+from hpcingest.jobdir import JobDirectory, JobError, check_private, job_root, list_jobs
 from hpcingest.slurmchain import Chain, ChainError, active_chain, stop_chain
 
 
+WATCH_INTERVAL_MAX_S = 86400.0  # a day between updates: anything longer is no watching
+STOP_TIMEOUT_MAX_S = 7 * 86400.0  # a week: ranks finish their current item, never take that long
+
+
+def check_number(value: float, option: str, *, unit: str, maximum: float = math.inf,
+                 zero_allowed: bool = False) -> float:
+    """``value`` of ``option`` if it is a finite number above 0 (or 0 itself, ``zero_allowed``)
+    and at most ``maximum``, else a JobError (exit 2).  argparse's float() takes "nan" and
+    "inf": NaN fails every comparison, so ``days < 0`` let it through and a cutoff of NaN
+    pruned every job; an infinite or huge number overflows a sleep or a deadline."""
+    low_ok = value >= 0 if zero_allowed else value > 0
+    if not (math.isfinite(value) and low_ok and value <= maximum):
+        bounds = "0 or more" if zero_allowed else "more than 0"
+        if maximum != math.inf:
+            bounds += f", at most {maximum:g}"
+        raise JobError(f"{option} takes a number of {unit} ({bounds}), not {value:g}")
+    return value
+
+
 def _root(args) -> str:
-    return os.path.abspath(args.job_dir or default_job_root())
+    return job_root(args.job_dir)
 
 
 def _job(args, read_only: bool = False) -> JobDirectory:
@@ -128,8 +148,7 @@ def prune_jobs(root: str, days: float) -> list[tuple[str, str]]:
     Returns the jobs removed and why."""
     from hpcingest.ingest.job import job_is_alive
 
-    if days < 0:
-        raise JobError(f"--prune takes a number of days (0 or more), not {days:g}")
+    check_number(days, "--prune", unit="days", zero_allowed=True)
     cutoff = time.time() - days * 86400
     pruned = []
     for job in list_jobs(root):
@@ -167,6 +186,7 @@ def _remove_job_directory(job: JobDirectory, record_mtime: float) -> bool:
 
 
 def cmd_stop(args) -> int:
+    check_number(args.timeout, "--timeout", unit="seconds", maximum=STOP_TIMEOUT_MAX_S)
     job = _job(args)
     try:
         cancelled = stop_chain(job)
@@ -193,6 +213,8 @@ def cmd_stop(args) -> int:
 
 
 def cmd_watch(args) -> int:
+    if args.interval is not None:
+        check_number(args.interval, "--interval", unit="seconds", maximum=WATCH_INTERVAL_MAX_S)
     job = _job(args, read_only=True)
     display = ProgressDisplay(job, period_s=args.interval)
     try:
@@ -251,7 +273,7 @@ def cmd_profile(args) -> int:
     stem = os.path.join(_profile_output(args.output, job), f"profile-{job.name}-pass{pass_number}")
     for suffix in (".html", ".png"):
         try:
-            check_output("--output", stem + suffix, regular_only=True)
+            outputs.check_output("--output", stem + suffix, regular_only=True)
         except ValueError as err:
             raise JobError(str(err)) from None
     try:
@@ -262,7 +284,7 @@ def cmd_profile(args) -> int:
         except PlotUnavailable as err:
             picture = f"not drawn: {err}"
     except OSError as err:  # a full disk, or something put in the place of a file since the check
-        print(f"hpcingest profile: error: {describe(err)}", file=sys.stderr)
+        print(f"hpcingest profile: error: {outputs.describe(err)}", file=sys.stderr)
         return 1
     rows = usage_table(timeline)
     if args.json:
@@ -282,7 +304,7 @@ def _profile_output(output: str | None, job: JobDirectory) -> str:
     try:
         os.makedirs(out, exist_ok=True)
     except OSError as err:
-        raise JobError(f"--output: {describe(err)}") from None
+        raise JobError(f"--output: {outputs.describe(err)}") from None
     return out
 
 

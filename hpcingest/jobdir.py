@@ -18,6 +18,7 @@ shared ``--job_dir`` must never run (as root least of all).
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import pwd
@@ -38,6 +39,43 @@ class JobError(ValueError):
 def default_job_root() -> str:
     home = os.environ.get("HPCINGEST_HOME")
     return os.path.join(home, "jobs") if home else os.path.join(os.path.expanduser("~"), ".hpcingest", "jobs")
+
+
+def job_root(job_dir: str | None, *, create: bool = False) -> str:
+    """The directory holding job directories, absolute: ``job_dir`` (--job_dir), else
+    $HPCINGEST_HOME/jobs, else ~/.hpcingest/jobs.  Every command that uses one resolves it
+    here, so a root that is a file, lies under a file or cannot be made is one JobError
+    (saying where it came from when not given) -- not an OSError traceback from whichever
+    call meets it first (listdir in `list`, makedirs in `start`, a 500 on every request of
+    `serve`).  A root that does not exist yet is no jobs to readers; ``create`` (whoever
+    starts jobs there) makes it, mode 0700."""
+    root = os.path.abspath(job_dir or default_job_root())
+    origin = ("" if job_dir else " (from $HPCINGEST_HOME; --job_dir chooses another)"
+              if os.environ.get("HPCINGEST_HOME") else " (the default; --job_dir chooses another)")
+
+    def unusable(why: str) -> JobError:
+        return JobError(f"job root {root}{origin} {why}")
+
+    def because(err: OSError) -> str:
+        return "a part of its path is not a directory" if err.errno == errno.ENOTDIR else err.strerror
+
+    try:
+        st = os.stat(root)
+    except FileNotFoundError:
+        if not create:
+            return root  # nothing was started there yet: no jobs
+        try:
+            os.makedirs(root, mode=0o700, exist_ok=True)
+            st = os.stat(root)
+        except OSError as err:  # EACCES, EROFS, ENOENT (/proc): not a place for jobs
+            raise unusable(f"cannot be made: {because(err)}") from None
+    except OSError as err:
+        raise unusable(f"cannot be used: {because(err)}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise unusable("is not a directory")
+    if not os.access(root, os.R_OK | os.X_OK | (os.W_OK if create else 0)):
+        raise unusable(f"is not {'writable' if create else 'readable'} by you")
+    return root
 
 
 def check_job_name(name: str) -> str:
@@ -183,7 +221,7 @@ class JobDirectory:
 
     def create(self) -> None:
         """Make (or find) the job directory, refusing one that is not trusted."""
-        os.makedirs(self.root, mode=0o700, exist_ok=True)
+        job_root(self.root, create=True)
         check_private(self.root, "job root", directory=True, shared=True)
         with contextlib.suppress(FileExistsError):  # an existing one is checked below
             os.mkdir(self.path, 0o700)

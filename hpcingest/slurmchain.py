@@ -31,7 +31,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from hpcingest.jobdir import JobDirectory, JobError, check_job_name, default_job_root, read_record, write_record
+from hpcingest.jobdir import JobDirectory, JobError, check_job_name, job_root, read_record, write_record
 
 PREVIOUS_VARIABLE = "HPCINGEST_CHAIN_PREVIOUS"  # set in the environment of a pass the chain queued
 RUN, SKIP, REFUSED = 0, 3, 4  # exit codes of `next`: run the pass / not this chain's pass / another runs
@@ -270,7 +270,7 @@ def _request(argv: list[str]) -> PassRequest:
         parser.error("expected -- SCRIPT SRC DEST INTERVAL [start options] with INTERVAL in whole seconds")
     options = argparse.ArgumentParser(add_help=False)
     options.add_argument("--job_dir")
-    job_dir = options.parse_known_args(script[4:])[0].job_dir or default_job_root()
+    job_dir = job_root(options.parse_known_args(script[4:])[0].job_dir)
     slurm_job_id = os.environ.get("SLURM_JOB_ID", "")
     if not slurm_job_id:
         parser.error("not inside a Slurm job (SLURM_JOB_ID is not set)")

@@ -7,10 +7,13 @@ import json
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 
 import pytest
 
+from hpcingest.ingest.monitor import stop_path
+from hpcingest.jobdir import JobDirectory, JobRecord
 from tests.launchers import hpcingest_argv
 
 NOBODY = pwd.getpwnam("nobody").pw_uid
@@ -166,3 +169,58 @@ def test_failure_report_and_logs_are_valid_json_text_with_exact_bytes(zone, host
     assert latin1["path"].endswith("caf\\xe9 latin-1") and latin1["message"].endswith("caf\\xe9 latin-1")
     logged = [json.loads(line) for line in log_lines if '"failed_task"' in line]
     assert {base64.b64decode(e["path_b64"]) if "path_b64" in e else e["path"].encode() for e in logged} == exact
+
+
+@pytest.fixture
+def running_job(tmp_path):
+    """A job recorded as running, held by this test's own process (so `watch` keeps watching
+    and `stop` would ask it to stop): the state in which a bad --interval or --timeout bites."""
+    job = JobDirectory(str(tmp_path / "jobs"), "r")
+    job.create()
+    job.save(JobRecord(job_name="r", source=str(tmp_path), target="/tempZone/home/rods/r", options={},
+                       status="running", pass_number=1, launch={"host": socket.gethostname(), "pid": os.getpid()}))
+    return job
+
+
+@pytest.mark.parametrize("command, option, value", [
+    ("watch", "--interval", "-1"), ("watch", "--interval", "nan"), ("watch", "--interval", "1e300"),
+    ("watch", "--interval", "0"), ("stop", "--timeout", "nan"), ("stop", "--timeout", "inf"),
+    ("stop", "--timeout", "-1")])
+def test_a_wait_that_is_no_finite_positive_time_is_refused(zone, running_job, command, option, value):
+    """sleep() raised on a negative or NaN interval and overflowed on a huge one; a NaN
+    timeout placed the stop request and gave up at once ("did not stop within nan s")."""
+    before = open(running_job.record_path).read()
+    result = hpcingest(zone, command, "r", "--job_dir", running_job.root, f"{option}={value}")
+    stderr = result.stderr.decode(errors="replace")
+    assert result.returncode == 2 and "Traceback" not in stderr, stderr
+    most = 86400 if command == "watch" else 7 * 86400  # a day between updates; a week to stop
+    assert stderr.strip() == f"hpcingest {command}: error: {option} takes a number of seconds " \
+                             f"(more than 0, at most {most}), not {float(value):g}"
+    assert open(running_job.record_path).read() == before and not os.path.exists(stop_path(running_job.path))
+
+
+@pytest.mark.parametrize("command", ["start", "list", "stop", "watch", "report", "resume", "profile"])
+def test_a_job_root_that_cannot_hold_jobs_is_one_clear_error(zone, tmp_path, command):
+    """A --job_dir or $HPCINGEST_HOME naming a file, or a place under one, met os.listdir
+    (`list`) or os.makedirs (`start`) raw; every job command resolves its job root in
+    jobdir.job_root, which says what is wrong with it and where it came from."""
+    afile = tmp_path / "afile"
+    afile.write_text("not a directory\n")
+    src = tmp_path / "src"
+    src.mkdir()
+    args = ["start", str(src), f"{zone.home}/jd", "--job_name", "j"] if command == "start" else \
+        [command] if command == "list" else [command, "j"]
+    cases = [(["--job_dir", str(afile)], {}, f"job root {afile} is not a directory"),
+             (["--job_dir", str(afile / "jobs")], {},
+              f"job root {afile}/jobs cannot be used: a part of its path is not a directory"),
+             ([], {"HPCINGEST_HOME": str(afile)}, f"job root {afile}/jobs (from $HPCINGEST_HOME; --job_dir chooses "
+                                                  "another) cannot be used: a part of its path is not a directory")]
+    if command == "start":  # readers take a root that does not exist for no jobs; `start` must make it
+        cases.append((["--job_dir", "/proc/hpcingest-jobs"], {},
+                      "job root /proc/hpcingest-jobs cannot be made: No such file or directory"))
+    for job_dir, env, message in cases:
+        result = hpcingest(zone, *args, *job_dir, env=env)
+        stderr = result.stderr.decode(errors="replace")
+        assert result.returncode == 2, (job_dir, env, stderr)
+        assert stderr.strip() == f"hpcingest {command}: error: {message}", (job_dir, env, stderr)
+    assert afile.read_text() == "not a directory\n"

@@ -73,3 +73,19 @@ def test_prune_refuses_a_negative_age(zone, tmp_path):
     result = subprocess.run(hpcingest_argv("list", "--job_dir", str(tmp_path), "--prune", "-1"),
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "--prune" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_prune_refuses_an_age_that_is_no_finite_number_and_removes_nothing(zone, tmp_path):
+    """float() takes "nan" and "inf": NaN passed the `days < 0` check and made a cutoff that
+    every job fell short of, so `--prune nan` deleted every ended job."""
+    jobs, small = tmp_path / "jobs", tmp_path / "small"
+    sample.generate(small, files=5, seed=1, max_file_size=16)
+    ended = launch(zone, small, jobs, "ended")
+    assert ended.wait(timeout=300) == 0, ended.communicate()[1].decode(errors="replace")
+    for days in ("nan", "inf", "-inf", "-1"):
+        result = subprocess.run(hpcingest_argv("list", "--job_dir", str(jobs), f"--prune={days}"),
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 2, (days, result.stderr)
+        assert result.stderr == f"hpcingest list: error: --prune takes a number of days (0 or more), not {days}\n"
+        assert sorted(os.listdir(jobs)) == ["ended"]
+    assert [j["job_name"] for j in listing(zone, jobs)[0]["singlepass"]] == ["ended"]

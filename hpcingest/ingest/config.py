@@ -17,7 +17,7 @@ from hpcingest.compat.options import ignored_option_warnings
 from hpcingest.exclusions import Exclusions
 from hpcingest.ingest.monitor import STALL_AFTER_S
 from hpcingest.logs import LogOptions, LogOptionsError
-from hpcingest.jobdir import check_job_name, default_job_root
+from hpcingest.jobdir import check_job_name, job_root
 from hpcingest.outputs import check_output
 from hpcingest.sources import check_source, check_walk_options
 
@@ -157,7 +157,7 @@ def build_config(args) -> IngestConfig:
     warnings = ignored_option_warnings(args)
     return IngestConfig(
         root=root, target=target, job_name=job_name, s3=s3, max_rate=args.max_rate, stat_threads=args.stat_threads,
-        job_root=os.path.abspath(args.job_dir or default_job_root()),
+        job_root=job_root(args.job_dir),
         files_per_task=args.files_per_task, exclusions=exclusions,
         handler_text=handler_text, handler_filename=handler_filename,
         ignore_cache=args.ignore_cache, initial_ingest=args.initial_ingest, synchronous=args.synchronous,

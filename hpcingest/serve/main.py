@@ -9,7 +9,7 @@ import signal
 import ssl
 import sys
 
-from hpcingest.jobdir import default_job_root
+from hpcingest.jobdir import JobError, job_root as resolve_job_root
 
 
 def run(args) -> int:
@@ -45,7 +45,10 @@ def run(args) -> int:
         return fail(str(err))
     except (OSError, ssl.SSLError) as err:
         return fail(f"TLS certificate or key: {err}")
-    job_root = os.path.abspath(args.job_dir or default_job_root())
+    try:  # made now: jobs are submitted there, and a root that cannot hold them must not answer 500s
+        job_root = resolve_job_root(args.job_dir, create=True)
+    except JobError as err:
+        return fail(str(err))
     app = make_app(JobService(job_root, launcher), Authenticator(token), secure=context is not None,
                    max_body=args.max_body)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")

@@ -25,9 +25,17 @@ class S3SourceError(ValueError):
     """The S3 source cannot be listed at all: a usage error, reported before work starts."""
 
 
+FILES_PER_TASK_MAX = 1_000_000  # names per stat batch at most
+
+
 def check_walk_options(args) -> None:
-    if args.files_per_task < 1:
-        raise WalkOptionError("--files_per_task must be at least 1")
+    """Refuses, before any rank walks, options the walk cannot work with.  --files_per_task
+    has a ceiling: a batch is the unit ranks steal, so one of more than a million names
+    spreads nothing, holds every name in memory at once, and a number past sys.maxsize
+    is no batch size at all (itertools.islice refuses it mid-walk, after `start` has
+    recorded its job as running)."""
+    if not 1 <= args.files_per_task <= FILES_PER_TASK_MAX:
+        raise WalkOptionError(f"--files_per_task must be at least 1 and at most {FILES_PER_TASK_MAX:,}")
     if getattr(args, "stat_threads", 1) < 1:
         raise WalkOptionError("--stat_threads must be at least 1")
     if args.max_rate is not None and args.max_rate <= 0:

@@ -117,3 +117,23 @@ def test_a_handler_calling_sys_exit_is_an_error_not_a_hang(zone, target, tmp_pat
     stderr = result.stderr.decode()
     assert result.returncode == 2 and "raised SystemExit" in stderr and "bye" in stderr, stderr
     assert "Traceback" not in stderr
+
+
+@pytest.mark.parametrize("command", ["start", "scan"])
+def test_a_batch_size_past_the_limit_is_refused_before_work(zone, target, tmp_path, command):
+    """A --files_per_task past sys.maxsize passed `>= 1` and broke the walk in islice(),
+    a traceback on every rank, with `start`'s job record left as running."""
+    tree = tmp_path / "src"
+    tree.mkdir()
+    (tree / "f").write_bytes(b"1")
+    jobs = tmp_path / "jobs"
+    huge = ["--files_per_task", "99999999999999999999999"]
+    argv = ["start", str(tree), target, "--job_dir", str(jobs), "--job_name", "j", *huge] if command == "start" \
+        else ["scan", str(tree), *huge]
+    result = run(Launcher("mpiexec", 2), hpcingest_argv(*argv), env=zone.environ())
+    stderr = result.stderr.decode(errors="replace")
+    assert result.returncode == 2, stderr
+    assert stderr == f"hpcingest {command}: error: --files_per_task must be at least 1 and at most 1,000,000\n"
+    assert not jobs.exists()  # refused before a job directory, let alone a record saying running
+    with zone.session() as session:
+        assert not session.collections.exists(target)

@@ -269,7 +269,11 @@ def test_serve_refuses_bad_options_in_one_line(zone, tmp_path):
     token = tmp_path / "open.token"
     token.write_text("t" * 40 + "\n")
     os.chmod(token, 0o644)
+    afile = tmp_path / "afile"  # a job root that is a file answered 500 to every GET /job
+    afile.write_text("")
     for args, words in ((["--tls_cert", "/nonexistent.pem"], "--tls_cert and --tls_key go together"),
+                        (["--token_file", str(tmp_path / "t"), "--job_dir", str(afile), "--launcher", "mpiexec"],
+                         f"job root {afile} is not a directory"),
                         (["--tls_cert", "/nonexistent.pem", "--tls_key", "/nonexistent.key"], "TLS certificate"),
                         (["--token_file", str(token)], "can be read by other users"),
                         (["--launcher", "slurm", "--slurm_scripts", str(tmp_path)], "no ingest.sbatch")):
