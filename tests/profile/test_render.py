@@ -317,3 +317,12 @@ def test_profile_output_that_is_a_file_is_one_error(profiled_job, tmp_path):
     assert stderr.splitlines() == [f"hpcingest profile: error: --output '{a_file}' exists and is not a directory: "
                                    "give the directory the HTML and PNG go to"]
     assert a_file.read_bytes() == b"mine"
+
+
+def test_profile_output_that_cannot_be_made_is_one_error(profiled_job):
+    """A --output directory that cannot be made: the error line used to be formatted by the
+    wrong `describe` (the job's, not the OSError's) and raised instead."""
+    result = draw(profiled_job, "--output", "/proc/hpcingest-no-such-place/out")
+    stderr = result.stderr.decode()
+    assert result.returncode == 2 and "Traceback" not in stderr, stderr
+    assert stderr.startswith("hpcingest profile: error: --output: '/proc/hpcingest-no-such-place")
