@@ -137,6 +137,8 @@ def test_summary_text_and_histogram(tree_roots, tmp_path):
     (["/tmp", "--exclude_file_type", "regular,bogus"], "unknown type 'bogus'"),
     (["/tmp", "--files_per_task", "0"], "at least 1"),
     (["/tmp", "--max_rate", "0"], "--max_rate must be a positive number"),
+    (["/tmp", "--max_rate", "nan"], "--max_rate must be a positive number"),
+    (["/tmp", "--max_rate", "inf"], "--max_rate must be a positive number"),
     (["/tmp", "--stat_threads", "0"], "--stat_threads must be at least 1"),
     (["/tmp", "--list", "/nonexistent-dir/list"], "does not exist"),
 ])

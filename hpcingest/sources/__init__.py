@@ -6,6 +6,7 @@ rank 0 (a clear error before any rank works), then open the same source on every
 
 from __future__ import annotations
 
+import math
 import os
 
 from typing import TYPE_CHECKING
@@ -38,7 +39,7 @@ def check_walk_options(args) -> None:
         raise WalkOptionError(f"--files_per_task must be at least 1 and at most {FILES_PER_TASK_MAX:,}")
     if getattr(args, "stat_threads", 1) < 1:
         raise WalkOptionError("--stat_threads must be at least 1")
-    if args.max_rate is not None and args.max_rate <= 0:
+    if args.max_rate is not None and not 0 < args.max_rate < math.inf:  # NaN too: it meant no limit at all
         raise WalkOptionError("--max_rate must be a positive number of entries per second")
 
 
