@@ -195,9 +195,12 @@ def cmd_stop(args) -> int:
     if cancelled is not None:
         print(f"job {args.job}: its next pass, Slurm job {cancelled}, is cancelled")
     info = describe(job)
-    if info["status"] not in ("running", "waiting"):
+    if info["status"] == "died":  # its ranks are gone: what is left to do is to say so
         job.update(status="stopped")
-        print(f"job {args.job} is not running ({info['status']}); recorded as stopped")
+        print(f"job {args.job} is not running (died); recorded as stopped")
+        return 0
+    if info["status"] not in ("running", "waiting"):  # a finished or failed job keeps saying so
+        print(f"job {args.job} is not running ({info['status']}); nothing to stop")
         return 0
     request_stop(job.path, "hpcingest stop")
     deadline = time.time() + args.timeout

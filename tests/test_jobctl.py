@@ -224,3 +224,17 @@ def test_a_job_root_that_cannot_hold_jobs_is_one_clear_error(zone, tmp_path, com
         assert result.returncode == 2, (job_dir, env, stderr)
         assert stderr.strip() == f"hpcingest {command}: error: {message}", (job_dir, env, stderr)
     assert afile.read_text() == "not a directory\n"
+
+
+@pytest.mark.parametrize("status", ["finished", "failed"])
+def test_stop_leaves_a_job_that_ended_as_it_ended(zone, tmp_path, status):
+    """`stop` on a job that had finished rewrote it as stopped: `list` then said the job was
+    stopped part-way, and a resume began a pass that had been complete."""
+    job = JobDirectory(str(tmp_path / "jobs"), "done")
+    job.create()
+    job.save(JobRecord(job_name="done", source=str(tmp_path), target="/tempZone/home/rods/d", options={},
+                       status=status, pass_number=1, pass_complete=status == "finished"))
+    before = open(job.record_path).read()
+    result = hpcingest(zone, "stop", "done", "--job_dir", job.root)
+    assert result.returncode == 0 and f"not running ({status}); nothing to stop" in result.stdout.decode()
+    assert open(job.record_path).read() == before and not os.path.exists(stop_path(job.path))
