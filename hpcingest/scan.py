@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, BinaryIO
 
 from hpcingest import collectives
+from hpcingest.escaping import json_safe, terminal_text
 from hpcingest.exclusions import ExclusionError, Exclusions
 from hpcingest.records import EntryBatch, EntryType, WalkError
 from hpcingest.sources import check_source, check_walk_options, open_source
@@ -93,7 +94,7 @@ class ScanSink:
         if len(self.error_samples) < _MAX_ERROR_SAMPLES:
             self.error_samples.append(text)
         if self.echo_errors:
-            sys.stderr.write(f"hpcingest: {text}\n")
+            sys.stderr.write(f"hpcingest: {terminal_text(text, sys.stderr.encoding)}\n")
 
 
 @dataclass
@@ -126,11 +127,14 @@ class ScanSummary:
     error_samples: list[str] = field(default_factory=list)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
+        """Valid UTF-8 JSON text; a source that is not UTF-8 keeps its exact bytes in ``source_b64``."""
+        return json.dumps(json_safe(asdict(self)), indent=2)
 
-    def to_text(self) -> str:
+    def to_text(self, encoding: str | None = "utf-8") -> str:
+        """For a terminal writing ``encoding``: the source and the error samples are escaped
+        (hpcingest.escaping), so a hostile name cannot colour, move or forge the output."""
         lines = [
-            f"scanned {self.source} with {self.ranks} rank(s) in {self.elapsed_s:.3f} s "
+            f"scanned {terminal_text(self.source, encoding)} with {self.ranks} rank(s) in {self.elapsed_s:.3f} s "
             f"({self.entries_per_s:,.0f} entries/s)",
             "entries: " + ", ".join(f"{k} {v:,}" for k, v in self.entries_by_type.items() if v),
             f"files {self.files:,}  directories {self.directories:,}  symlinks {self.symlinks:,}  "
@@ -149,7 +153,7 @@ class ScanSummary:
                 bar = "#" * max(1, round(40 * count / top))
                 lines.append(f"  {label:>{width}} {count:>12,} {bar}")
         for sample in self.error_samples[:10]:
-            lines.append(f"error: {sample}")
+            lines.append(f"error: {terminal_text(sample, encoding)}")
         if self.errors > 10:
             lines.append(f"... {self.errors - 10:,} more errors (see --json)")
         return "\n".join(lines)
@@ -230,7 +234,7 @@ def run(comm, args) -> int:
             with open(config.json_path, "w") as out:
                 out.write(summary.to_json() + "\n")
         if not config.quiet:
-            print(summary.to_text())
+            print(summary.to_text(sys.stdout.encoding))
     return 0
 
 

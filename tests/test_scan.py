@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -269,3 +270,30 @@ def test_the_listing_is_written_without_blocking_mpi_io(tree_roots, tmp_path):
                                          "--list", str(listing), "--json", str(summary_path)])
     assert result.returncode == 0, result.stderr.decode(errors="replace")
     assert_matches_find(root, read_listing(listing), json.loads(summary_path.read_text()), 3)
+
+
+HOSTILE_SOURCE = b"esc\x1b[31mdir\xff"
+HOSTILE_UNREADABLE = b"x\x1b]0;title\x07\nforged"
+
+
+def test_summary_escapes_the_source_and_error_samples(world_dir):
+    """The summary printed SRC raw (a colour escape and a byte that is not UTF-8 reached the
+    terminal) and the JSON held it as ``\\udcff``, which strict parsers reject; the errors
+    walked are shown escaped too, on stderr and in the summary, as `report` shows names."""
+    root = os.path.join(os.fsencode(world_dir), HOSTILE_SOURCE)
+    os.makedirs(os.path.join(root, HOSTILE_UNREADABLE))
+    os.chmod(os.path.join(root, HOSTILE_UNREADABLE), 0o000)  # an error for the samples (as nobody)
+    summary = os.path.join(world_dir, "summary.json")
+    result = run(None, hpcingest_argv("scan", os.fsdecode(root), "--json", summary),
+                 prefix=unprivileged_prefix(world_dir), env={"PYTHONIOENCODING": "ascii"})
+    assert result.returncode == 0, result.stderr
+    for output in (result.stdout, result.stderr):
+        assert b"\x1b" not in output and b"\x07" not in output and b"\xff" not in output, output
+        assert all(line.isascii() and line.decode().isprintable() for line in output.splitlines()), output
+    shown_source = "esc\\u001b[31mdir\\xff"
+    out, err = result.stdout.decode(), result.stderr.decode()
+    assert f"scanned {os.path.join(world_dir, shown_source)} with 1 rank(s)" in out
+    assert f"{shown_source}/x\\u001b]0;title\\u0007\\nforged': [Errno 13]" in out
+    assert f"{shown_source}/x\\u001b]0;title\\u0007\\nforged': [Errno 13]" in err
+    written = json.loads(open(summary, encoding="utf-8").read())
+    assert base64.b64decode(written["source_b64"]) == root

@@ -21,6 +21,7 @@ from typing import Any
 from hpcingest import collectives, logs
 from hpcingest.compat.utils import Operation
 from hpcingest.engine import Closing, EngineAborted, EngineStats
+from hpcingest.escaping import terminal_text
 from hpcingest.exclusions import ExclusionError
 from hpcingest.handler import EventHandler, HandlerError, load_handler, validate_handler
 from hpcingest.ingest.config import ConfigError, IngestConfig, build_config
@@ -455,13 +456,13 @@ def finish(setup: JobSetup, jobdir: JobDirectory, summary: IngestSummary, stoppe
         changes["last_pass_entries"] = summary.entries
         changes["pass_complete"] = True
     jobdir.update(**changes)
-    print(summary.to_text())
+    print(summary.to_text(sys.stdout.encoding))
     if stopped and not halted:
         cause = f" by {stopped_by}" if stopped_by else ""
         print(f"job {config.job_name} was stopped{cause}; its checkpoint is saved: rerun the same command (or "
               f"`hpcingest resume {config.job_name}`) to finish the pass")
     if reported:
-        print(f"failure report: {jobdir.failures_path} ({reported} entries; `hpcingest report {config.job_name}`)")
+        print(f"failure report: {terminal_text(jobdir.failures_path, sys.stdout.encoding)} ({reported} entries; `hpcingest report {config.job_name}`)")
     if halted:
         print(f"hpcingest start: error: {halted}", file=sys.stderr)
         return 1
