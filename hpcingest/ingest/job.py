@@ -167,8 +167,9 @@ def job_is_alive(jobdir: JobDirectory) -> bool:
     periodic passes too) or any rank's progress is younger than STALE_AFTER_S."""
     record = jobdir.load()
     launch = record.launch or {}
-    if launch.get("host") == socket.gethostname() and launch.get("pid"):
-        alive = _process_alive(int(launch["pid"]))
+    pid = launch.get("pid")
+    if launch.get("host") == socket.gethostname() and isinstance(pid, int) and pid > 0:
+        alive = _process_alive(pid)
         if alive is not None:
             return alive
     beat = liveness.heartbeat_age(jobdir.path)
