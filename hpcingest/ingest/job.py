@@ -47,13 +47,13 @@ from hpcingest.joblock import JobLock
 from hpcingest.lazy import lazy_module
 from hpcingest.sources import S3SourceError, WalkOptionError, open_source
 from hpcingest.sources.posix import SourceRootError
-from hpcingest.syncstate import SyncState
+from hpcingest.syncstate import StateError, SyncState, check_state
 from hpcingest.walk import run_walk
 
 ops = lazy_module("hpcingest.irods.operations")
 
 _USAGE_ERRORS = (ConfigError, WalkOptionError, ExclusionError, SourceRootError, S3SourceError, HandlerError, IrodsSettingsError,
-                 IrodsError, JobError)
+                 IrodsError, JobError, StateError)
 
 
 @dataclass
@@ -122,6 +122,7 @@ def prepare(args, argv: list[str]) -> JobSetup:
                            f"died on another node counts as running until its progress is "
                            f"{STALE_AFTER_S:.0f} s old)")
         config.warnings.append(f"job {config.job_name!r} died during pass {previous.pass_number}; resuming it")
+    check_state(jobdir.state_dir)  # a damaged checkpoint: one line now, not a traceback from one rank mid-walk
     if os.path.exists(stop_path(jobdir.path)):
         os.unlink(stop_path(jobdir.path))  # a stop request of an earlier run
     liveness.reset(jobdir.path)
@@ -263,6 +264,10 @@ def run(comm, args, argv: list[str] | None = None) -> int:
             metrics_file(config, jobdir, rank):
         try:
             status = run_passes(comm, setup, jobdir, stop, abort, signals)
+        except StateError:  # damage only this rank's shard showed: the job ends (hpcingest.launch)
+            with contextlib.suppress(OSError, JobError):
+                jobdir.update(status="failed", end_time=time.time())
+            raise
         except EngineAborted:
             watch.handled()
             leave_lost(jobdir, watch.lost or "a rank was lost", watch.wrote_notice)
