@@ -13,6 +13,7 @@ import resource
 import stat
 import sys
 import tempfile
+import threading
 import time
 from array import array
 from collections import Counter
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from hpcingest import collectives
 from hpcingest.escaping import json_safe, terminal_text
 from hpcingest.exclusions import ExclusionError, Exclusions
+from hpcingest.ingest.interrupts import StopOnSignals
 from hpcingest.records import EntryBatch, EntryType, WalkError
 from hpcingest.sources import check_source, check_walk_options, open_source
 from hpcingest.sources.posix import SourceRootError
@@ -228,7 +230,13 @@ def run(comm, args) -> int:
     if config is None:
         return 2
     rank = comm.Get_rank()
-    summary = scan(comm, config)
+    stop = threading.Event()
+    with StopOnSignals(None, stop) as signals:
+        summary = scan(comm, config, stop)
+    if signals.exit_code is not None:
+        if rank == 0:
+            print(f"hpcingest scan: stopped by {signals.name}: the walk is incomplete, so no summary", file=sys.stderr)
+        return signals.exit_code
     if rank == 0:
         if config.json_path:
             with open(config.json_path, "w") as out:
@@ -238,8 +246,9 @@ def run(comm, args) -> int:
     return 0
 
 
-def scan(comm, config: ScanConfig) -> ScanSummary | None:
-    """Collective walk; returns the summary on rank 0 and None elsewhere.
+def scan(comm, config: ScanConfig, stop: threading.Event | None = None) -> ScanSummary | None:
+    """Collective walk; returns the summary on rank 0 and None elsewhere.  Setting ``stop``
+    (SIGINT, SIGTERM: see :func:`run`) abandons the rest of the walk.
 
     After the last entry there is no collective: the walk's closing round (the engine's own
     messages up and down the rank tree) carries every rank's listing size to every rank and its
@@ -253,7 +262,8 @@ def scan(comm, config: ScanConfig) -> ScanSummary | None:
             _create_listing(config.list_path)
         collectives.barrier(comm)
         start = time.time()
-        stats = run_walk(comm, source, sink, max_rate=config.max_rate, closing=lambda s: _closing(sink, spool, s))
+        stats = run_walk(comm, source, sink, stop=stop, max_rate=config.max_rate,
+                         closing=lambda s: _closing(sink, spool, s))
         if config.list_path:
             listing_sizes = [size for size, in stats.closing]
             _write_listing(spool, config.list_path, offset=sum(listing_sizes[:comm.Get_rank()]))

@@ -6,16 +6,18 @@ import base64
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
 from tests import trees
 from tests.conftest import launcher_params
-from tests.launchers import Launcher, collectives_after_walk, hpcingest_argv, mpi_script, run
+from tests.launchers import HANG_GUARD_S, Launcher, collectives_after_walk, hpcingest_argv, mpi_script, run
 
 TREE_KINDS = {
     "random": lambda root: trees.random_tree(root, seed=7, entries=4000),
@@ -297,3 +299,29 @@ def test_summary_escapes_the_source_and_error_samples(world_dir):
     assert f"{shown_source}/x\\u001b]0;title\\u0007\\nforged': [Errno 13]" in err
     written = json.loads(open(summary, encoding="utf-8").read())
     assert base64.b64decode(written["source_b64"]) == root
+
+
+def walking(pid: int, root: bytes) -> bool:
+    """Whether the scan is in its walk: it holds a directory of ``root`` open."""
+    try:
+        return any(os.readlink(f"/proc/{pid}/fd/{fd}").startswith(os.fsdecode(root))
+                   for fd in os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return False
+
+
+def test_sigint_ends_a_throttled_scan_in_one_line(tree_roots, tmp_path):
+    """Ctrl-C during ``scan --max_rate 1`` was a KeyboardInterrupt traceback from the engine's
+    throttle; now it ends as `start` does: one line, exit status 130 (128 + SIGINT), and the
+    throttle's wait gives way to the stop."""
+    root = tree_roots["random"]
+    job = subprocess.Popen(hpcingest_argv("scan", os.fsdecode(root), "--max_rate", "1"),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    hang_guard = time.monotonic() + HANG_GUARD_S
+    while not walking(job.pid, root):
+        assert job.poll() is None and time.monotonic() < hang_guard, job.communicate()
+        time.sleep(0.05)
+    job.send_signal(signal.SIGINT)
+    out, err = job.communicate(timeout=HANG_GUARD_S)
+    assert job.returncode == 130 and out == b"", (out, err)
+    assert err == b"hpcingest scan: stopped by SIGINT: the walk is incomplete, so no summary\n", err
