@@ -468,7 +468,8 @@ def finish(setup: JobSetup, jobdir: JobDirectory, summary: IngestSummary, stoppe
         print(f"job {config.job_name} was stopped{cause}; its checkpoint is saved: rerun the same command (or "
               f"`hpcingest resume {config.job_name}`) to finish the pass")
     if reported:
-        print(f"failure report: {terminal_text(jobdir.failures_path, sys.stdout.encoding)} ({reported} entries; `hpcingest report {config.job_name}`)")
+        print(f"failure report: {terminal_text(jobdir.failures_path, sys.stdout.encoding)} ({reported} entries; "
+              f"`hpcingest report {config.job_name}`)")
     if halted:
         print(f"hpcingest start: error: {halted}", file=sys.stderr)
         return 1

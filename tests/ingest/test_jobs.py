@@ -264,6 +264,7 @@ def test_a_damaged_sync_state_ends_start_in_one_line(zone, target, tmp_path, dam
     result = start(zone, src, target, "--job_name", "s", job_dir=jobs, launcher=Launcher("mpiexec", 2))
     errors = [line for line in result.stderr.splitlines() if b"error:" in line]
     assert result.returncode == 2 and b"Traceback" not in result.stderr and len(errors) == 1, result.stderr
-    assert f"sync state {damaged} is damaged".encode() in errors[0] and f"mv {state} {state}.damaged".encode() in errors[0]
+    assert f"sync state {damaged} is damaged".encode() in errors[0]
+    assert f"mv {state} {state}.damaged".encode() in errors[0]
     status = json.loads((jobs / "s" / "job.json").read_text())["status"]
     assert status == ("failed" if damage == "middle" else "finished")  # never "running"

@@ -25,6 +25,7 @@ def test_summary_escapes_source_and_target(zone, target, tmp_path):
     assert result.returncode == 0, result.stderr
     assert b"\x1b" not in result.stdout and b"\xff" not in result.stdout
     first = result.stdout.decode("ascii").splitlines()[0]
-    assert first.startswith(f"job hostile: {tmp_path}/esc\\u001b[31mdir\\xff -> {target}t\\u001b[31mx\\ny with 2 rank(s)")
+    shown_src, shown_target = f"{tmp_path}/esc\\u001b[31mdir\\xff", f"{target}t\\u001b[31mx\\ny"
+    assert first.startswith(f"job hostile: {shown_src} -> {shown_target} with 2 rank(s)")
     summary = json.loads((tmp_path / "jobs" / "hostile" / "summary.json").read_text(encoding="utf-8"))
     assert base64.b64decode(summary["source_b64"]) == src and summary["target"] == hostile_target
