@@ -281,6 +281,10 @@ class WorkStealingEngine:
         ends the run once every rank has done the same.  Safe to call from another thread."""
         self._abandon = True
 
+    def _stopping(self) -> bool:
+        """Whether a stop was asked for (request_stop, or the stop event another thread sets)."""
+        return self._abandon or (self._stop_event is not None and self._stop_event.is_set())
+
     def queued(self) -> int:
         return len(self._queue) + len(self._pinned)
 
@@ -324,8 +328,8 @@ class WorkStealingEngine:
         if self._tokens >= 0:
             return
         deadline = now - self._tokens / self._rate
-        with recorder.current.span("throttle"):
-            while (left := deadline - time.monotonic()) > 0:
+        with recorder.current.span("throttle"):  # a stop need not wait for the rate (--max_rate 1: a minute)
+            while (left := deadline - time.monotonic()) > 0 and not self._stopping():
                 self.poll()
                 time.sleep(min(left, 0.002))
         self.stats.throttled_s += time.monotonic() - now

@@ -14,6 +14,8 @@ works from the text alone (the old framework wrote it to ``/tmp`` on every worke
 from __future__ import annotations
 
 import itertools
+import math
+import reprlib
 import sys
 import traceback
 import types
@@ -119,15 +121,30 @@ class EventHandler:
 
     def max_retries(self, logger: Any, meta: Mapping[str, Any]) -> int:
         """``max_retries(cls, logger, meta)``, default 0; old callers pass the log *config* as logger."""
-        return self.cls.max_retries(self.cls, logger, meta) if self.has("max_retries") else 0
+        return self._number("max_retries", int, 0, logger, meta)
 
     def timeout(self, logger: Any, meta: Mapping[str, Any]) -> float:
-        """``timeout(cls, logger, meta)`` in seconds, default 3600."""
-        return self.cls.timeout(self.cls, logger, meta) if self.has("timeout") else DEFAULT_TIMEOUT
+        """``timeout(cls, logger, meta)`` in seconds, default 3600; None or 0 is no limit."""
+        return self._number("timeout", float, DEFAULT_TIMEOUT, logger, meta)
 
     def delay(self, logger: Any, meta: Mapping[str, Any], retries: int) -> float:
         """``delay(cls, logger, meta, retries)``: seconds before retry number ``retries`` (1-based), default 0."""
-        return self.cls.delay(self.cls, logger, meta, retries) if self.has("delay") else 0
+        return self._number("delay", float, 0, logger, meta, retries)
+
+    def _number(self, method: str, kind: type, default: float, *args: Any) -> Any:
+        """The override's answer as a finite ``kind`` (None is 0, as the old framework took
+        it); anything else is a HandlerError naming the file, as for the other overrides: a
+        "many" here was a ValueError traceback from the middle of the walk."""
+        if not self.has(method):
+            return default
+        value = getattr(self.cls, method)(self.cls, *args)
+        try:
+            number = kind(value or 0)
+            if math.isfinite(number):
+                return number
+        except (TypeError, ValueError, OverflowError):
+            pass
+        raise HandlerError(f"{self.filename}: {method}() returned {reprlib.repr(value)}, not a number")
 
     def pre_job(self, logger: Any, meta: Mapping[str, Any]) -> None:
         """``pre_job(cls, logger, meta)``, once before the walk starts."""
@@ -300,8 +317,9 @@ def validate_handler(text: str | None, filename: str | None,
 
     Checks: the file imports; it defines an ``event_handler`` class; its ``character_map()``
     is valid; ``operation``/``delete_mode`` do not name enum members that do not exist (probed
-    with ``session=None`` and ``meta``, default :data:`PROBE_META`); and when both probes
-    succeed, the pair is compatible. Raises :class:`HandlerError`.
+    with ``session=None`` and ``meta``, default :data:`PROBE_META`); when both probes
+    succeed, the pair is compatible; ``max_retries``/``timeout``/``delay`` answer numbers.
+    Raises :class:`HandlerError`.
     """
     shown = filename or DEFAULT_HANDLER_NAME
     try:
@@ -314,6 +332,10 @@ def validate_handler(text: str | None, filename: str | None,
     probe = dict(PROBE_META if meta is None else meta)
     operation = _probe(handler, "operation", lambda: handler.operation(None, probe))
     delete_mode = _probe(handler, "delete_mode", lambda: handler.delete_mode(probe))
+    log_config = probe["config"]["log"]
+    _probe(handler, "max_retries", lambda: handler.max_retries(log_config, probe))
+    _probe(handler, "timeout", lambda: handler.timeout(log_config, probe))
+    _probe(handler, "delay", lambda: handler.delay(log_config, probe, 1))
     if operation is not None and delete_mode is not None \
             and delete_mode not in compatible_delete_modes(operation):
         raise HandlerError(

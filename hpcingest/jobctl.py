@@ -47,7 +47,8 @@ def _job(args, read_only: bool = False) -> JobDirectory:
     """The job named on the command line, refused unless the running user owns it (see
     JobDirectory.check_trusted).  ``read_only`` commands (watch, report) may show another
     user's job, which only root can read anyway, with a note: they print its files
-    (escaped) and never act on them."""
+    (escaped) and never act on them.  Its record is read here, so a damaged one is the same
+    clear error for every command (`report` said "no failed or skipped entries")."""
     job = JobDirectory(_root(args), args.job)
     if not job.exists():
         raise JobError(f"job {args.job!r} does not exist in {job.root}")
@@ -57,6 +58,7 @@ def _job(args, read_only: bool = False) -> JobDirectory:
               file=sys.stderr)
     else:
         job.check_trusted()
+    job.load()
     return job
 
 
@@ -238,15 +240,28 @@ def cmd_watch(args) -> int:
 def cmd_report(args) -> int:
     """The failure report, one line per entry: ``path: message`` last, every field escaped
     (hpcingest.escaping), so no name can reach the terminal raw or forge a line; ``--json``
-    gives the exact bytes of names that are not UTF-8 in ``path_b64``."""
+    gives the exact bytes of names that are not UTF-8 in ``path_b64``.
+
+    A report with lines that cannot be read (a crash leaves a half-written last line, a disk
+    can damage any) still shows every line that can, and says on stderr how many could not:
+    hiding the rest would lose what they say.  The exit status is 0 unless no line at all could
+    be read (2, as for a damaged job record): then there is nothing to show."""
     job = _job(args, read_only=True)
-    failures = read_report(job.failures_path)
+    report = read_report(job.failures_path)
+    failures = report.failures
+    if report.unreadable:
+        level = "error" if not failures else "warning"
+        print(f"hpcingest report: {level}: {report.unreadable} line(s) of the failure report "
+              f"{terminal_text(job.failures_path, sys.stderr.encoding)} could not be read (damaged or "
+              f"half-written); {len(failures)} line(s) could", file=sys.stderr)
+    status = 2 if report.unreadable and not failures else 0
     if args.json:
         print(json.dumps([f.to_record() for f in failures], indent=2))
-        return 0
+        return status
     if not failures:
-        print(f"job {args.job}: no failed or skipped entries in the last pass")
-        return 0
+        if not report.unreadable:
+            print(f"job {args.job}: no failed or skipped entries in the last pass")
+        return status
 
     def shown(text: object) -> str:
         return terminal_text(str(text), sys.stdout.encoding)
@@ -257,7 +272,7 @@ def cmd_report(args) -> int:
               f"{shown(f.path)}: {shown(f.message)}")
     print(f"{len(failures)} entries ({sum(f.kind == 'failed' for f in failures)} failed, "
           f"{sum(f.kind == 'skipped' for f in failures)} skipped)")
-    return 0
+    return status
 
 
 def cmd_profile(args) -> int:

@@ -27,6 +27,8 @@ import stat
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
+from hpcingest.typedjson import record_from_json
+
 T = TypeVar("T")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
@@ -128,7 +130,7 @@ class JobRecord:
     pass_number: int = 0
     start_time: float | None = None
     end_time: float | None = None
-    counters: dict[str, Any] = field(default_factory=dict)
+    counters: dict[str, int | float] = field(default_factory=dict)  # IngestSummary.counters_for_record
     launch: dict[str, Any] = field(default_factory=dict)  # host, pid, ranks of the running pass
     argv: list[str] = field(default_factory=list)  # the start command's arguments, for `resume`
     cwd: str = ""  # where the start command ran: `resume` resolves argv's relative paths there
@@ -151,10 +153,12 @@ def write_private(path: str, text: str, durable: bool = True) -> None:
 
 def read_record(path: str, record_type: type[T], what: str) -> T | None:
     """A dataclass record kept as JSON in a job directory, or None when there is none; one
-    that cannot be read or does not fit the record is a JobError naming ``what`` and the file."""
+    that cannot be read or does not fit the record, field types included (a damaged file,
+    a hand edit), is a JobError naming ``what`` and the file: every command that reads the
+    record then says the same one line instead of failing somewhere further on."""
     try:
-        with open(path) as f:
-            return record_type(**json.load(f))
+        with open(path, encoding="utf-8") as f:
+            return record_from_json(record_type, json.load(f))
     except FileNotFoundError:
         return None
     except (OSError, ValueError, TypeError) as err:

@@ -27,6 +27,11 @@ class LaunchError(RuntimeError):
     """The job was started in a way that would make every task do the whole job alone."""
 
 
+class FatalError(RuntimeError):
+    """A failure one rank meets that ends the whole job and that its message explains (a
+    damaged sync-state shard): one error line and MPI_Abort, exit 2, no traceback."""
+
+
 def launcher_rank() -> int:
     """This task's rank as the launcher sees it, before (or without) MPI."""
     for name in _TASK_RANK_VARIABLES:
@@ -105,14 +110,24 @@ def run_collectively(body: Callable[[object], int]) -> int:
         raise
     except BrokenPipeError:
         return reader_gone()
+    except FatalError as err:
+        return abort_job(comm, f"hpcingest: error: {err}\n", 2)
+    except KeyboardInterrupt:  # SIGINT before a command's own handler (hpcingest.ingest.interrupts) is in place
+        return abort_job(comm, "hpcingest: interrupted\n", 128 + 2)
     except BaseException:  # noqa: BLE001 - any failure must take the whole job down
-        # one write, then a moment for the launcher to forward it: MPI_Abort kills the
-        # processes that relay stderr, and a traceback written line by line was cut short
-        os.write(2, f"hpcingest: rank {comm.Get_rank()} failed:\n{traceback.format_exc()}".encode(errors="replace"))
-        if comm.Get_size() > 1:
-            time.sleep(0.5)
-            comm.Abort(1)
-        return 1
+        return abort_job(comm, f"hpcingest: rank {comm.Get_rank()} failed:\n{traceback.format_exc()}", 1)
+
+
+def abort_job(comm, message: str, status: int) -> int:
+    """Say ``message`` and end every rank with ``status``: a rank that dies alone would leave
+    the others waiting forever.  One write, then a moment for the launcher to forward it:
+    MPI_Abort kills the processes that relay stderr, and a traceback written line by line was
+    cut short."""
+    os.write(2, message.encode(errors="replace"))
+    if comm.Get_size() > 1:
+        time.sleep(0.5)
+        comm.Abort(status)
+    return status
 
 
 def reader_gone() -> int:

@@ -110,5 +110,7 @@ class WalkError:
         return cls(relpath, operation, err.errno or errno.EIO, err.strerror or str(err))
 
     def describe(self, root: bytes) -> str:
+        """The error as one sentence, the path exact (surrogate-escaped): whoever shows it
+        escapes it for where it goes (hpcingest.escaping), as a name can hold anything."""
         path = os.fsdecode(os.path.join(root, self.relpath) if self.relpath else root)
-        return f"{self.operation} {path!r}: [Errno {self.errno}] {self.message}"
+        return f"{self.operation} '{path}': [Errno {self.errno}] {self.message}"

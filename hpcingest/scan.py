@@ -13,6 +13,7 @@ import resource
 import stat
 import sys
 import tempfile
+import threading
 import time
 from array import array
 from collections import Counter
@@ -21,7 +22,9 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, BinaryIO
 
 from hpcingest import collectives
+from hpcingest.escaping import json_safe, terminal_text
 from hpcingest.exclusions import ExclusionError, Exclusions
+from hpcingest.ingest.interrupts import StopOnSignals
 from hpcingest.records import EntryBatch, EntryType, WalkError
 from hpcingest.sources import check_source, check_walk_options, open_source
 from hpcingest.sources.posix import SourceRootError
@@ -94,7 +97,7 @@ class ScanSink:
         if len(self.error_samples) < _MAX_ERROR_SAMPLES:
             self.error_samples.append(text)
         if self.echo_errors:
-            sys.stderr.write(f"hpcingest: {text}\n")
+            sys.stderr.write(f"hpcingest: {terminal_text(text, sys.stderr.encoding)}\n")
 
 
 @dataclass
@@ -127,11 +130,14 @@ class ScanSummary:
     error_samples: list[str] = field(default_factory=list)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
+        """Valid UTF-8 JSON text; a source that is not UTF-8 keeps its exact bytes in ``source_b64``."""
+        return json.dumps(json_safe(asdict(self)), indent=2)
 
-    def to_text(self) -> str:
+    def to_text(self, encoding: str | None = "utf-8") -> str:
+        """For a terminal writing ``encoding``: the source and the error samples are escaped
+        (hpcingest.escaping), so a hostile name cannot colour, move or forge the output."""
         lines = [
-            f"scanned {self.source} with {self.ranks} rank(s) in {self.elapsed_s:.3f} s "
+            f"scanned {terminal_text(self.source, encoding)} with {self.ranks} rank(s) in {self.elapsed_s:.3f} s "
             f"({self.entries_per_s:,.0f} entries/s)",
             "entries: " + ", ".join(f"{k} {v:,}" for k, v in self.entries_by_type.items() if v),
             f"files {self.files:,}  directories {self.directories:,}  symlinks {self.symlinks:,}  "
@@ -150,7 +156,7 @@ class ScanSummary:
                 bar = "#" * max(1, round(40 * count / top))
                 lines.append(f"  {label:>{width}} {count:>12,} {bar}")
         for sample in self.error_samples[:10]:
-            lines.append(f"error: {sample}")
+            lines.append(f"error: {terminal_text(sample, encoding)}")
         if self.errors > 10:
             lines.append(f"... {self.errors - 10:,} more errors (see --json)")
         return "\n".join(lines)
@@ -216,12 +222,18 @@ def run(comm, args) -> int:
     if config is None:
         return 2
     rank = comm.Get_rank()
-    summary = scan(comm, config)
+    stop = threading.Event()
+    with StopOnSignals(None, stop) as signals:
+        summary = scan(comm, config, stop)
+    if signals.exit_code is not None:
+        if rank == 0:
+            print(f"hpcingest scan: stopped by {signals.name}: the walk is incomplete, so no summary", file=sys.stderr)
+        return signals.exit_code
     if rank != 0:
         return 0
     failed = _write_json(config.json_path, summary) if config.json_path else None
     if not config.quiet:
-        print(summary.to_text(), flush=True)
+        print(summary.to_text(sys.stdout.encoding), flush=True)
     if failed:
         print(f"hpcingest scan: error: --json {failed}", file=sys.stderr)
         return 1
@@ -242,8 +254,9 @@ def _write_json(path: str, summary: ScanSummary) -> str | None:
     return None
 
 
-def scan(comm, config: ScanConfig) -> ScanSummary | None:
-    """Collective walk; returns the summary on rank 0 and None elsewhere.
+def scan(comm, config: ScanConfig, stop: threading.Event | None = None) -> ScanSummary | None:
+    """Collective walk; returns the summary on rank 0 and None elsewhere.  Setting ``stop``
+    (SIGINT, SIGTERM: see :func:`run`) abandons the rest of the walk.
 
     After the last entry there is no collective: the walk's closing round (the engine's own
     messages up and down the rank tree) carries every rank's listing size to every rank and its
@@ -257,7 +270,8 @@ def scan(comm, config: ScanConfig) -> ScanSummary | None:
             _create_listing(config.list_path)
         collectives.barrier(comm)
         start = time.time()
-        stats = run_walk(comm, source, sink, max_rate=config.max_rate, closing=lambda s: _closing(sink, spool, s))
+        stats = run_walk(comm, source, sink, stop=stop, max_rate=config.max_rate,
+                         closing=lambda s: _closing(sink, spool, s))
         if config.list_path:
             listing_sizes = [size for size, in stats.closing]
             _write_listing(spool, config.list_path, offset=sum(listing_sizes[:comm.Get_rank()]))

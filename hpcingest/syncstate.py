@@ -29,11 +29,14 @@ import sqlite3
 from array import array
 import struct
 import time
+import urllib.parse
 import zlib
 from contextlib import contextmanager
 from collections import OrderedDict, deque
 from typing import Callable, Iterable, Mapping
 
+from hpcingest.escaping import terminal_text
+from hpcingest.launch import FatalError
 from hpcingest.engine import FIRST_SERVICE_TAG, WorkContext, pack_items, unpack_items
 from hpcingest.profile import recorder
 
@@ -102,28 +105,97 @@ def shard_of(directory: bytes, shards: int) -> int:
     return zlib.crc32(directory) % shards
 
 
+class StateError(FatalError):
+    """The sync state cannot be used (a shard or the shard count is damaged); the message
+    names the file and what to do.  Raised on rank 0 before any work (:func:`check_state`),
+    or on the rank that meets damage the check could not see, which ends the job."""
+
+
+def state_error(path: str, err: BaseException) -> StateError:
+    """One line for a state file that cannot be used; damage gets the way out.  Not
+    --ignore_cache: it skips reading the state, not writing it, so the shard is opened all the
+    same."""
+    shown = terminal_text(path)
+    code = getattr(err, "sqlite_errorcode", None)
+    damaged = isinstance(err, ValueError) or (
+        code is not None and code & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB))
+    if not damaged:
+        return StateError(f"the job's sync state {shown} cannot be used: {err}")
+    state_dir = terminal_text(os.path.dirname(path))
+    return StateError(f"the job's sync state {shown} is damaged ({err}): move the job's state directory aside "
+                      f"(mv {state_dir} {state_dir}.damaged) and rerun: the next pass then compares every entry "
+                      "with the catalog, as a first pass does; or use a new --job_name")
+
+
+def _recorded_shards(marker: str) -> int | None:
+    """The shard count a state directory records, None when it records none yet."""
+    try:
+        with open(marker, "rb") as f:
+            text = f.read(64)
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        raise state_error(marker, err) from None
+    try:
+        shards = int(text.strip())
+    except ValueError:
+        shards = 0
+    if shards < 1:
+        raise state_error(marker, ValueError(f"it holds {text[:20]!r}, not a shard count"))
+    return shards
+
+
+def check_state(state_dir: str) -> None:
+    """Rank 0, before any rank works: the shard count and every shard can be read.  Each
+    rank opens its own shards as the walk reaches them, so a damaged one (a disk or a copy
+    cut it short) ended that rank with a traceback in the middle of the walk.  Opening a
+    shard reads its header and schema: a file cut short or not a database fails here; the
+    rarer damage deep inside one is still met by its rank (:class:`StateError`).  A shard
+    left mid-transaction by a crash is rolled back here, as its rank would."""
+    _recorded_shards(os.path.join(state_dir, "shards"))
+    try:
+        names = sorted(n for n in os.listdir(state_dir) if n.startswith("shard-") and n.endswith(".sqlite"))
+    except FileNotFoundError:
+        return
+    for name in names:
+        path = os.path.join(state_dir, name)
+        try:
+            connection = sqlite3.connect(f"file:{urllib.parse.quote(path)}?mode=rw", uri=True)
+            try:
+                connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            finally:
+                connection.close()
+        except sqlite3.Error as err:
+            raise state_error(path, err) from None
+
+
 def shard_count(state_dir: str, ranks: int = 1) -> int:
     """The shard count recorded in ``state_dir``.  A new state directory gets at least one
     shard per rank of the run that creates it (a power of two, at least 64), so every rank
     owns a shard: a rank that owns none serves no state and is home to no directory."""
     marker = os.path.join(state_dir, "shards")
-    try:
-        with open(marker) as f:
-            return int(f.read().strip())
-    except FileNotFoundError:
+    shards = _recorded_shards(marker)
+    if shards is None:
         os.makedirs(state_dir, mode=0o700, exist_ok=True)
         tmp = f"{marker}.{os.getpid()}"
         shards = max(DEFAULT_SHARDS, 1 << (max(ranks, 1) - 1).bit_length())
         with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
             f.write(f"{shards}\n")
         os.replace(tmp, marker)  # every rank writes the same count: whichever lands is right
-        return shards
+    return shards
 
 
 class ShardFile:
     """One sqlite shard, opened by its owner only."""
 
     def __init__(self, path: str) -> None:
+        self.path = path
+        try:
+            self._open(path)
+        except sqlite3.Error as err:
+            raise state_error(path, err) from None
+
+    def _open(self, path: str) -> None:
         self.connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         os.chmod(path, 0o600)
         cur = self.connection
@@ -312,6 +384,8 @@ class ShardFile:
         recorder.current.begin("state")
         try:
             yield
+        except sqlite3.Error as err:  # damage deep in the file, which opening it could not see
+            raise state_error(self.path, err) from None
         finally:
             recorder.current.end()
             self.seconds += time.perf_counter() - wall

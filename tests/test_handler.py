@@ -208,6 +208,12 @@ def test_enum_members_of_another_operation_class_are_matched_by_name():
      r"operation\(\) returned 'PUT', not a member of Operation"),
     ("    @staticmethod\n    def character_map():\n        return MAP\n",
      r"character_map\(\) raised NameError: name 'MAP' is not defined"),
+    # a number is asked for: "many" was a ValueError traceback from the middle of the walk
+    ("    max_retries = staticmethod(lambda cls, logger, meta: 'many')\n",
+     r"max_retries\(\) returned 'many', not a number"),
+    ("    timeout = staticmethod(lambda cls, logger, meta: [60])\n", r"timeout\(\) returned \[60\], not a number"),
+    ("    delay = staticmethod(lambda cls, logger, meta, retries: float('nan'))\n",
+     r"delay\(\) returned nan, not a number"),
 ])
 def test_inline_handler_errors(body, message):
     with pytest.raises(HandlerError, match=f"^inline.py: {message}$"):

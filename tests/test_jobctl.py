@@ -238,3 +238,64 @@ def test_stop_leaves_a_job_that_ended_as_it_ended(zone, tmp_path, status):
     result = hpcingest(zone, "stop", "done", "--job_dir", job.root)
     assert result.returncode == 0 and f"not running ({status}); nothing to stop" in result.stdout.decode()
     assert open(job.record_path).read() == before and not os.path.exists(stop_path(job.path))
+
+
+@pytest.fixture
+def failed_job(zone, tmp_path):
+    """A finished job whose three files failed: a record and a failure report of three lines."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("a", "b", "c"):
+        (src / name).write_bytes(b"x")
+    jobs = tmp_path / "jobs"
+    handler = os.path.join(os.path.dirname(__file__), "ingest", "handlers", "failing.py")
+    result = hpcingest(zone, "start", str(src), f"{zone.home}/failed{os.getpid()}_{tmp_path.name}", "--job_dir",
+                       str(jobs), "--job_name", "f", "--event_handler", handler)
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    return jobs, jobs / "f"
+
+
+def assert_one_error_line(result, status: int, *texts: bytes) -> None:
+    errors = [line for line in result.stderr.splitlines() if b"error:" in line]
+    assert result.returncode == status and b"Traceback" not in result.stderr and len(errors) == 1, result.stderr
+    assert all(text in errors[0] for text in texts), result.stderr
+
+
+def test_a_damaged_failure_report_shows_what_it_can(zone, failed_job):
+    """A report with a line that is not JSON (and a half-written last line, as a crash leaves)
+    gave a JSONDecodeError traceback and showed nothing: now its good lines are shown and the
+    rest counted on stderr; only a report with no good line at all is an error."""
+    jobs, job = failed_job
+    report = job / "failures.jsonl"
+    good = report.read_bytes()
+    report.write_bytes(b'{"bad json\n\xff\xfe\n' + good + b'{"path": "/half-writ')
+    for extra in ([], ["--json"]):
+        result = hpcingest(zone, "report", "f", "--job_dir", str(jobs), *extra)
+        assert result.returncode == 0 and b"Traceback" not in result.stderr, result.stderr
+        assert b"warning: 3 line(s) of the failure report" in result.stderr
+        shown = len(json.loads(result.stdout)) if extra else result.stdout.count(b": cannot take ")
+        assert shown == 3, result.stdout
+    report.write_bytes(b'{"bad json\n\xff\xfe\n{"path": 5}\n')
+    for extra in ([], ["--json"]):
+        result = hpcingest(zone, "report", "f", "--job_dir", str(jobs), *extra)
+        assert_one_error_line(result, 2, b"3 line(s) of the failure report", b"0 line(s) could")
+
+
+@pytest.mark.parametrize("damage", [{"counters": "notadict"}, {"start_time": "yesterday"},
+                                    {"counters": {"files": "many"}}, {"pass_number": True}, b"garbage",
+                                    b'["a list"]', b'{"job_name": "f"}'],
+                         ids=["counters", "start_time", "counter", "pass_number", "not-json", "not-object",
+                              "missing"])
+def test_a_damaged_job_record_is_one_clear_error_for_every_command(zone, failed_job, damage):
+    """Valid JSON of the wrong types in job.json gave AttributeError/TypeError tracebacks in
+    `watch`, `stop` and `list`, and `report` on a garbage record said "no failed or skipped
+    entries" with status 0: the record's fields are checked where it is read, for all."""
+    jobs, job = failed_job
+    record = job / "job.json"
+    if isinstance(damage, bytes):
+        record.write_bytes(damage)
+    else:
+        record.write_text(json.dumps({**json.loads(record.read_text()), **damage}))
+    for command in (["watch", "f"], ["stop", "f"], ["report", "f"], ["list"], ["resume", "f"], ["profile", "f"]):
+        result = hpcingest(zone, *command, "--job_dir", str(jobs))
+        assert_one_error_line(result, 2, f"job record {record} is unreadable".encode())

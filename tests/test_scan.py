@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
 from tests import trees
 from tests.conftest import launcher_params
-from tests.launchers import Launcher, collectives_after_walk, hpcingest_argv, mpi_script, run
+from tests.launchers import HANG_GUARD_S, Launcher, collectives_after_walk, hpcingest_argv, mpi_script, run
 
 TREE_KINDS = {
     "random": lambda root: trees.random_tree(root, seed=7, entries=4000),
@@ -309,3 +312,56 @@ def test_the_listing_is_written_without_blocking_mpi_io(tree_roots, tmp_path):
                                          "--list", str(listing), "--json", str(summary_path)])
     assert result.returncode == 0, result.stderr.decode(errors="replace")
     assert_matches_find(root, read_listing(listing), json.loads(summary_path.read_text()), 3)
+
+
+HOSTILE_SOURCE = b"esc\x1b[31mdir\xff"
+HOSTILE_UNREADABLE = b"x\x1b]0;title\x07\nforged"
+
+
+def test_summary_escapes_the_source_and_error_samples(world_dir):
+    """The summary printed SRC raw (a colour escape and a byte that is not UTF-8 reached the
+    terminal) and the JSON held it as ``\\udcff``, which strict parsers reject; the errors
+    walked are shown escaped too, on stderr and in the summary, as `report` shows names."""
+    root = os.path.join(os.fsencode(world_dir), HOSTILE_SOURCE)
+    os.makedirs(os.path.join(root, HOSTILE_UNREADABLE))
+    os.chmod(os.path.join(root, HOSTILE_UNREADABLE), 0o000)  # an error for the samples (as nobody)
+    summary = os.path.join(world_dir, "summary.json")
+    result = run(None, hpcingest_argv("scan", os.fsdecode(root), "--json", summary),
+                 prefix=unprivileged_prefix(world_dir), env={"PYTHONIOENCODING": "ascii"})
+    assert result.returncode == 0, result.stderr
+    for output in (result.stdout, result.stderr):
+        assert b"\x1b" not in output and b"\x07" not in output and b"\xff" not in output, output
+        assert all(line.isascii() and line.decode().isprintable() for line in output.splitlines()), output
+    shown_source = "esc\\u001b[31mdir\\xff"
+    out, err = result.stdout.decode(), result.stderr.decode()
+    assert f"scanned {os.path.join(world_dir, shown_source)} with 1 rank(s)" in out
+    assert f"{shown_source}/x\\u001b]0;title\\u0007\\nforged': [Errno 13]" in out
+    assert f"{shown_source}/x\\u001b]0;title\\u0007\\nforged': [Errno 13]" in err
+    written = json.loads(open(summary, encoding="utf-8").read())
+    assert base64.b64decode(written["source_b64"]) == root
+
+
+def walking(pid: int, root: bytes) -> bool:
+    """Whether the scan is in its walk: it holds a directory of ``root`` open."""
+    try:
+        return any(os.readlink(f"/proc/{pid}/fd/{fd}").startswith(os.fsdecode(root))
+                   for fd in os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return False
+
+
+def test_sigint_ends_a_throttled_scan_in_one_line(tree_roots, tmp_path):
+    """Ctrl-C during ``scan --max_rate 1`` was a KeyboardInterrupt traceback from the engine's
+    throttle; now it ends as `start` does: one line, exit status 130 (128 + SIGINT), and the
+    throttle's wait gives way to the stop."""
+    root = tree_roots["random"]
+    job = subprocess.Popen(hpcingest_argv("scan", os.fsdecode(root), "--max_rate", "1"),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    hang_guard = time.monotonic() + HANG_GUARD_S
+    while not walking(job.pid, root):
+        assert job.poll() is None and time.monotonic() < hang_guard, job.communicate()
+        time.sleep(0.05)
+    job.send_signal(signal.SIGINT)
+    out, err = job.communicate(timeout=HANG_GUARD_S)
+    assert job.returncode == 130 and out == b"", (out, err)
+    assert err == b"hpcingest scan: stopped by SIGINT: the walk is incomplete, so no summary\n", err

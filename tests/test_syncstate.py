@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from hpcingest.syncstate import RowCache, ShardFile, SyncState, shard_count
+from hpcingest.syncstate import RowCache, ShardFile, StateError, SyncState, check_state, shard_count
 from tests.launchers import Launcher, run
 
 
@@ -146,3 +146,61 @@ def test_row_cache_evicts_the_least_recently_used_directory_past_its_row_budget(
     assert cache.rows == 3
     cache.put(b"huge", {bytes([i]): 0.0 for i in range(50)})  # the newest stays however large
     assert len(cache) == 1 and cache.rows == 50 and cache.get(b"huge") is not None
+
+
+def corrupt_middle_page(path: str) -> None:
+    """Overwrite one page in the middle of a sqlite file: damage its header cannot show."""
+    size = os.path.getsize(path)
+    with open(path, "r+b") as f:
+        f.seek(size // 2 // 4096 * 4096)
+        f.write(bytes(range(256)) * 16)
+
+
+def damaged_state(tmp_path, damage: str) -> tuple[str, str]:
+    """A state directory with one shard of records, then ``damage`` done to it; returns the
+    directory and the damaged file."""
+    state_dir = str(tmp_path / "state")
+    shard_count(state_dir)
+    path = os.path.join(state_dir, "shard-0000.sqlite")
+    shard = ShardFile(path)
+    for i in range(100):
+        shard.record(b"dir%d" % i, [(b"name%05d" % j, 1.0, 1) for j in range(100)])
+    shard.close()
+    if damage == "truncated":
+        os.truncate(path, 1000)
+    elif damage == "random":
+        with open(path, "wb") as f:
+            f.write(bytes(range(256)) * 20)
+    elif damage == "shards":
+        path = os.path.join(state_dir, "shards")
+        with open(path, "w") as f:
+            f.write("abc\n")
+    elif damage == "middle":
+        corrupt_middle_page(path)
+    return state_dir, path
+
+
+@pytest.mark.parametrize("damage, why", [("truncated", "database disk image is malformed"),
+                                         ("random", "file is not a database"), ("shards", "not a shard count")])
+def test_check_state_names_a_damaged_shard_and_the_way_out(tmp_path, damage, why):
+    """A shard cut short, one that is not a database and a shard count that is not a number
+    were a sqlite3.DatabaseError or ValueError traceback from whichever rank opened them."""
+    state_dir, path = damaged_state(tmp_path, damage)
+    with pytest.raises(StateError) as raised:
+        check_state(state_dir)
+    message = str(raised.value)
+    assert f"sync state {path} is damaged (" in message and why in message
+    assert f"mv {state_dir} {state_dir}.damaged" in message
+    with pytest.raises(StateError):  # the rank that opens it says the same (b"" is in shard 0)
+        SyncState(state_dir, 0, 1).lookup(None, b"", [b"name00001"])
+
+
+def test_damage_inside_a_shard_is_a_state_error_for_its_rank(tmp_path):
+    """A damaged page in the middle passes the check (it reads only the header and schema);
+    the rank that reads it gets the same StateError, which ends the job in one line."""
+    state_dir, path = damaged_state(tmp_path, "middle")
+    check_state(state_dir)
+    shard = ShardFile(path)
+    with pytest.raises(StateError, match="is damaged"):
+        for i in range(100):
+            shard.lookup(b"dir%d" % i, [b"name00001"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import stat
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -112,10 +113,15 @@ def check_metrics_file(path: str | None) -> str | None:
 
 
 def read_handler(path: str | None) -> tuple[str | None, str | None]:
+    """The handler file's text.  Only a regular file: ``/dev/zero`` was read forever, and a
+    FIFO would block its open (hence O_NONBLOCK, which a regular file ignores)."""
     if path is None:
         return None, None
     try:
-        with open(path, encoding="utf-8") as f:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with open(fd, encoding="utf-8") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ConfigError(f"--event_handler {path!r} is not a regular file: give the handler's .py file")
             return f.read(), os.path.abspath(path)
     except OSError as err:
         raise ConfigError(f"--event_handler {path!r}: {err.strerror}") from None

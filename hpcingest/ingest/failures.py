@@ -14,10 +14,11 @@ import errno
 import json
 import os
 import traceback
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from hpcingest.escaping import exact_fields, json_safe
+from hpcingest.typedjson import RecordTypeError, record_from_json
 
 
 @dataclass(frozen=True)
@@ -40,9 +41,13 @@ class Failure:
 
     @classmethod
     def from_json(cls, line: str) -> "Failure":
-        """A report line, as written now or before ``*_b64`` fields existed."""
-        record = exact_fields(json.loads(line))
-        return cls(**{f.name: record.get(f.name) for f in fields(cls)})
+        """A report line, as written now or before ``*_b64`` fields existed; ValueError when
+        it is not one (not JSON, not an object, a field of the wrong type)."""
+        record = json.loads(line)
+        if not isinstance(record, dict):
+            raise RecordTypeError("a report line is a JSON object")
+        record = exact_fields(record)
+        return record_from_json(cls, {f.name: record.get(f.name) for f in fields(cls)})
 
 
 class FailureLog:
@@ -87,11 +92,29 @@ def merge_reports(directory: str, output: str) -> int:
     return count
 
 
-def read_report(path: str) -> list[Failure]:
+@dataclass
+class Report:
+    """A failure report as read back: its good lines, and how many lines could not be read."""
+
+    failures: list[Failure] = field(default_factory=list)
+    unreadable: int = 0
+
+
+def read_report(path: str) -> Report:
+    """Every line that is a failure; a damaged line (a crash leaves a half-written last one)
+    is counted, not fatal, so one bad line never hides the others."""
+    report = Report()
     if not os.path.exists(path):
-        return []
+        return report
     with open(path, encoding="utf-8", errors="surrogateescape") as f:
-        return [Failure.from_json(line) for line in f if line.strip()]
+        for line in f:
+            if not line.strip():
+                continue
+            try:
+                report.failures.append(Failure.from_json(line))
+            except ValueError:  # JSON, base64 and field type errors alike
+                report.unreadable += 1
+    return report
 
 
 def describe_error(err: BaseException) -> tuple[str, int | None]:

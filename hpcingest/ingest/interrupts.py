@@ -30,7 +30,9 @@ SAME_REQUEST_S = 1.0
 class StopOnSignals:
     """Installs the handlers in the main thread for the life of a run (a context manager)."""
 
-    def __init__(self, job_path: str, stop: threading.Event) -> None:
+    def __init__(self, job_path: str | None, stop: threading.Event) -> None:
+        """``job_path``: the job whose stop file tells every rank; None for a command with no
+        job (scan), whose ranks each get the signal from the terminal or the launcher."""
         self.job_path = job_path
         self.stop = stop
         self.received: int | None = None
@@ -64,6 +66,8 @@ class StopOnSignals:
             os._exit(128 + signum)
         self.received, self._first = signum, time.monotonic()
         self.stop.set()
+        if self.job_path is None:
+            return
         try:
             request_stop(self.job_path, signal.Signals(signum).name)
         except OSError:

@@ -21,6 +21,7 @@ from typing import Any
 from hpcingest import collectives, logs
 from hpcingest.compat.utils import Operation
 from hpcingest.engine import Closing, EngineAborted, EngineStats
+from hpcingest.escaping import terminal_text
 from hpcingest.exclusions import ExclusionError
 from hpcingest.handler import EventHandler, HandlerError, load_handler, validate_handler
 from hpcingest.ingest.config import ConfigError, IngestConfig, build_config
@@ -46,13 +47,13 @@ from hpcingest.joblock import JobLock
 from hpcingest.lazy import lazy_module
 from hpcingest.sources import S3SourceError, WalkOptionError, open_source
 from hpcingest.sources.posix import SourceRootError
-from hpcingest.syncstate import SyncState
+from hpcingest.syncstate import StateError, SyncState, check_state
 from hpcingest.walk import run_walk
 
 ops = lazy_module("hpcingest.irods.operations")
 
 _USAGE_ERRORS = (ConfigError, WalkOptionError, ExclusionError, SourceRootError, S3SourceError, HandlerError, IrodsSettingsError,
-                 IrodsError, JobError)
+                 IrodsError, JobError, StateError)
 
 
 @dataclass
@@ -126,6 +127,7 @@ def prepare(args, argv: list[str]) -> JobSetup:
                            f"died on another node counts as running until its progress is "
                            f"{STALE_AFTER_S:.0f} s old)")
         config.warnings.append(f"job {config.job_name!r} died during pass {previous.pass_number}; resuming it")
+    check_state(jobdir.state_dir)  # a damaged checkpoint: one line now, not a traceback from one rank mid-walk
     if os.path.exists(stop_path(jobdir.path)):
         os.unlink(stop_path(jobdir.path))  # a stop request of an earlier run
     liveness.reset(jobdir.path)
@@ -171,8 +173,9 @@ def job_is_alive(jobdir: JobDirectory) -> bool:
     periodic passes too) or any rank's progress is younger than STALE_AFTER_S."""
     record = jobdir.load()
     launch = record.launch or {}
-    if launch.get("host") == socket.gethostname() and launch.get("pid"):
-        alive = _process_alive(int(launch["pid"]))
+    pid = launch.get("pid")
+    if launch.get("host") == socket.gethostname() and isinstance(pid, int) and pid > 0:
+        alive = _process_alive(pid)
         if alive is not None:
             return alive
     beat = liveness.heartbeat_age(jobdir.path)
@@ -266,6 +269,10 @@ def run(comm, args, argv: list[str] | None = None) -> int:
             metrics_file(config, jobdir, rank):
         try:
             status = run_passes(comm, setup, jobdir, stop, abort, signals)
+        except StateError:  # damage only this rank's shard showed: the job ends (hpcingest.launch)
+            with contextlib.suppress(OSError, JobError):
+                jobdir.update(status="failed", end_time=time.time())
+            raise
         except EngineAborted:
             watch.handled()
             leave_lost(jobdir, watch.lost or "a rank was lost", watch.wrote_notice)
@@ -460,13 +467,14 @@ def finish(setup: JobSetup, jobdir: JobDirectory, summary: IngestSummary, stoppe
         changes["last_pass_entries"] = summary.entries
         changes["pass_complete"] = True
     jobdir.update(**changes)
-    print(summary.to_text())
+    print(summary.to_text(sys.stdout.encoding))
     if stopped and not halted:
         cause = f" by {stopped_by}" if stopped_by else ""
         print(f"job {config.job_name} was stopped{cause}; its checkpoint is saved: rerun the same command (or "
               f"`hpcingest resume {config.job_name}`) to finish the pass")
     if reported:
-        print(f"failure report: {jobdir.failures_path} ({reported} entries; `hpcingest report {config.job_name}`)")
+        print(f"failure report: {terminal_text(jobdir.failures_path, sys.stdout.encoding)} ({reported} entries; "
+              f"`hpcingest report {config.job_name}`)")
     if halted:
         print(f"hpcingest start: error: {halted}", file=sys.stderr)
         return 1

@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 from hpcingest.compat.utils import Operation
 from hpcingest.engine import WorkContext
-from hpcingest.handler import EventHandler
+from hpcingest.handler import EventHandler, HandlerError
 from hpcingest.ingest.config import IngestConfig
 from hpcingest.ingest.content import FileContent, S3Content, removed_on_failure
 from hpcingest.ingest.deletion import DeletionSweep
@@ -398,11 +398,20 @@ class IngestSink:
         """Run one entry's action with the handler's retries, delay and timeout."""
         handler, logger = self.handler, self.logger
         log_config = meta["config"]["log"]  # what the old framework passes these three as "logger"
-        max_retries = int(handler.max_retries(log_config, meta) or 0)
-        timeout = handler.timeout(log_config, meta)
-        identity = handler.as_user(meta)
-        as_zone, as_user = identity if identity else (None, None)
         task_id = str(uuid.uuid1())  # one per entry, kept over its retries as Celery kept a task's
+
+        def give_up(err: Exception, attempts: int) -> bool:
+            self.report_failure(meta["path"], name.path, meta.get("operation", "?"), err, attempts,
+                                task=meta["task"], task_id=task_id)
+            return False
+
+        try:  # the handler's answers for this entry (they may depend on meta): a bad one fails the entry
+            max_retries = handler.guarded("max_retries", lambda: handler.max_retries(log_config, meta))
+            timeout = handler.guarded("timeout", lambda: handler.timeout(log_config, meta))
+            identity = handler.guarded("as_user", lambda: handler.as_user(meta))
+        except HandlerError as err:
+            return give_up(err, 0)
+        as_zone, as_user = identity if identity else (None, None)
         attempt = 0
         while True:
             attempt += 1
@@ -420,13 +429,14 @@ class IngestSink:
                     self._halt(refused, ctx)
                     return False
                 if attempt > max_retries:
-                    self.report_failure(meta["path"], name.path, meta.get("operation", "?"), err, attempt,
-                                        task=meta["task"], task_id=task_id)
-                    return False
+                    return give_up(err, attempt)
                 self.counters.retries += 1
                 logger.warning("retry_task", path=meta["path"], target=name.path, attempt=attempt, error=str(err),
                                **self._old_task_fields(meta["task"], task_id, err))
-                delay = float(handler.delay(log_config, meta, attempt) or 0)
+                try:
+                    delay = handler.guarded("delay", lambda: handler.delay(log_config, meta, attempt))
+                except HandlerError as bad:
+                    return give_up(bad, attempt)
                 if delay > 0:
                     deadline = time.monotonic() + delay
                     ctx.wait_until(lambda: time.monotonic() >= deadline)

@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field, fields
 
 from hpcingest.engine import EngineStats
+from hpcingest.escaping import json_safe, terminal_text
 from hpcingest.ingest.config import IngestConfig
 from hpcingest.ingest.sink import IngestCounters
 from hpcingest.irods.timing import ApiLatency, merge_latencies
@@ -59,7 +60,9 @@ class IngestSummary:
     profile: str | None = None  # where `hpcingest profile` finds this pass's recording
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
+        """Valid UTF-8 JSON text; a source or target that is not UTF-8 keeps its exact bytes in
+        ``source_b64``/``target_b64`` (hpcingest.escaping)."""
+        return json.dumps(json_safe(asdict(self)), indent=2)
 
     def counters_for_record(self) -> dict:
         return {"files": self.entries, "created": sum(self.created.values()), "updated": sum(self.updated.values()),
@@ -68,12 +71,17 @@ class IngestSummary:
                 "bytes_registered": self.bytes_registered,
                 "elapsed_s": self.elapsed_s, "batches": self.batches, "failed_batches": self.failed_batches}
 
-    def to_text(self) -> str:
+    def to_text(self, encoding: str | None = "utf-8") -> str:
+        """For a terminal writing ``encoding``: the job name, source and target are escaped
+        (hpcingest.escaping), so a hostile name cannot colour, move or forge the output."""
         def by_op(counts: dict[str, int]) -> str:
             return ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items())) or "0"
 
+        def shown(text: str) -> str:
+            return terminal_text(text, encoding)
+
         return "\n".join([
-            f"job {self.job_name}: {self.source} -> {self.target} with {self.ranks} rank(s) in "
+            f"job {shown(self.job_name)}: {shown(self.source)} -> {shown(self.target)} with {self.ranks} rank(s) in "
             f"{self.elapsed_s:.3f} s ({self.entries_per_s:,.0f} entries/s)",
             "scanned " + (", ".join(f"{k} {v:,}" for k, v in sorted(self.entries_by_type.items())) or "nothing")
             + f"; {self.bytes_scanned:,} bytes in regular files; balance max/mean {self.balance_max_over_mean:.2f}"
@@ -94,7 +102,7 @@ class IngestSummary:
                if self.directories_resumed else "")
             + (f"  too young (left for a later pass) {self.too_young:,}" if self.too_young else ""),
             *self._api_lines(),
-            *([f"profile recorded: `hpcingest profile {self.job_name}` draws it"] if self.profile else []),
+            *([f"profile recorded: `hpcingest profile {shown(self.job_name)}` draws it"] if self.profile else []),
         ])
 
     def _api_lines(self) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -74,3 +75,22 @@ def test_retry_overrides_get_the_log_configuration_as_the_old_framework_passed_i
                    launcher=Launcher("mpiexec", 2), job_dir=tmp_path / "jobs"))
     assert "failed 0" in out and "retries 3" in out
     assert catalog(zone, target).objects == source_view(tree).objects
+
+
+@pytest.mark.parametrize("hook", ["max_retries", "timeout", "delay"])
+def test_a_retry_override_answering_no_number_fails_its_entry_not_the_job(zone, target, tree, tmp_path, hook):
+    """``max_retries()`` returning "many" for one entry was a ValueError traceback from the
+    sink that ended every rank; like a bad answer of any other override, it is now
+    "FILE: max_retries() returned 'many', not a number", the failure of that entry alone."""
+    handler = os.path.join(HANDLERS, "bad_number.py")
+    jobs = tmp_path / "jobs"
+    result = start(zone, tree, target, "--event_handler", handler, "--job_name", "n", launcher=Launcher("mpiexec", 2),
+                   job_dir=jobs, env={"HOOK": hook, "BAD_VALUE": "many", "BAD_FOR": "/a/y"})
+    stderr = result.stderr.decode()
+    # --synchronous: an entry failed; a traceback only inside the failed_task log line (its einfo)
+    assert result.returncode == 1 and not any(line.startswith("Traceback") for line in stderr.splitlines()), stderr
+    assert "failed 1 " in result.stdout.decode()
+    (line,) = [json.loads(text) for text in (jobs / "n" / "failures.jsonl").read_text().splitlines()]
+    assert line["path"].endswith("/a/y") and line["error"] == "HandlerError"
+    assert line["message"] == f"{handler}: {hook}() returned 'many', not a number"
+    assert set(catalog(zone, target).objects) == {"x", "a/b/z"}

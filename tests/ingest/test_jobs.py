@@ -15,8 +15,9 @@ import pytest
 
 from hpcingest import sample
 from hpcingest.zone.testing import start_zone
-from tests.ingest.conftest import HANDLERS, catalog, hooks, source_view
+from tests.ingest.conftest import HANDLERS, catalog, hooks, source_view, start
 from tests.launchers import Launcher, hpcingest_argv, run
+from tests.test_syncstate import corrupt_middle_page
 
 
 @pytest.fixture
@@ -291,3 +292,34 @@ def test_resume_refuses_a_source_that_now_names_another_tree(zone, target, tmp_p
     stderr = resumed.stderr.decode()
     assert resumed.returncode == 2 and "a link that moved" in stderr and "Traceback" not in stderr
     assert set(catalog(zone, target).objects) == {"a"}
+
+
+@pytest.mark.parametrize("damage", ["truncated", "shards", "middle"])
+def test_a_damaged_sync_state_ends_start_in_one_line(zone, target, tmp_path, damage):
+    """A checkpoint cut short, a shard count that is not a number, and a damaged page inside a
+    shard gave a sqlite3/ValueError traceback from one rank, and the job stayed "running".
+    The first two are found on rank 0 before any rank works; the third by the rank that reads
+    the page, which records the job as failed and ends every rank.  Either way: one line
+    naming the file and the way out, exit 2."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(3000):  # at the top: every record in one directory of shard 0 (rank 0's), over many pages
+        (src / f"file-with-a-longer-name-{i:05d}").write_bytes(b"")
+    jobs = tmp_path / "jobs"
+    first = start(zone, src, target, "--job_name", "s", job_dir=jobs, launcher=Launcher("mpiexec", 2))
+    assert first.returncode == 0, first.stderr
+    state = jobs / "s" / "state"
+    damaged = state / ("shards" if damage == "shards" else "shard-0000.sqlite")
+    if damage == "truncated":
+        os.truncate(damaged, 1000)
+    elif damage == "shards":
+        damaged.write_text("abc\n")
+    else:
+        corrupt_middle_page(str(damaged))
+    result = start(zone, src, target, "--job_name", "s", job_dir=jobs, launcher=Launcher("mpiexec", 2))
+    errors = [line for line in result.stderr.splitlines() if b"error:" in line]
+    assert result.returncode == 2 and b"Traceback" not in result.stderr and len(errors) == 1, result.stderr
+    assert f"sync state {damaged} is damaged".encode() in errors[0]
+    assert f"mv {state} {state}.damaged".encode() in errors[0]
+    status = json.loads((jobs / "s" / "job.json").read_text())["status"]
+    assert status == ("failed" if damage == "middle" else "finished")  # never "running"

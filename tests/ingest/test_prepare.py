@@ -137,3 +137,16 @@ def test_a_batch_size_past_the_limit_is_refused_before_work(zone, target, tmp_pa
     assert not jobs.exists()  # refused before a job directory, let alone a record saying running
     with zone.session() as session:
         assert not session.collections.exists(target)
+
+
+def test_an_event_handler_that_is_not_a_regular_file_is_refused(zone, target, tmp_path):
+    """``--event_handler /dev/zero`` was read until memory ran out, and a FIFO's open waits
+    for a writer forever: only a regular file is a handler file."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for path in ("/dev/zero", str(fifo)):
+        result = start(zone, tmp_path, target, "--event_handler", path, launcher=Launcher("mpiexec", 2),
+                       job_dir=tmp_path / "jobs")
+        stderr = result.stderr.decode()
+        assert result.returncode == 2 and "Traceback" not in stderr, stderr
+        assert f"--event_handler {path!r} is not a regular file" in stderr
