@@ -235,7 +235,6 @@ def _main(argv: list[str] | None, prog: str) -> int:
                 argv = resumption.argv
                 args = parser.parse_args(["start", *argv])
                 args.resumed_source = resumption.source
-                jobctl.check_recorded_handler(args.event_handler)
             except JobError as err:
                 if launcher_rank() == 0:
                     print(f"hpcingest resume: error: {err}", file=sys.stderr)

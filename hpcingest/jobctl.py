@@ -16,7 +16,7 @@ from hpcingest.ingest.display import ProgressDisplay
 from hpcingest.ingest.failures import read_report
 from hpcingest.ingest.monitor import read_progress, request_stop, stall_report, stall_threshold
 from hpcingest import outputs
-from hpcingest.jobdir import JobDirectory, JobError, check_private, job_root, list_jobs
+from hpcingest.jobdir import JobDirectory, JobError, job_root, list_jobs
 from hpcingest.slurmchain import Chain, ChainError, active_chain, stop_chain
 
 
@@ -333,13 +333,6 @@ def _last_profiled_pass(job: JobDirectory) -> int:
     if not passes:
         raise JobError(f"job {job.name!r} has no profile: run `hpcingest start` with --profile")
     return passes[-1]
-
-
-def check_recorded_handler(path: str | None) -> None:
-    """The handler file a job record names runs again on `resume`: like the record, it must
-    be the running user's (or root's) and writable by nobody else."""
-    if path is not None:
-        check_private(path, "the job's event handler", directory=False, shared=True, follow=True)
 
 
 @dataclass

@@ -18,7 +18,7 @@ from hpcingest.compat.options import ignored_option_warnings
 from hpcingest.exclusions import Exclusions
 from hpcingest.ingest.monitor import STALL_AFTER_S
 from hpcingest.logs import LogOptions, LogOptionsError
-from hpcingest.jobdir import check_job_name, job_root
+from hpcingest.jobdir import check_job_name, check_private, job_root
 from hpcingest.outputs import check_output
 from hpcingest.sources import check_source, check_walk_options
 
@@ -114,12 +114,17 @@ def check_metrics_file(path: str | None) -> str | None:
 
 def read_handler(path: str | None) -> tuple[str | None, str | None]:
     """The handler file's text.  Only a regular file: ``/dev/zero`` was read forever, and a
-    FIFO would block its open (hence O_NONBLOCK, which a regular file ignores)."""
+    FIFO would block its open (hence O_NONBLOCK, which a regular file ignores).  Its code runs
+    as the ingesting user (often root): the file must be that user's (or root's) and writable
+    by nobody else, on `start` as on `resume` (a job could start that it could not resume).
+    A leading byte-order mark is dropped, as Python's own import drops it."""
     if path is None:
         return None, None
+    if os.path.exists(path) and stat.S_ISREG(os.stat(path).st_mode):
+        check_private(path, "the event handler", directory=False, shared=True, follow=True)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        with open(fd, encoding="utf-8") as f:
+        with open(fd, encoding="utf-8-sig") as f:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise ConfigError(f"--event_handler {path!r} is not a regular file: give the handler's .py file")
             return f.read(), os.path.abspath(path)

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -150,3 +151,29 @@ def test_an_event_handler_that_is_not_a_regular_file_is_refused(zone, target, tm
         stderr = result.stderr.decode()
         assert result.returncode == 2 and "Traceback" not in stderr, stderr
         assert f"--event_handler {path!r} is not a regular file" in stderr
+
+
+def test_start_refuses_a_handler_others_can_write_as_resume_does(zone, target, tmp_path):
+    """`start` ran a world-writable handler file (as root, anyone's code) that `resume` then refused."""
+    handler = tmp_path / "handler.py"
+    handler.write_bytes((Path(HANDLERS) / "counting.py").read_bytes())
+    handler.chmod(0o666)
+    result = start(zone, tmp_path, target, "--event_handler", str(handler), launcher=Launcher("mpiexec", 2),
+                   job_dir=tmp_path / "jobs", env={"HOOK_LOG": str(tmp_path / "hooks")})
+    stderr = result.stderr.decode()
+    assert result.returncode == 2 and "can be written by other users" in stderr and "Traceback" not in stderr
+    assert not (tmp_path / "hooks").exists()
+
+
+def test_a_handler_file_with_a_byte_order_mark_runs_as_python_runs_it(zone, target, tmp_path):
+    """Saved by an editor that writes a UTF-8 BOM: Python imports it, hpcingest refused it
+    ("invalid non-printable character U+FEFF")."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_bytes(b"f")
+    handler = tmp_path / "bom.py"
+    handler.write_bytes(b"\xef\xbb\xbf" + (Path(HANDLERS) / "counting.py").read_bytes())
+    result = start(zone, src, target, "--event_handler", str(handler), launcher=Launcher("mpiexec", 2),
+                   job_dir=tmp_path / "jobs", env={"HOOK_LOG": str(tmp_path / "hooks")})
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    assert "pre_job" in (tmp_path / "hooks").read_text()
