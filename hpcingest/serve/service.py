@@ -16,7 +16,7 @@ import time
 import uuid
 from itertools import islice
 
-from hpcingest.ingest.failures import Failure
+from hpcingest.ingest.failures import read_report
 from hpcingest.ingest.monitor import request_stop
 from hpcingest.jobctl import _last_profiled_pass, _mtime, _remove_job_directory
 from hpcingest.jobdir import JobDirectory, JobError, check_job_name, check_private
@@ -182,18 +182,18 @@ class JobService:
             raise ServiceError(400, f"offset must be 0 or more and limit 1 to {MAX_PAGE}")
         running = sorted(glob.glob(os.path.join(glob.escape(job.path), "failures.rank*.jsonl")))
         paths = running or [job.failures_path]
-        total, page = 0, []
+        total, page, unreadable = 0, [], 0
         for path in paths:
             try:
-                with open(path, encoding="utf-8", errors="surrogateescape") as f:
-                    lines = [line for line in f if line.strip()]
+                report = read_report(path)  # a running rank's file may end in a half-written line
             except FileNotFoundError:
                 continue
-            wanted = islice(lines, max(0, offset - total), max(0, offset + limit - total))
-            page += [Failure.from_json(line).to_record() for line in wanted]
-            total += len(lines)
+            wanted = islice(report.failures, max(0, offset - total), max(0, offset + limit - total))
+            page += [failure.to_record() for failure in wanted]
+            total += len(report.failures)
+            unreadable += report.unreadable
         return {"job_name": name, "pass_running": bool(running), "total": total, "offset": offset, "limit": limit,
-                "failures": page[:limit]}
+                "failures": page[:limit], "unreadable": unreadable}
 
     def profile_page(self, name: str, pass_number: int | None) -> str:
         """The timeline page of a pass run with ``profile`` (rendered once, again when the

@@ -169,6 +169,10 @@ def test_failures_are_paged(service, zone, tmp_path):
     paths = sorted(entry["path"] for page in pages for entry in page["failures"])
     assert paths == sorted(str(tree / f"f{i}") for i in range(7))
     assert all(entry["error"] == "RuntimeError" for page in pages for entry in page["failures"])
+    with open(os.path.join(service.job_dir, "failing", "failures.jsonl"), "a") as report:
+        report.write('{"path": "/half-writ')  # what a rank that died mid-write leaves (it was a 500)
+    page = service.request("GET", "/job/failing/failures?limit=10").json()
+    assert page["total"] == 7 and len(page["failures"]) == 7 and page["unreadable"] == 1
     found = metrics(service)
     assert found[("hpcingest_job_state", (("job", "failing"), ("state", "failed")))] == 1.0
     assert found[("hpcingest_job_files", (("job", "failing"), ("outcome", "failed")))] == 7
