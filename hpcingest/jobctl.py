@@ -197,12 +197,14 @@ def cmd_stop(args) -> int:
     if cancelled is not None:
         print(f"job {args.job}: its next pass, Slurm job {cancelled}, is cancelled")
     info = describe(job)
-    if info["status"] == "died":  # its ranks are gone: what is left to do is to say so
-        job.update(status="stopped")
-        print(f"job {args.job} is not running (died); recorded as stopped")
-        return 0
-    if info["status"] not in ("running", "waiting"):  # a finished or failed job keeps saying so
-        print(f"job {args.job} is not running ({info['status']}); nothing to stop")
+    if info["status"] not in ("running", "waiting"):
+        # a one-pass job that finished or failed keeps saying so; a periodic job between passes
+        # (its chain just ended) or one whose ranks died is stopped by this
+        if info["status"] == "died" or job.load().periodic:
+            job.update(status="stopped")
+            print(f"job {args.job} is not running ({info['status']}); recorded as stopped")
+        else:
+            print(f"job {args.job} is not running ({info['status']}); nothing to stop")
         return 0
     request_stop(job.path, "hpcingest stop")
     deadline = time.time() + args.timeout

@@ -227,10 +227,21 @@ def test_a_job_root_that_cannot_hold_jobs_is_one_clear_error(zone, tmp_path, com
     assert afile.read_text() == "not a directory\n"
 
 
+def test_stop_ends_a_periodic_job_between_passes(zone, tmp_path):
+    """Between two passes a periodic job's record says its last pass finished: `stop` ends the job."""
+    job = JobDirectory(str(tmp_path / "jobs"), "every")
+    job.create()
+    job.save(JobRecord(job_name="every", source=str(tmp_path), target="/tempZone/home/rods/e", options={},
+                       status="finished", periodic=True, pass_number=3, pass_complete=True))
+    result = hpcingest(zone, "stop", "every", "--job_dir", job.root)
+    assert result.returncode == 0 and "recorded as stopped" in result.stdout.decode()
+    assert job.load().status == "stopped"
+
+
 @pytest.mark.parametrize("status", ["finished", "failed"])
 def test_stop_leaves_a_job_that_ended_as_it_ended(zone, tmp_path, status):
-    """`stop` on a job that had finished rewrote it as stopped: `list` then said the job was
-    stopped part-way, and a resume began a pass that had been complete."""
+    """`stop` on a one-pass job that had finished rewrote it as stopped: `list` then said the
+    job was stopped part-way."""
     job = JobDirectory(str(tmp_path / "jobs"), "done")
     job.create()
     job.save(JobRecord(job_name="done", source=str(tmp_path), target="/tempZone/home/rods/d", options={},
