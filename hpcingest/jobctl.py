@@ -17,7 +17,7 @@ from hpcingest.ingest.failures import read_report
 from hpcingest.ingest.monitor import read_progress, request_stop, stall_report, stall_threshold
 from hpcingest import outputs
 from hpcingest.jobdir import JobDirectory, JobError, job_root, list_jobs
-from hpcingest.slurmchain import Chain, ChainError, active_chain, stop_chain
+from hpcingest.slurmchain import Chain, ChainError, active_chain, load_chain, stop_chain
 
 
 WATCH_INTERVAL_MAX_S = 86400.0  # a day between updates: anything longer is no watching
@@ -199,8 +199,9 @@ def cmd_stop(args) -> int:
     info = describe(job)
     if info["status"] not in ("running", "waiting"):
         # a one-pass job that finished or failed keeps saying so; a periodic job between passes
-        # (its chain just ended) or one whose ranks died is stopped by this
-        if info["status"] == "died" or job.load().periodic:
+        # (--interval, or a chain of Slurm jobs, which this just ended) or one whose ranks died
+        # is stopped by this
+        if info["status"] == "died" or job.load().periodic or load_chain(job) is not None:
             job.update(status="stopped")
             print(f"job {args.job} is not running ({info['status']}); recorded as stopped")
         else:
