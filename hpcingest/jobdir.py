@@ -104,6 +104,12 @@ def check_private(path: str, what: str, *, directory: bool, shared: bool = False
         st = os.stat(path) if follow else os.lstat(path)
     except OSError as err:
         raise JobError(f"{what} {path}: {err.strerror}") from None
+    check_private_stat(st, path, what, directory=directory, shared=shared)
+
+
+def check_private_stat(st: os.stat_result, path: str, what: str, *, directory: bool, shared: bool = False) -> None:
+    """:func:`check_private` on what a stat of ``path`` gave: for a file already open, whose
+    ``fstat`` is what will be read, not what the name leads to a moment later."""
     if stat.S_ISLNK(st.st_mode):
         raise JobError(f"{what} {path} is a symbolic link; refusing it (use the real path)")
     if stat.S_ISDIR(st.st_mode) != directory:

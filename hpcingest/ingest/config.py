@@ -18,7 +18,7 @@ from hpcingest.compat.options import ignored_option_warnings
 from hpcingest.exclusions import Exclusions
 from hpcingest.ingest.monitor import STALL_AFTER_S
 from hpcingest.logs import LogOptions, LogOptionsError
-from hpcingest.jobdir import check_job_name, check_private, job_root
+from hpcingest.jobdir import check_job_name, check_private_stat, job_root
 from hpcingest.outputs import check_output
 from hpcingest.sources import check_source, check_walk_options
 
@@ -120,13 +120,13 @@ def read_handler(path: str | None) -> tuple[str | None, str | None]:
     A leading byte-order mark is dropped, as Python's own import drops it."""
     if path is None:
         return None, None
-    if os.path.exists(path) and stat.S_ISREG(os.stat(path).st_mode):
-        check_private(path, "the event handler", directory=False, shared=True, follow=True)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         with open(fd, encoding="utf-8-sig") as f:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+            st = os.fstat(fd)  # the file read, not what the name leads to a moment later
+            if not stat.S_ISREG(st.st_mode):
                 raise ConfigError(f"--event_handler {path!r} is not a regular file: give the handler's .py file")
+            check_private_stat(st, path, "the event handler", directory=False, shared=True)
             return f.read(), os.path.abspath(path)
     except OSError as err:
         raise ConfigError(f"--event_handler {path!r}: {err.strerror}") from None
