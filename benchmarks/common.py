@@ -1,9 +1,11 @@
-"""What several benchmark scripts need: bytecode for the package, an old-style event-handler file."""
+"""What several benchmark scripts need: bytecode for the package, an old-style event-handler file,
+and a wait for idle CPUs before each run of an A/B."""
 
 from __future__ import annotations
 
 import compileall
 import os
+import time
 
 _HANDLER = """from irods_capability_automated_ingest.core import Core
 from irods_capability_automated_ingest.utils import Operation
@@ -33,3 +35,23 @@ def precompile() -> None:
     installation pays.  (Python reads existing .pyc files whatever that variable says.)"""
     package = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "hpcingest")
     compileall.compile_dir(package, quiet=1)
+
+
+def busy_share(seconds: float = 1.0) -> float:
+    """The share of the machine's CPU time that was not idle over ``seconds`` (/proc/stat)."""
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+        return sum(fields), fields[3] + fields[4]  # idle + iowait
+
+    total0, idle0 = sample()
+    time.sleep(seconds)
+    total1, idle1 = sample()
+    return 1 - (idle1 - idle0) / max(1, total1 - total0)
+
+
+def wait_for_idle_cpus(limit: float = 0.1) -> None:
+    """Until the CPUs are idle, before each run of an A/B.  Not the load average: after a run
+    of 256 ranks it stays high for minutes on an idle machine."""
+    while busy_share() > limit:
+        time.sleep(2)

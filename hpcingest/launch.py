@@ -8,6 +8,7 @@ started, on a machine without an MPI library, runs as a world of one (hpcingest.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 import traceback
@@ -47,6 +48,34 @@ def launcher_task_count() -> int:
     return max(counts, default=1)
 
 
+_NETMOD_VARIABLE = "MPIR_CVAR_CH4_NETMOD"
+
+
+def all_tasks_on_this_node(environ) -> bool:
+    """Whether the launcher put every task on this node, as its environment says before MPI
+    starts: hydra's local task count against the world's, or an srun step of one node."""
+    local, size = environ.get("MPI_LOCALNRANKS", ""), environ.get("PMI_SIZE", "")
+    if local.isdigit() and size.isdigit():
+        return local == size
+    return "SLURM_STEP_ID" in environ and environ.get("SLURM_STEP_NUM_NODES") == "1"
+
+
+def local_netmod(library_version: str, environ) -> str | None:
+    """The network module MPICH should start when every task is on this node, or None to
+    leave MPICH's own choice.
+
+    On one node MPICH carries every message through shared memory, but still starts its
+    network module: a build with both UCX and OFI (the ``mpich`` wheel) starts UCX, whose
+    start-up grows with the local tasks (256 ranks on 2 cores: 28 s of MPI_Init, against
+    10 s with OFI; benchmarks/mpi_startup.py).  A choice the user made in the environment
+    stands, and so does any other MPI or build."""
+    if _NETMOD_VARIABLE in environ or not all_tasks_on_this_node(environ):
+        return None
+    device = next((line for line in library_version.splitlines() if line.startswith("MPICH Device:")), "")
+    modules = set(re.split(r"[\s:,]+", device.partition(":")[2]))
+    return "ofi" if {"ucx", "ofi"} <= modules else None
+
+
 def init_world():
     """COMM_WORLD, after checking that MPI sees every task the launcher started; without an
     MPI library, a world of one for a process no launcher started."""
@@ -54,8 +83,15 @@ def init_world():
     try:
         import mpi4py
 
-        mpi4py.rc.thread_level = "funneled"  # only the main thread ever calls MPI
+        mpi4py.rc.initialize = False  # the netmod is chosen between loading the library and MPI_Init
+        mpi4py.rc.finalize = True
         from mpi4py import MPI
+
+        if not MPI.Is_initialized():
+            netmod = local_netmod(MPI.Get_library_version(), os.environ)
+            if netmod is not None:
+                os.environ[_NETMOD_VARIABLE] = netmod
+            MPI.Init_thread(MPI.THREAD_FUNNELED)  # only the main thread ever calls MPI
     except (ImportError, RuntimeError) as err:  # mpi4py raises RuntimeError: cannot load MPI library
         if expected > 1:
             raise LaunchError(

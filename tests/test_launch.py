@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.conftest import slurm
+from tests.conftest import launcher_params, slurm
 from tests.launchers import Launcher, hpcingest_argv, run
 
 
@@ -85,3 +85,58 @@ def test_a_reader_that_goes_away_is_no_traceback(tmp_path, command):
     job.stdout.close()
     err = job.stderr.read().decode(errors="replace")
     assert job.wait(timeout=300) == 141 and "Traceback" not in err, err
+
+
+MPICH_WHEEL = """MPICH Version:      5.0.2
+MPICH Device:       ch4:ucx ofi
+MPICH configure:    --with-device=ch4:ucx,ofi --with-pm=hydra:gforker
+"""
+
+
+@pytest.mark.parametrize("environ, expected", [
+    ({"MPI_LOCALNRANKS": "4", "PMI_SIZE": "4"}, "ofi"),  # hydra, one node
+    ({"MPI_LOCALNRANKS": "2", "PMI_SIZE": "4"}, None),  # hydra, two nodes
+    ({"SLURM_STEP_ID": "0", "SLURM_STEP_NUM_NODES": "1", "PMI_SIZE": "4"}, "ofi"),  # srun --mpi=pmi2, one node
+    ({"SLURM_STEP_ID": "0", "SLURM_STEP_NUM_NODES": "2", "PMI_SIZE": "4"}, None),
+    ({"SLURM_JOB_NUM_NODES": "1", "PMI_SIZE": "4"}, None),  # a launcher that says nothing of its nodes
+    ({"MPI_LOCALNRANKS": "4", "PMI_SIZE": "4", "MPIR_CVAR_CH4_NETMOD": "ucx"}, None),  # the user's choice stands
+])
+def test_one_node_jobs_of_an_mpich_with_ucx_and_ofi_start_ofi(environ, expected):
+    from hpcingest.launch import local_netmod
+
+    assert local_netmod(MPICH_WHEEL, environ) == expected
+
+
+@pytest.mark.parametrize("version", [
+    MPICH_WHEEL.replace("ch4:ucx ofi", "ch4:ucx"),
+    MPICH_WHEEL.replace("ch4:ucx ofi", "ch4:ofi"),
+    "Open MPI v5.0.11, package: Open MPI",
+    "Intel(R) MPI Library 2021.13 for Linux* OS",
+])
+def test_other_mpi_libraries_and_builds_keep_their_own_netmod(version):
+    from hpcingest.launch import local_netmod
+
+    assert local_netmod(version, {"MPI_LOCALNRANKS": "4", "PMI_SIZE": "4"}) is None
+
+
+def library_version() -> str:
+    """The MPI library's version text, read without starting MPI in the test process."""
+    probe = "import mpi4py; mpi4py.rc.initialize = False; from mpi4py import MPI; print(MPI.Get_library_version())"
+    return subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+
+
+@pytest.mark.parametrize("launcher", launcher_params(ranks=(2,), srun_ranks=(2,)))
+@pytest.mark.parametrize("chosen, started", [(None, b"MPIDI_OFI_ENABLE_DATA:"), ("ucx", b"UCX netmod Capability")])
+def test_a_one_node_job_starts_the_netmod_of_cheap_start_up_unless_told(launcher, chosen, started, tmp_path):
+    """The mpich wheel started UCX for ranks that all share one node: 28 s of MPI_Init for 256
+    ranks on 2 cores, 10 s with OFI (RESULTS.md, "MPI start-up")."""
+    from hpcingest.launch import local_netmod
+
+    if local_netmod(library_version(), {"MPI_LOCALNRANKS": "2", "PMI_SIZE": "2"}) is None:
+        pytest.skip("not an MPICH built with both UCX and OFI")
+    env = {"MPIR_CVAR_DEBUG_SUMMARY": "1"}  # MPICH describes the netmod it started on stdout
+    if chosen:
+        env["MPIR_CVAR_CH4_NETMOD"] = chosen
+    result = run(launcher, hpcingest_argv("scan", str(tmp_path)), env=env)
+    assert result.returncode == 0, result.stderr.decode()
+    assert started in result.stdout and b"scanned" in result.stdout
