@@ -4,7 +4,8 @@ Usage:  python benchmarks/pfs_ab.py --a DIR --b DIR --tree SRC [--ranks 256] [--
                                     [--latency-ms 1] [--threads 256] [--command scan|start]
 
 For a change whose effect is smaller than the noise between invocations (256 ranks on two cores):
-A and B run in turn on the same latfs mount, each started once the load average is below 3, and
+A and B run in turn on the same latfs mount, each started once the CPUs are idle (until 2026-12-07:
+once the load average was below 3), and
 each line gives the summary's own figures (entries/s, balance, last entry -> every rank knows,
 last entry -> summary, last entry -> the command's exit).  ``--command start`` runs a one-pass
 REGISTER_SYNC of the tree into a fresh collection of one built-in zone instead, each line giving
@@ -25,22 +26,21 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks import latfs  # noqa: E402
+from benchmarks.common import wait_for_idle_cpus  # noqa: E402
 from hpcingest.launch import mpiexec_path  # noqa: E402
 
 
-def wait_for_quiet(limit: float = 3.0) -> None:
-    while os.getloadavg()[0] > limit:
-        time.sleep(10)
-
-
-def scan_once(checkout: str, ranks: int, mountpoint: str, workdir: str) -> dict:
+def scan_once(checkout: str, ranks: int, fs: latfs.Mount, workdir: str) -> dict:
     summary, listing = os.path.join(workdir, "summary.json"), os.path.join(workdir, "listing")
+    mountpoint, before = fs.mountpoint, fs.counters()
     subprocess.run([mpiexec_path(), "-n", str(ranks), sys.executable, "-m", "hpcingest", "scan", mountpoint,
                     "--quiet", "--json", summary, "--list", listing],
                    check=True, cwd=checkout, env={**os.environ, "PYTHONPATH": checkout})
     exited = time.time()
+    used = fs.counters() - before
     with open(summary) as f:
         result = json.load(f)
+    result["ops_per_entry"] = used.metadata_ops / max(1, sum(result["entries_per_rank"]))
     # the summary file is written as rank 0 takes its end time: its mtime places the last entry
     # on this clock, and the command's exit (every rank's, listing written) is measured from it
     last_entry = os.stat(summary).st_mtime - result["exit_latency_s"]
@@ -73,7 +73,7 @@ def compare_starts(args, mountpoint: str, workdir: str) -> None:
     try:
         for repeat in range(args.repeats):
             for name, checkout in (("A", args.a), ("B", args.b)):
-                wait_for_quiet()
+                wait_for_idle_cpus()
                 load = os.getloadavg()[0]
                 s = start_once(os.path.abspath(checkout), args.ranks, mountpoint, workdir, zone)
                 print(f"| {name}{repeat + 1} | {s['wall_s']:.2f} | {s['elapsed_s']:.2f} | {s['after_summary_s']:.2f} | "
@@ -100,18 +100,19 @@ def main() -> int:
             compare_starts(args, fs.mountpoint, workdir)
         return 0
     print("| run | entries/s | max/mean | last entry → all know (s) | last entry → summary (s) | "
-          "summary − all know (s) | last entry → command exit (s) | load at start |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+          "summary − all know (s) | last entry → command exit (s) | latfs ops/entry | load at start |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as workdir, \
             latfs.mounted(args.tree, latency_ms=args.latency_ms, threads=args.threads, workdir=workdir) as fs:
         for repeat in range(args.repeats):
             for name, checkout in (("A", args.a), ("B", args.b)):
-                wait_for_quiet()
+                wait_for_idle_cpus()
                 load = os.getloadavg()[0]
-                s = scan_once(os.path.abspath(checkout), args.ranks, fs.mountpoint, workdir)
+                s = scan_once(os.path.abspath(checkout), args.ranks, fs, workdir)
                 know, end = s["termination_latency_s"], s["exit_latency_s"]
                 print(f"| {name}{repeat + 1} | {s['entries_per_s']:,.0f} | {s['balance_max_over_mean']:.3f} | "
-                      f"{know:.3f} | {end:.3f} | {end - know:.3f} | {s['command_exit_latency_s']:.3f} | {load:.1f} |",
+                      f"{know:.3f} | {end:.3f} | {end - know:.3f} | {s['command_exit_latency_s']:.3f} | "
+                      f"{s['ops_per_entry']:.3f} | {load:.1f} |",
                       flush=True)
     return 0
 

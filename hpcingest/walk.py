@@ -16,6 +16,9 @@ class Source(Protocol):
 
     def process(self, item: bytes, ctx: WorkContext, sink: Sink) -> None: ...
 
+    def close(self) -> None:
+        """This rank's walk is over (what it keeps open for the walk, it lets go)."""
+
 
 def run_walk(comm, source: Source, sink: Sink, services: dict | None = None,
              sink_items: dict[int, Callable[[bytes, WorkContext], None]] | None = None,
@@ -44,4 +47,7 @@ def run_walk(comm, source: Source, sink: Sink, services: dict | None = None,
     with recorder.current.span("idle"):  # setting up is collective: waiting for the other ranks
         engine = WorkStealingEngine(comm, process, services=services, stop=stop, rate_limit=rate, on_idle=on_idle,
                                     abort=abort)
-    return engine.run(source.initial_items() if comm.Get_rank() == 0 else [], closing=closing)
+    try:
+        return engine.run(source.initial_items() if comm.Get_rank() == 0 else [], closing=closing)
+    finally:
+        source.close()

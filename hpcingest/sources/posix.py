@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
-from operator import attrgetter
+from operator import attrgetter, methodcaller
 from typing import Iterator, Protocol
 
 from hpcingest.engine import WorkContext
@@ -27,11 +28,12 @@ from hpcingest.exclusions import Exclusions
 from hpcingest.profile import recorder
 from hpcingest.records import EntryBatch, EntryType, WalkError
 from hpcingest.sources.placement import Placement
-from hpcingest.sources.posix_open import PATH_CHUNK, open_directory
+from hpcingest.sources.posix_open import PATH_CHUNK, DirectoryHandles, open_directory
 
 LIST_DIR = b"D"[0]
 STAT_BATCH = b"S"[0]
 _ENTRY_NAME = attrgetter("name")
+_ENCODE_NAME = methodcaller("encode", sys.getfilesystemencoding(), sys.getfilesystemencodeerrors())  # os.fsencode, in C
 
 
 class Sink(Protocol):
@@ -112,6 +114,14 @@ class PosixSource:
         self.stat_threads = stat_threads
         self._stat_pool: ThreadPoolExecutor | None = None
         self._placement = Placement()
+        self._directories = DirectoryHandles(self.root)
+
+    def close(self) -> None:
+        """The walk is over: close the directories kept open and stop the stat threads."""
+        self._directories.close()
+        if self._stat_pool is not None:
+            self._stat_pool.shutdown()
+            self._stat_pool = None
 
     def initial_items(self) -> list[bytes]:
         return [list_item(b"")]
@@ -147,7 +157,7 @@ class PosixSource:
         dealt: list[bytes] = []
         try:
             with listing as entries:
-                all_names = _entry_names(listing, entries)
+                all_names = _entry_names(entries)
                 while names := list(islice(all_names, self.files_per_task)):
                     if batches < keep:
                         ctx.push(stat_item(directory, names))
@@ -190,16 +200,8 @@ class PosixSource:
             sink.error(WalkError.from_os_error(directory, "opendir", err))
 
     def _scan_directory(self, directory: bytes):
-        """os.scandir on the bytes path (bytes names, no decode), by descriptor past PATH_MAX."""
-        path = self.root + b"/" + directory if directory else self.root
-        if len(path) < PATH_CHUNK:
-            return os.scandir(path)
-        fd = open_directory(self.root, directory)
-        try:
-            return _ClosingScandir(fd)
-        except BaseException:
-            os.close(fd)
-            raise
+        """os.scandir of the directory's kept descriptor (scandir reads a duplicate of it)."""
+        return os.scandir(self._directories.get(directory))
 
     # -- stat batches -------------------------------------------------------------------
     def _stat_batch(self, directory: bytes, names: list[bytes], ctx: WorkContext, sink: Sink) -> None:
@@ -208,7 +210,7 @@ class PosixSource:
         throttle = ctx.throttle if ctx.throttling else None
         statted_at = time.time()
         try:
-            fd = open_directory(self.root, directory)
+            fd = self._directories.get(directory)
         except OSError as err:
             # The directory vanished or changed since it was listed: every name is lost.
             for name in names:
@@ -219,10 +221,7 @@ class PosixSource:
         subdirectories: list[bytes] = []
         exclusions = self.exclusions
         check_paths = exclusions.needs_paths or bool(exclusions.types)
-        try:
-            results = self._lstat_names(names, fd, throttle)
-        finally:
-            os.close(fd)
+        results = self._lstat_names(names, fd, throttle)
         for name, st in zip(names, results):
             if isinstance(st, OSError):
                 sink.error(WalkError.from_os_error(_join(directory, name), "lstat", st))
@@ -266,30 +265,13 @@ def _lstat_or_error(name: bytes, fd: int, throttle) -> os.stat_result | OSError:
         return err
 
 
-def _entry_names(listing, entries) -> Iterator[bytes]:
-    """The names as bytes, without a Python step per entry: a scandir of a bytes path yields
-    them so, one of a descriptor (paths past PATH_MAX) as str."""
-    names = map(_ENTRY_NAME, entries)
-    return map(os.fsencode, names) if isinstance(listing, _ClosingScandir) else names
+def _entry_names(entries) -> Iterator[bytes]:
+    """The names as bytes (a scandir of a descriptor yields str), without a Python step per entry."""
+    return map(_ENCODE_NAME, map(_ENTRY_NAME, entries))
 
 
-def _name_bytes(name: str | bytes) -> bytes:
-    return name if isinstance(name, bytes) else os.fsencode(name)
-
-
-class _ClosingScandir:
-    """scandir over a descriptor that is closed with the iterator (names come back as str)."""
-
-    def __init__(self, fd: int) -> None:
-        self._fd = fd
-        self._it = os.scandir(fd)
-
-    def __enter__(self):
-        return self._it
-
-    def __exit__(self, *exc) -> None:
-        self._it.close()
-        os.close(self._fd)
+def _name_bytes(name: str) -> bytes:
+    return _ENCODE_NAME(name)
 
 
 def _join(directory: bytes, name: bytes) -> bytes:

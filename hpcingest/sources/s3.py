@@ -428,6 +428,9 @@ class S3Source:
             self._client = s3_client(self.settings)
         return self._client
 
+    def close(self) -> None:
+        """Nothing to let go: the client outlives the walk (S3Content reads through it)."""
+
     def object_key(self, relpath: bytes) -> str:
         """The S3 key of an entry, from its path relative to the source prefix."""
         rel = os.fsdecode(relpath)

@@ -151,6 +151,31 @@ def test_hpcingest_scan_through_latfs_equals_find_on_the_source(source, tmp_path
     assert used.count("lookup") >= len(listing)
 
 
+@pytest.mark.parametrize("ranks", [1, 3])
+def test_a_scan_asks_the_filesystem_no_more_than_find(tmp_path, ranks):
+    """Every stat batch opened its directory by its path from the root: a lookup per
+    component and an open, per 50 entries; on a 60-deep chain, 3,900 lookups where find
+    needs 240 (O(depth²) where the client caches nothing).  A rank now keeps the directories
+    it works in open and opens a subdirectory from its parent."""
+    source = os.fsencode(tmp_path / "src")
+    trees.chain_tree(source, depth=60)
+    os.makedirs(os.path.join(source, b"wide"))
+    for i in range(400):  # eight stat batches of one directory
+        trees.write_file(os.path.join(source, b"wide", b"f%03d" % i), 0)
+    with latfs.mounted(os.fsdecode(source), threads=8) as fs:
+        mnt = os.fsencode(fs.mountpoint)
+        before = fs.counters()
+        find_records(mnt)
+        by_find = fs.counters() - before
+        before = fs.counters()
+        listing, summary, _ = scan(Launcher("mpiexec", ranks), mnt, tmp_path)
+        by_scan = fs.counters() - before
+        assert_matches_find(mnt, listing, summary, ranks)
+    opens = by_scan.count("opendir")
+    assert by_scan.count("lookup") <= by_find.count("lookup") + 2 * ranks, (by_scan.ops, by_find.ops)
+    assert opens <= by_find.count("opendir") + 2 * ranks, (by_scan.ops, by_find.ops)
+
+
 def test_a_source_that_is_not_a_directory_is_a_one_line_error(tmp_path):
     binary = latfs.build()
     (tmp_path / "mnt").mkdir()

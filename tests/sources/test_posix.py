@@ -195,3 +195,29 @@ def test_a_batch_carries_the_time_before_its_stats_however_long_it_waits(tmp_pat
         f.write(b"more")  # ... and the file grows before a sink takes it
     grown = os.lstat(tmp_path / "log")
     assert needs_catalog(grown.st_mtime, grown.st_ctime, sync_time(batch.statted_at, batch.stats))
+
+
+def _open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_a_rank_keeps_a_few_directories_open_and_closes_them_with_the_walk(tmp_path):
+    """Directories are kept open between their listing and their stat batches (DirectoryHandles):
+    never more than a bounded number, and none once the walk is over."""
+    for i in range(40):
+        (tmp_path / f"d{i:02d}" / "sub").mkdir(parents=True)
+        (tmp_path / f"d{i:02d}" / "sub" / "file").write_bytes(b"x")
+    before = _open_descriptors()
+    source, sink = PosixSource(os.fsencode(tmp_path)), CountingSink()
+    ctx, most_open = RecordingContext(rank=0, size=1), 0
+    ctx.local.append(list_item(b""))
+    while ctx.local or ctx.placed:
+        items = ctx.local + [i for _, placed in ctx.placed for i in placed]
+        ctx.local, ctx.placed = [], []
+        for item in items:
+            source.process(item, ctx, sink)
+            most_open = max(most_open, _open_descriptors() - before)
+    assert sink.entries == 120 and not sink.errors
+    assert 0 < most_open <= source._directories.capacity + 1  # and the root
+    source.close()
+    assert _open_descriptors() == before
