@@ -70,7 +70,9 @@ def main() -> int:
                     runs[name].append(one_run(args.launcher, ranks, tree, extra))
             walls = [statistics.median(w for w, _ in runs[name]) for name in VARIANTS]
             cpus = [statistics.median(c for _, c in runs[name]) for name in VARIANTS]
-            cells = " | ".join(f"{w:.2f} | {c:.1f}" for w, c in zip(walls, cpus))
+            if args.launcher == "srun":  # the ranks are slurmstepd's children: their CPU is not seen here
+                cpus = [0.0] * len(cpus)
+            cells = " | ".join(f"{w:.2f} | " + (f"{c:.1f}" if c else "–") for w, c in zip(walls, cpus))
             cpu_ratio = f"{cpus[0] / cpus[1]:.2f}×" if cpus[1] > 0 else "–"
             print(f"| {ranks} | {cells} | {walls[0] / walls[1]:.2f}× | {cpu_ratio} |", flush=True)
     return 0
