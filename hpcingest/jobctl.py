@@ -187,6 +187,13 @@ def _remove_job_directory(job: JobDirectory, record_mtime: float) -> bool:
     return True
 
 
+def stop_records_idle_job(job: JobDirectory, status: str) -> bool:
+    """Whether stopping a job that is not running records it stopped: a periodic job between
+    passes (--interval, or a chain of Slurm jobs, which the stop has just ended) and one whose
+    ranks died are; a one-pass job that finished or failed keeps saying so."""
+    return status == "died" or job.load().periodic or load_chain(job) is not None
+
+
 def cmd_stop(args) -> int:
     check_number(args.timeout, "--timeout", unit="seconds", maximum=STOP_TIMEOUT_MAX_S)
     job = _job(args)
@@ -198,10 +205,7 @@ def cmd_stop(args) -> int:
         print(f"job {args.job}: its next pass, Slurm job {cancelled}, is cancelled")
     info = describe(job)
     if info["status"] not in ("running", "waiting"):
-        # a one-pass job that finished or failed keeps saying so; a periodic job between passes
-        # (--interval, or a chain of Slurm jobs, which this just ended) or one whose ranks died
-        # is stopped by this
-        if info["status"] == "died" or job.load().periodic or load_chain(job) is not None:
+        if stop_records_idle_job(job, info["status"]):
             job.update(status="stopped")
             print(f"job {args.job} is not running ({info['status']}); recorded as stopped")
         else:

@@ -18,7 +18,7 @@ from itertools import islice
 
 from hpcingest.ingest.failures import read_report
 from hpcingest.ingest.monitor import request_stop
-from hpcingest.jobctl import _last_profiled_pass, _mtime, _remove_job_directory
+from hpcingest.jobctl import _last_profiled_pass, _mtime, _remove_job_directory, stop_records_idle_job
 from hpcingest.jobdir import JobDirectory, JobError, check_job_name, check_private
 from hpcingest.joblock import JobLock, JobLocked
 from hpcingest.serve import slurm
@@ -162,7 +162,7 @@ class JobService:
             # the pass is under way: its ranks finish their current item, checkpoint and record it
             request_stop(job.path, "DELETE")
             return
-        if record is not None:
+        if record is not None and stop_records_idle_job(job, record.status):
             job.update(status="stopped")  # as `hpcingest stop` records a job that was not running
         # not begun yet (a queued batch job, a run still starting, a chain's next pass): cancel it outright
         slurm_job_id = chain.slurm_job_id if chain is not None else (submission.slurm_job_id if submission else None)

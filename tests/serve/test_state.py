@@ -51,3 +51,18 @@ def test_delete_never_removes_a_job_whose_run_holds_its_lock(tmp_path):
     finally:
         lock.release()
     assert service.delete("j") is None and not os.path.exists(job.path)  # once nothing holds it: removed
+
+
+def test_delete_leaves_a_finished_single_pass_finished_as_stop_does(tmp_path):
+    """DELETE of a job whose run still held its lock recorded a finished one-pass job as stopped;
+    `hpcingest stop` leaves it finished (and records a periodic job between passes stopped)."""
+    for periodic, expected in ((False, "finished"), (True, "stopped")):
+        job = recorded_job(tmp_path / str(periodic), "finished", periodic=periodic)
+        save_submission(job, Submission(job_name="j", launcher="mpiexec", submitted=time.time(), pid=None))
+        lock = JobLock(job.path, "j")
+        lock.acquire()  # the run that finished has not let go of the job yet
+        try:
+            assert JobService(job.root, LocalLauncher(2)).delete("j") is not None
+        finally:
+            lock.release()
+        assert job.load().status == expected, periodic
