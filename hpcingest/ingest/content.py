@@ -31,7 +31,7 @@ from hpcingest.fileio import SourceChanged, read_exactly
 from hpcingest.irods.errors import IrodsOperationError
 from hpcingest.lazy import lazy_module
 from hpcingest.records import Entry
-from hpcingest.sources.posix_open import open_statted_file
+from hpcingest.sources.posix_open import DirectoryHandles, open_statted_file
 
 ops = lazy_module("hpcingest.irods.operations")
 
@@ -81,6 +81,11 @@ class FileContent:
 
     def __init__(self, root: bytes) -> None:
         self.root = root
+        self._directories = DirectoryHandles(root)  # the files of a batch share their directory
+
+    def close(self) -> None:
+        """The pass is over: close the directories kept open."""
+        self._directories.close()
 
     def path(self, entry: Entry) -> bytes:
         return os.path.join(self.root, entry.relpath)
@@ -90,7 +95,7 @@ class FileContent:
         """The statted file, open; refused (nothing read) when it is shorter than statted or,
         for a ``whole_file`` copy, was modified at all since (an append reads only what was
         statted, so a file that grew is fine there; the next pass appends the rest)."""
-        fd, st = open_statted_file(self.root, entry.relpath, entry.device, entry.inode)
+        fd, st = open_statted_file(self.root, entry.relpath, entry.device, entry.inode, self._directories)
         try:
             _check_version(entry, st, whole_file, "since it was listed; it was not read")
             yield fd
@@ -164,6 +169,9 @@ class S3Content:
         self.chunk = max(1, source.settings.multipart_chunksize_mib) << 20
         self.parallel_gets = parallel_gets
         self._digests: dict[bytes, Digests] = {}  # relpath -> digests of its last upload, for verify
+
+    def close(self) -> None:
+        """Nothing to close: the source's client is shared."""
 
     def put(self, session, entry: Entry, logical: str, resource: str | None, checksum: bool,
             overwrite: bool) -> int:

@@ -411,6 +411,7 @@ def run_pass(comm, setup: JobSetup, jobdir: JobDirectory, record: JobRecord, sto
         finally:
             state.close()  # closed by now unless the walk failed
             failures.close()
+            content.close()
     if profile is not None:
         profile.save(profile_dir, config.job_name, record.pass_number, comm.Get_rank())
         recorder.deactivate()

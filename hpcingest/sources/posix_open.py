@@ -131,9 +131,14 @@ class DirectoryHandles:
 
 
 @contextmanager
-def parent_directory(root: bytes, relpath: bytes) -> Iterator[tuple[int, bytes]]:
-    """(descriptor of the entry's directory, the entry's own name), closed on exit."""
+def parent_directory(root: bytes, relpath: bytes,
+                     directories: DirectoryHandles | None = None) -> Iterator[tuple[int, bytes]]:
+    """(descriptor of the entry's directory, the entry's own name): one of ``directories``
+    (kept open) when given, else opened here and closed on exit."""
     directory, _, name = relpath.rpartition(b"/")
+    if directories is not None:
+        yield directories.get(directory), name
+        return
     fd = open_directory(root, directory)
     try:
         yield fd, name
@@ -141,20 +146,21 @@ def parent_directory(root: bytes, relpath: bytes) -> Iterator[tuple[int, bytes]]
         os.close(fd)
 
 
-def open_statted_file(root: bytes, relpath: bytes, device: int, inode: int) -> tuple[int, os.stat_result]:
+def open_statted_file(root: bytes, relpath: bytes, device: int, inode: int,
+                      directories: DirectoryHandles | None = None) -> tuple[int, os.stat_result]:
     """A blocking read descriptor of the regular file the walk statted at ``root/relpath``, and
-    its fstat; raises SourceChanged when it is anything else (a FIFO, device, link, another file)."""
-    with parent_directory(root, relpath) as (directory_fd, name):
-        try:
-            fd = os.open(name, _FILE_FLAGS | _NOATIME, dir_fd=directory_fd)
-        except PermissionError:
-            if not _NOATIME:
-                raise
-            fd = os.open(name, _FILE_FLAGS, dir_fd=directory_fd)  # O_NOATIME needs the owner
-        except OSError as err:
-            if err.errno == errno.ELOOP:  # O_NOFOLLOW met a symlink where a file was
-                raise SourceChanged("the file was replaced by a symbolic link since it was listed", relpath) from None
+    its fstat; raises SourceChanged when it is anything else (a FIFO, device, link, another file).
+    ``directories`` (for ``root``) spares opening the file's directory for every file; a name
+    missing there is looked for again by its path (the directory may have been replaced since
+    it was opened)."""
+    try:
+        with parent_directory(root, relpath, directories) as (directory_fd, name):
+            fd = _open_regular(directory_fd, name, relpath)
+    except FileNotFoundError:
+        if directories is None:
             raise
+        with parent_directory(root, relpath) as (directory_fd, name):
+            fd = _open_regular(directory_fd, name, relpath)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
@@ -168,6 +174,20 @@ def open_statted_file(root: bytes, relpath: bytes, device: int, inode: int) -> t
         os.close(fd)
         raise
     return fd, st
+
+
+def _open_regular(directory_fd: int, name: bytes, relpath: bytes) -> int:
+    """``name`` in the directory, without following a link or blocking on a FIFO."""
+    try:
+        return os.open(name, _FILE_FLAGS | _NOATIME, dir_fd=directory_fd)
+    except PermissionError:
+        if not _NOATIME:
+            raise
+        return os.open(name, _FILE_FLAGS, dir_fd=directory_fd)  # O_NOATIME needs the owner
+    except OSError as err:
+        if err.errno == errno.ELOOP:  # O_NOFOLLOW met a symlink where a file was
+            raise SourceChanged("the file was replaced by a symbolic link since it was listed", relpath) from None
+        raise
 
 
 def read_link(root: bytes, relpath: bytes) -> bytes:

@@ -104,6 +104,30 @@ def test_a_file_grown_in_the_second_of_its_stat_on_a_filesystem_of_whole_seconds
     assert read_object(zone, f"{target}/log") == log.read_bytes()
 
 
+@pytest.mark.skipif(latfs.unavailable_reason() is not None, reason=f"no latfs here: {latfs.unavailable_reason()}")
+def test_put_opens_each_file_from_its_directory_kept_open(zone, target, tmp_path):
+    """Every upload opened its file's directory by its path from the root: a lookup per path
+    component per file where the client caches nothing (234 lookups for the 47 entries of this
+    8-deep tree, 101 now; the walk alone needs about one per entry)."""
+    src = tmp_path / "src"
+    level = src
+    for depth in range(8):
+        level.mkdir(parents=True)
+        for i in range(5):
+            (level / f"f{i}").write_bytes(b"%d-%d" % (depth, i))
+        level = level / f"d{depth}"
+    entries = 8 * 6 - 1
+    with latfs.mounted(str(src), threads=4) as fs:
+        before = fs.counters()
+        out = ok(start(zone, fs.mountpoint, target, "--event_handler", os.path.join(OLD_HANDLERS, "put.py"),
+                       launcher=Launcher("mpiexec", 1), job_dir=tmp_path / "jobs"))
+        used = fs.counters() - before
+    assert "created PUT 40" in out, out
+    assert used.count("open") >= 40  # every file was read through latfs
+    assert used.count("lookup") <= 2.5 * entries, used.ops
+    assert read_object(zone, f"{target}/d0/d1/d2/d3/d4/d5/d6/f4") == b"7-4"
+
+
 def test_put_of_a_file_modified_after_its_stat_fails_and_leaves_nothing(zone, target, tmp_path):
     src = tmp_path / "src"
     src.mkdir()

@@ -106,3 +106,28 @@ def test_files_and_links_past_path_max(tmp_path):
         os.close(fd)
     assert read_link(root, directory + b"/link") == b"file"
     assert readable(root, relpath)
+
+
+def test_a_file_whose_directory_was_replaced_since_it_was_kept_open_is_found_by_its_path(tmp_path):
+    """An uploading rank keeps directories open (DirectoryHandles); a directory replaced since
+    (moved away, made again) has the file at its path, and that is the one opened."""
+    from hpcingest.sources.posix_open import DirectoryHandles
+
+    root = os.fsencode(tmp_path)
+    os.makedirs(tmp_path / "d")
+    (tmp_path / "d" / "old").write_bytes(b"old")
+    directories = DirectoryHandles(root)
+    try:
+        fd, _ = open_statted_file(root, b"d/old", 0, 0, directories)  # "d" is kept open now
+        os.close(fd)
+        os.rename(tmp_path / "d", tmp_path / "moved")
+        os.makedirs(tmp_path / "d")
+        (tmp_path / "d" / "new").write_bytes(b"new content")
+        st = statted(root, b"d/new")
+        fd, _ = open_statted_file(root, b"d/new", st.st_dev, st.st_ino, directories)
+        try:
+            assert read_exactly(fd, 0, 11) == b"new content"
+        finally:
+            os.close(fd)
+    finally:
+        directories.close()
