@@ -1,11 +1,14 @@
 """What several benchmark scripts need: bytecode for the package, an old-style event-handler file,
-and a wait for idle CPUs before each run of an A/B."""
+the machine's CPU busy share and a wait for idle CPUs before each run of an A/B, and the launcher's
+command line."""
 
 from __future__ import annotations
 
 import compileall
 import os
 import time
+
+from hpcingest.launch import mpiexec_path
 
 _HANDLER = """from irods_capability_automated_ingest.core import Core
 from irods_capability_automated_ingest.utils import Operation
@@ -37,21 +40,38 @@ def precompile() -> None:
     compileall.compile_dir(package, quiet=1)
 
 
-def busy_share(seconds: float = 1.0) -> float:
-    """The share of the machine's CPU time that was not idle over ``seconds`` (/proc/stat)."""
-    def sample() -> tuple[int, int]:
+class CpuMeter:
+    """Busy share of the machine's CPUs between start and stop, from /proc/stat."""
+
+    @staticmethod
+    def _read() -> tuple[int, int]:
         with open("/proc/stat") as f:
             fields = [int(v) for v in f.readline().split()[1:]]
-        return sum(fields), fields[3] + fields[4]  # idle + iowait
+        idle = fields[3] + fields[4]
+        return sum(fields) - idle, sum(fields)
 
-    total0, idle0 = sample()
-    time.sleep(seconds)
-    total1, idle1 = sample()
-    return 1 - (idle1 - idle0) / max(1, total1 - total0)
+    def __enter__(self) -> "CpuMeter":
+        self._busy, self._total = self._read()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        busy, total = self._read()
+        self.busy_share = (busy - self._busy) / max(1, total - self._total)
 
 
 def wait_for_idle_cpus(limit: float = 0.1) -> None:
     """Until the CPUs are idle, before each run of an A/B.  Not the load average: after a run
     of 256 ranks it stays high for minutes on an idle machine."""
-    while busy_share() > limit:
+    while True:
+        with CpuMeter() as meter:
+            time.sleep(1.0)
+        if meter.busy_share <= limit:
+            return
         time.sleep(2)
+
+
+def launch_prefix(launcher: str, ranks: int) -> list[str]:
+    """The command line that starts ``ranks`` ranks: the venv's mpiexec, or srun on the local Slurm."""
+    if launcher == "srun":
+        return ["srun", "--mpi=pmi2", "-O", "-n", str(ranks)]
+    return [mpiexec_path(), "-n", str(ranks)]

@@ -23,16 +23,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.common import precompile, wait_for_idle_cpus  # noqa: E402
-from hpcingest.launch import mpiexec_path  # noqa: E402
+from benchmarks.common import launch_prefix, precompile, wait_for_idle_cpus  # noqa: E402
 
 VARIANTS = {"ucx (MPICH's default)": {"MPIR_CVAR_CH4_NETMOD": "ucx"}, "hpcingest's choice": {}}
-
-
-def launch_command(launcher: str, ranks: int) -> list[str]:
-    if launcher == "srun":
-        return ["srun", "--mpi=pmi2", "-O", "-n", str(ranks)]
-    return [mpiexec_path(), "-n", str(ranks)]
 
 
 def one_run(launcher: str, ranks: int, tree: str, extra_env: dict) -> tuple[float, float]:
@@ -41,7 +34,7 @@ def one_run(launcher: str, ranks: int, tree: str, extra_env: dict) -> tuple[floa
     env.update(extra_env)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
-    subprocess.run([*launch_command(launcher, ranks), sys.executable, "-m", "hpcingest", "scan", tree, "--quiet"],
+    subprocess.run([*launch_prefix(launcher, ranks), sys.executable, "-m", "hpcingest", "scan", tree, "--quiet"],
                    check=True, env=env, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - began
     after = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -46,10 +46,9 @@ from dataclasses import dataclass
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks import latfs  # noqa: E402
-from benchmarks.common import precompile  # noqa: E402
+from benchmarks.common import CpuMeter, launch_prefix, precompile  # noqa: E402
 from benchmarks.scale_model import Calibration, FieldParameters, job_rate  # noqa: E402
 from benchmarks.walk import make_tree  # noqa: E402
-from hpcingest.launch import mpiexec_path  # noqa: E402
 
 # hpcingest's own CPU per entry in the scale model's calibration (benchmarks/RESULTS.md, scale
 # section, 16 ranks on ext4): the model's c_cpu.
@@ -58,25 +57,6 @@ MODEL_CPU_PER_ENTRY_S = 4.8e-6
 
 def load() -> str:
     return f"load {os.getloadavg()[0]:.1f}"
-
-
-class CpuMeter:
-    """Busy share of the machine's CPUs between start and stop, from /proc/stat."""
-
-    @staticmethod
-    def _read() -> tuple[int, int]:
-        with open("/proc/stat") as f:
-            fields = [int(v) for v in f.readline().split()[1:]]
-        idle = fields[3] + fields[4]
-        return sum(fields) - idle, sum(fields)
-
-    def __enter__(self) -> "CpuMeter":
-        self._busy, self._total = self._read()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        busy, total = self._read()
-        self.busy_share = (busy - self._busy) / max(1, total - self._total)
 
 
 class MemoryMeter:
@@ -160,10 +140,8 @@ def run_find(fs: latfs.Mount, path: str) -> WalkRun:
 
 
 def scan_command(ranks: int, path: str, summary_path: str, *extra: str, launcher: str = "mpiexec") -> list[str]:
-    argv = [sys.executable, "-m", "hpcingest", "scan", path, "--quiet", "--json", summary_path, *extra]
-    if launcher == "srun":
-        return ["srun", "--mpi=pmi2", "-O", "-n", str(ranks), *argv]
-    return [mpiexec_path(), "-n", str(ranks), *argv]
+    return [*launch_prefix(launcher, ranks), sys.executable, "-m", "hpcingest", "scan", path, "--quiet", "--json",
+            summary_path, *extra]
 
 
 def run_scan(fs: latfs.Mount, path: str, ranks: int, *extra: str, label: str = "hpcingest scan",
