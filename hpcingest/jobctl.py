@@ -16,7 +16,7 @@ from hpcingest.ingest.display import ProgressDisplay
 from hpcingest.ingest.failures import read_report
 from hpcingest.ingest.monitor import read_progress, request_stop, stall_report, stall_threshold
 from hpcingest import outputs
-from hpcingest.jobdir import JobDirectory, JobError, job_root, list_jobs
+from hpcingest.jobdir import JobDirectory, JobError, JobRecord, job_root, list_jobs
 from hpcingest.slurmchain import Chain, ChainError, active_chain, load_chain, stop_chain
 
 
@@ -187,11 +187,12 @@ def _remove_job_directory(job: JobDirectory, record_mtime: float) -> bool:
     return True
 
 
-def stop_records_idle_job(job: JobDirectory, status: str) -> bool:
-    """Whether stopping a job that is not running records it stopped: a periodic job between
-    passes (--interval, or a chain of Slurm jobs, which the stop has just ended) and one whose
-    ranks died are; a one-pass job that finished or failed keeps saying so."""
-    return status == "died" or job.load().periodic or load_chain(job) is not None
+def stop_records_idle_job(job: JobDirectory, record: JobRecord, status: str) -> bool:
+    """Whether stopping a job that is not running (its ``status``; its ``record`` as read)
+    records it stopped: a periodic job between passes (--interval, or a chain of Slurm jobs,
+    which the stop has just ended) and one whose ranks died are; a one-pass job that finished
+    or failed keeps saying so."""
+    return status == "died" or record.periodic or load_chain(job) is not None
 
 
 def cmd_stop(args) -> int:
@@ -205,7 +206,7 @@ def cmd_stop(args) -> int:
         print(f"job {args.job}: its next pass, Slurm job {cancelled}, is cancelled")
     info = describe(job)
     if info["status"] not in ("running", "waiting"):
-        if stop_records_idle_job(job, info["status"]):
+        if stop_records_idle_job(job, job.load(), info["status"]):
             job.update(status="stopped")
             print(f"job {args.job} is not running ({info['status']}); recorded as stopped")
         else:

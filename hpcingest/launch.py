@@ -67,7 +67,8 @@ def local_netmod(library_version: str, environ) -> str | None:
     On one node MPICH carries every message through shared memory, but still starts its
     network module: a build with both UCX and OFI (the ``mpich`` wheel) starts UCX, whose
     start-up grows with the local tasks (256 ranks on 2 cores: 28 s of MPI_Init, against
-    10 s with OFI; benchmarks/mpi_startup.py).  A choice the user made in the environment
+    10 s with OFI; a whole one-file scan 42 s against 26 s: benchmarks/RESULTS.md, "MPI
+    start-up on one node").  A choice the user made in the environment
     stands, and so does any other MPI or build."""
     if _NETMOD_VARIABLE in environ or not all_tasks_on_this_node(environ):
         return None

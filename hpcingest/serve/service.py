@@ -162,7 +162,7 @@ class JobService:
             # the pass is under way: its ranks finish their current item, checkpoint and record it
             request_stop(job.path, "DELETE")
             return
-        if record is not None and stop_records_idle_job(job, record.status):
+        if record is not None and stop_records_idle_job(job, record, record.status):
             job.update(status="stopped")  # as `hpcingest stop` records a job that was not running
         # not begun yet (a queued batch job, a run still starting, a chain's next pass): cancel it outright
         slurm_job_id = chain.slurm_job_id if chain is not None else (submission.slurm_job_id if submission else None)

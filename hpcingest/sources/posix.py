@@ -193,7 +193,7 @@ class PosixSource:
                 for entry in entries:
                     if not entry.is_dir(follow_symlinks=False):
                         continue
-                    child = _join(directory, _name_bytes(entry.name))
+                    child = _join(directory, _ENCODE_NAME(entry.name))
                     if not self.exclusions.excludes(EntryType.DIRECTORY, self.root + b"/" + child):
                         ctx.push(list_item(child))
         except OSError as err:
@@ -268,10 +268,6 @@ def _lstat_or_error(name: bytes, fd: int, throttle) -> os.stat_result | OSError:
 def _entry_names(entries) -> Iterator[bytes]:
     """The names as bytes (a scandir of a descriptor yields str), without a Python step per entry."""
     return map(_ENCODE_NAME, map(_ENTRY_NAME, entries))
-
-
-def _name_bytes(name: str) -> bytes:
-    return _ENCODE_NAME(name)
 
 
 def _join(directory: bytes, name: bytes) -> bytes:
