@@ -42,7 +42,7 @@ setup(
         "test": ["pytest", "pytest-mpi", "cryptography", "selenium", "moto[server]", "matplotlib"],
     },
     entry_points={"console_scripts": [
-        "hpcingest=hpcingest.cli:main",
-        "irods_capability_automated_ingest=hpcingest.compat.irods_sync:main",  # the old console script
+        "hpcingest=hpcingest.cli:console_main",
+        "irods_capability_automated_ingest=hpcingest.compat.irods_sync:console_main",  # the old console script
     ]},
 )

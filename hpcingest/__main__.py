@@ -1,7 +1,6 @@
 """`python -m hpcingest` runs the same command line as the `hpcingest` script."""
 
-import sys
-
 from hpcingest.cli import main
+from hpcingest.launch import exit_process
 
-sys.exit(main())
+exit_process(main())

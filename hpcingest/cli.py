@@ -194,6 +194,13 @@ def build_parser(prog: str = "hpcingest") -> argparse.ArgumentParser:
     return parser
 
 
+def console_main() -> None:
+    """The ``hpcingest`` script: the command line, then the process's end (launch.exit_process)."""
+    from hpcingest.launch import exit_process
+
+    exit_process(main())
+
+
 def main(argv: list[str] | None = None, prog: str = "hpcingest") -> int:
     """``prog``: the name usage lines show (the old module's when run through hpcingest.compat.irods_sync)."""
     try:

@@ -140,3 +140,52 @@ def test_a_one_node_job_starts_the_netmod_of_cheap_start_up_unless_told(launcher
     result = run(launcher, hpcingest_argv("scan", str(tmp_path)), env=env)
     assert result.returncode == 0, result.stderr.decode()
     assert started in result.stdout and b"scanned" in result.stdout
+
+
+_ENDING_RANK = r"""
+import atexit, sys, threading, time
+from hpcingest.launch import exit_process, init_world
+
+comm = init_world() if sys.argv[2] != "no-mpi" else None
+
+
+class FreedByTheTeardown:
+    def __del__(self):
+        print("freed by the teardown", flush=True)
+
+
+kept = FreedByTheTeardown()
+atexit.register(print, "atexit ran", flush=True)
+left_open = open(f"{sys.argv[1]}.{comm.Get_rank() if comm else 0}", "w")
+left_open.write("still buffered")
+if sys.argv[2] == "thread":
+    threading.Thread(target=lambda: (time.sleep(0.5), print("thread finished", flush=True))).start()
+exit_process(3)
+"""
+
+
+@pytest.mark.parametrize("launcher", launcher_params(ranks=(2,), srun_ranks=(2,)))
+def test_a_rank_ends_without_the_teardown_but_with_its_atexit_functions_files_and_status(launcher, tmp_path):
+    """256 ranks on 2 cores spent 2.2 s in the interpreter's teardown after the summary
+    (RESULTS.md, "Ranks end without the interpreter's teardown"); what of it matters must still happen."""
+    script = tmp_path / "ending.py"
+    script.write_text(_ENDING_RANK)
+    result = run(launcher, [sys.executable, str(script), str(tmp_path / "out"), "plain"])
+    assert result.returncode == 3, result.stderr.decode()
+    assert result.stdout.count(b"atexit ran") == 2
+    assert b"freed by the teardown" not in result.stdout  # no teardown
+    assert b"BAD TERMINATION" not in result.stdout + result.stderr  # the launcher saw two clean ends
+    assert [(tmp_path / f"out.{rank}").read_text() for rank in (0, 1)] == ["still buffered"] * 2
+
+
+@pytest.mark.parametrize("case, launcher", [("thread", Launcher("mpiexec", 2)), ("no-mpi", None)])
+def test_a_process_with_a_thread_to_wait_for_or_no_mpi_gets_the_interpreters_own_exit(case, launcher, tmp_path):
+    script = tmp_path / "ending.py"
+    script.write_text(_ENDING_RANK)
+    result = run(launcher, [sys.executable, str(script), str(tmp_path / "out"), case])
+    assert result.returncode == 3, result.stderr.decode()
+    ranks = launcher.ranks if launcher else 1
+    assert result.stdout.count(b"freed by the teardown") == ranks
+    assert result.stdout.count(b"atexit ran") == ranks
+    assert result.stdout.count(b"thread finished") == (ranks if case == "thread" else 0)
+    assert (tmp_path / "out.0").read_text() == "still buffered"

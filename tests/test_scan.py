@@ -255,10 +255,9 @@ def test_a_scan_rank_never_imports_numpy(tmp_path):
     start-up CPU (0.10 of 0.22 s) and a third of its memory (17 of 49 MB), for counts that
     plain Python folds as fast.  The whole scan (walk, folds, summary, JSON) runs without it."""
     trees.random_tree(os.fsencode(tmp_path / "tree"), seed=5, entries=300)
-    probe = ("import sys, runpy; sys.argv = ['hpcingest'] + sys.argv[1:]; "
-             "code = 0\ntry:\n    runpy.run_module('hpcingest', run_name='__main__')\n"
-             "except SystemExit as e:\n    code = e.code\n"
-             "sys.stderr.write('numpy loaded: %s\\n' % ('numpy' in sys.modules)); sys.exit(code)")
+    probe = ("import atexit, sys, runpy; sys.argv = ['hpcingest'] + sys.argv[1:]; "
+             "atexit.register(lambda: sys.stderr.write('numpy loaded: %s\\n' % ('numpy' in sys.modules))); "
+             "runpy.run_module('hpcingest', run_name='__main__')")
     summary = tmp_path / "summary.json"
     result = run(Launcher("mpiexec", 2), [sys.executable, "-c", probe, "scan", str(tmp_path / "tree"), "--quiet",
                                          "--json", str(summary)])

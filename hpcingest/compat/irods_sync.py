@@ -37,5 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     return old_status(command, hpcingest_main(argv, prog=PROG))
 
 
+def console_main() -> None:
+    """The old console script and ``python -m``: the command line, then launch.exit_process."""
+    from hpcingest.launch import exit_process
+
+    exit_process(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()
