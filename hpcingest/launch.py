@@ -170,9 +170,11 @@ def exit_process(status: int) -> NoReturn:
     file still open, MPI_Finalize; then C's exit(), whose handlers the MPI library relies on
     (``os._exit`` after MPI_Finalize has hydra report the rank killed by signal 9, 7 runs in 10).
     Anything unusual gets the interpreter's own exit: no MPI started or already finalized,
-    a thread the interpreter would wait for, standard output that cannot be flushed."""
+    a thread the interpreter would wait for, standard output that cannot be flushed, a status
+    that is not a number."""
     mpi = sys.modules.get("mpi4py.MPI")
-    if mpi is None or not mpi.Is_initialized() or mpi.Is_finalized() or _threads_to_wait_for():
+    if (type(status) is not int or mpi is None or not mpi.Is_initialized() or mpi.Is_finalized()
+            or _threads_to_wait_for()):
         sys.exit(status)
     try:
         sys.stdout.flush()
