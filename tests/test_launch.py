@@ -143,10 +143,13 @@ def test_a_one_node_job_starts_the_netmod_of_cheap_start_up_unless_told(launcher
 
 
 _ENDING_RANK = r"""
-import atexit, sys, threading, time
+import atexit, os, sys, threading, time
 from hpcingest.launch import exit_process, init_world
+from hpcingest.lazy import lazy_module
 
 comm = init_world() if sys.argv[2] != "no-mpi" else None
+sys.path.insert(0, os.path.dirname(sys.argv[1]))
+never_used = lazy_module("loud_on_import")  # as ranks without an iRODS connection hold python-irodsclient's
 
 
 class FreedByTheTeardown:
@@ -164,24 +167,30 @@ exit_process(3)
 """
 
 
+def _ending_script(tmp_path):
+    (tmp_path / "loud_on_import.py").write_text("print('imported', flush=True)\n")
+    script = tmp_path / "ending.py"
+    script.write_text(_ENDING_RANK)
+    return script
+
+
 @pytest.mark.parametrize("launcher", launcher_params(ranks=(2,), srun_ranks=(2,)))
 def test_a_rank_ends_without_the_teardown_but_with_its_atexit_functions_files_and_status(launcher, tmp_path):
     """256 ranks on 2 cores spent 2.2 s in the interpreter's teardown after the summary
     (RESULTS.md, "Ranks end without the interpreter's teardown"); what of it matters must still happen."""
-    script = tmp_path / "ending.py"
-    script.write_text(_ENDING_RANK)
+    script = _ending_script(tmp_path)
     result = run(launcher, [sys.executable, str(script), str(tmp_path / "out"), "plain"])
     assert result.returncode == 3, result.stderr.decode()
     assert result.stdout.count(b"atexit ran") == 2
     assert b"freed by the teardown" not in result.stdout  # no teardown
+    assert b"imported" not in result.stdout  # what the flush looked at was not loaded by looking (30 ms a rank)
     assert b"BAD TERMINATION" not in result.stdout + result.stderr  # the launcher saw two clean ends
     assert [(tmp_path / f"out.{rank}").read_text() for rank in (0, 1)] == ["still buffered"] * 2
 
 
 @pytest.mark.parametrize("case, launcher", [("thread", Launcher("mpiexec", 2)), ("no-mpi", None)])
 def test_a_process_with_a_thread_to_wait_for_or_no_mpi_gets_the_interpreters_own_exit(case, launcher, tmp_path):
-    script = tmp_path / "ending.py"
-    script.write_text(_ENDING_RANK)
+    script = _ending_script(tmp_path)
     result = run(launcher, [sys.executable, str(script), str(tmp_path / "out"), case])
     assert result.returncode == 3, result.stderr.decode()
     ranks = launcher.ranks if launcher else 1
