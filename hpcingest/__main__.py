@@ -1,6 +1,5 @@
 """`python -m hpcingest` runs the same command line as the `hpcingest` script."""
 
-from hpcingest.cli import main
-from hpcingest.launch import exit_process
+from hpcingest.cli import console_main
 
-exit_process(main())
+console_main()
