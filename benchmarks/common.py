@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import compileall
 import os
+import threading
 import time
 
 from hpcingest.launch import mpiexec_path
@@ -57,6 +58,42 @@ class CpuMeter:
     def __exit__(self, *exc) -> None:
         busy, total = self._read()
         self.busy_share = (busy - self._busy) / max(1, total - self._total)
+
+
+class CpuTimeline:
+    """The machine's CPU counters sampled every ``interval`` s while the block runs, so the busy
+    share of a window known only afterwards (a walk inside a command whose start-up is CPU-bound)
+    can be read: ``share(t0, t1)`` on the ``time.time()`` clock."""
+
+    def __init__(self, interval: float = 0.2) -> None:
+        self._interval = interval
+        self.samples: list[tuple[float, int, int]] = []
+
+    def _sample(self) -> None:
+        busy, total = CpuMeter._read()
+        self.samples.append((time.time(), busy, total))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._sample()
+
+    def __enter__(self) -> "CpuTimeline":
+        self._stop = threading.Event()
+        self._sample()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def share(self, t0: float, t1: float) -> float:
+        """Busy share between the last sample at or before ``t0`` and the first at or after ``t1``."""
+        first = max((s for s in self.samples if s[0] <= t0), default=self.samples[0])
+        last = min((s for s in self.samples if s[0] >= t1), default=self.samples[-1])
+        return (last[1] - first[1]) / max(1, last[2] - first[2])
 
 
 def wait_for_idle_cpus(limit: float = 0.1) -> None:
