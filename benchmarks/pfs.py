@@ -5,7 +5,7 @@ Usage:  python benchmarks/pfs.py [--entries 50000] [--latencies 0.2,1,5] [--rank
                                  [--threads 256] [--capacity-threads 16] [--capacity-ranks 4,16,64]
                                  [--stat-threads 4,8] [--stat-thread-ranks 16]
                                  [--ingest-files 5000] [--ingest-ranks 1,4,16,64] [--old-workers 4,16]
-                                 [--zone-latency-ms 0.5] [--unbound 64@5,256@20] [--sections LIST]
+                                 [--zone-latency-ms 0.5] [--unbound 64@5,256@20] [--unbound-entries N] [--sections LIST]
                                  [--workdir DIR] [--skip-old] [--quick]
 
 On one tree (walk.py's balanced layout) mounted through latfs (benchmarks/latfs), for each latency:
@@ -414,6 +414,8 @@ def main() -> int:
                         help="its tree (enough stat batches per rank that balance can show: 15 at 256 ranks)")
     parser.add_argument("--unbound", type=rank_latency_list, default=[(64, 5.0), (256, 20.0)], metavar="P@MS,...",
                         help="the unbound section's runs: ranks @ latency, long enough that the CPUs are not the limit")
+    parser.add_argument("--unbound-entries", type=int, default=0,
+                        help="the unbound section's tree (default: the full-scale section's, --full-entries)")
     parser.add_argument("--sections", default="walk,capacity,threads,full,unbound,ingest")
     parser.add_argument("--skip-old", action="store_true")
     parser.add_argument("--quick", action="store_true", help="smoke run: 5k entries, 1 ms, ranks 1,4,16")
@@ -447,8 +449,9 @@ def main() -> int:
         print(f"full-scale tree: {make_tree(big, args.full_entries, 'balanced'):,} entries", flush=True)
         ok = full_scale_section(args, big)
     if "unbound" in sections:
-        big = os.path.join(args.workdir, "balanced-full")
-        make_tree(big, args.full_entries, "balanced")
+        entries = args.unbound_entries or args.full_entries
+        big = os.path.join(args.workdir, "balanced-full" if entries == args.full_entries else f"balanced-{entries}")
+        make_tree(big, entries, "balanced")
         unbound_section(args, tree, big)
     if "ingest" in sections:
         ingest_section(args, args.ingest_files)
