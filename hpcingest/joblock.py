@@ -86,11 +86,14 @@ def process_start_time(pid: int) -> str | None:
 
 
 class JobLock:
-    """The lock of one job directory; :meth:`acquire` raises :class:`JobLocked` when it is taken."""
+    """The lock of one job directory; :meth:`acquire` raises :class:`JobLocked` when it is taken,
+    :meth:`wait` waits for it.  ``name``: the lock's file in the job directory (``lock``, and
+    ``lock.owner`` for the lock file), so a job can have more than one."""
 
-    def __init__(self, job_path: str, job_name: str, mode: str | None = None) -> None:
+    def __init__(self, job_path: str, job_name: str, mode: str | None = None, name: str = "lock") -> None:
         self.job_path = job_path
         self.job_name = job_name
+        self.name = name
         self.mode = mode or os.environ.get(MODE_VARIABLE) or "flock"
         if self.mode not in ("flock", "file"):
             raise JobError(f"${MODE_VARIABLE}={self.mode!r}: use flock or file")
@@ -101,11 +104,11 @@ class JobLock:
 
     @property
     def flock_path(self) -> str:
-        return os.path.join(self.job_path, "lock")
+        return os.path.join(self.job_path, self.name)
 
     @property
     def owner_path(self) -> str:
-        return os.path.join(self.job_path, "lock.owner")
+        return os.path.join(self.job_path, f"{self.name}.owner")
 
     def acquire(self) -> None:
         """Take the lock now or raise; it stays held until :meth:`release` or the process ends."""
@@ -113,7 +116,22 @@ class JobLock:
             return
         self._take_owner_file()
 
+    def wait(self, poll_s: float = 0.05) -> None:
+        """Take the lock, waiting while another process holds it: for a short critical section
+        (a record's read-change-write), not for a run.  The lock file is looked at every
+        ``poll_s``; a holder that died leaves it stale and it is broken as in :meth:`acquire`."""
+        if self.mode == "flock" and self._try_flock(wait=True):
+            return
+        while True:
+            try:
+                self._take_owner_file()
+                return
+            except JobLocked:
+                time.sleep(poll_s)
+
     def release(self) -> None:
+        if self in _held:
+            _held.remove(self)
         if self._fd is not None:
             os.close(self._fd)  # never unlinked: a waiter may hold the same file open
             self._fd = None
@@ -125,12 +143,12 @@ class JobLock:
 
     # --- flock ---------------------------------------------------------------------------
 
-    def _try_flock(self) -> bool:
+    def _try_flock(self, wait: bool = False) -> bool:
         """True when held; False when this filesystem has no flock (use the lock file)."""
         fd = os.open(self.flock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
             check_private(self.flock_path, "job lock file", directory=False)
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = _read_text(fd)
             os.close(fd)
@@ -230,9 +248,8 @@ _held: list[JobLock] = []
 
 @atexit.register
 def _release_all() -> None:
-    for lock in _held:
+    for lock in list(_held):
         lock.release()
-    _held.clear()
 
 
 def _read_text(fd: int) -> str:

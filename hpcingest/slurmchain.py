@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
-import fcntl
 import os
 import re
 import subprocess
@@ -32,6 +30,7 @@ import time
 from dataclasses import dataclass
 
 from hpcingest.jobdir import JobDirectory, JobError, check_job_name, job_root, read_record, write_record
+from hpcingest.joblock import JobLock
 
 PREVIOUS_VARIABLE = "HPCINGEST_CHAIN_PREVIOUS"  # set in the environment of a pass the chain queued
 RUN, SKIP, REFUSED = 0, 3, 4  # exit codes of `next`: run the pass / not this chain's pass / another runs
@@ -70,19 +69,17 @@ def save_chain(job: JobDirectory, chain: Chain) -> None:
 
 @contextlib.contextmanager
 def chain_lock(job: JobDirectory):
-    """Serializes the chain's read-change-write between a starting pass and `stop`.  Where
-    the shared filesystem has no locks (Lustre mounted without flock), it goes unlocked:
-    the two only meet when a stop lands in the second a pass starts."""
-    fd = os.open(os.path.join(job.path, "slurm.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    """Serializes the chain's read-change-write between a starting pass and `stop`, which
+    run on different nodes: a stop landing as a pass starts was otherwise overwritten by the
+    pass's record, and the chain went on.  The job lock's kinds (hpcingest.joblock): flock,
+    or where the shared filesystem has none (Lustre without ``-o flock``, or with
+    ``localflock`` and ``HPCINGEST_JOB_LOCK=file``) an O_EXCL lock file, waited for."""
+    lock = JobLock(job.path, job.name, name="slurm.lock")
+    lock.wait()
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except OSError as err:
-            if err.errno not in (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
-                raise
         yield
     finally:
-        os.close(fd)
+        lock.release()
 
 
 def slurm_job_name(job_name: str) -> str:
