@@ -143,6 +143,21 @@ def test_bytes_damaged_on_the_way_are_a_failure_and_leave_no_object(zone, s3_ser
     assert set(catalog(zone, target).objects) == {"good.txt"}  # the corrupt upload was removed again
 
 
+def test_a_key_too_long_for_the_catalogs_data_name_is_a_failure_and_the_rest_goes_in(zone, s3_server, bucket,
+                                                                                      target, tmp_path):
+    """An S3 key's last part may run to 1,001+ bytes, which fits iRODS's path buffers but not its
+    catalog (data_name varchar(1000)): iRODS answers CAT_SQL_ERR; that object is a failure of its
+    own, recorded with the error, and the others are registered."""
+    long_name = "k" * 1001
+    s3_server.put_objects(bucket, {"data/fine.txt": b"fine", f"data/{long_name}": b"long"})
+    result = s3_start(zone, s3_server, bucket, target, tmp_path)
+    assert result.returncode == 1, result
+    (failure,) = report(tmp_path)
+    assert failure["path"] == f"/{bucket}/data/{long_name}" and failure["kind"] == "failed", failure
+    assert "CAT_SQL_ERR" in json.dumps(failure), failure
+    assert set(catalog(zone, target).objects) == {"fine.txt"}
+
+
 def test_excludes_apply_to_bucket_key_paths(zone, s3_server, bucket, target, tmp_path):
     s3_server.put_objects(bucket, KEYS)
     ok(s3_start(zone, s3_server, bucket, target, tmp_path, "REGISTER_SYNC", "--exclude_file_name",

@@ -236,3 +236,19 @@ def test_paths_past_max_name_len_are_refused_and_a_long_file_path_is_cut(session
     assert len(physical) > 1087
     session.data_objects.register(physical, f"{workdir}/cut", dataSize="4")
     assert session.data_objects.get(f"{workdir}/cut").replicas[0].path == physical[:1087]
+
+
+def test_a_data_name_past_the_catalogs_1000_characters_is_a_sql_error(session, workdir, world_dir):
+    """r_data_main.data_name is varchar(1000): a name of 1,001-1,087 bytes fits the path buffers,
+    and PostgreSQL refuses the row, which iRODS 5.0.2 answers with CAT_SQL_ERR, whether the object
+    is registered or renamed to it; 1,000 characters fit, whatever their bytes.  (Registered, not
+    uploaded: a unixfilesystem vault cannot create a file of such a name, NAME_MAX being 255 bytes;
+    an S3 resource can, and S3 keys run to 1,024 bytes.)"""
+    fits, past = f"{workdir}/" + "n" * 990 + "é" * 10, f"{workdir}/" + "n" * 1001  # 1,010 bytes fit: 1,000 characters
+    assert len(past.encode()) < 1088 and len(fits.encode()) < 1088  # both paths fit MAX_NAME_LEN
+    local = _local_file(world_dir, "long")
+    session.data_objects.register(local, fits, dataSize="4")
+    assert session.data_objects.exists(fits)
+    assert _refusal(lambda: session.data_objects.register(local, past, dataSize="4")) == ("CAT_SQL_ERR", -806000)
+    assert _refusal(lambda: session.data_objects.move(fits, past)) == ("CAT_SQL_ERR", -806000)
+    assert session.data_objects.exists(fits) and not session.data_objects.exists(past)

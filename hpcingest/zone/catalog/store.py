@@ -22,6 +22,9 @@ from .resources import ResourceTree
 from .schema import ACCESS_TOKENS, SCHEMA
 
 _ID_BLOCK = 1000
+# r_data_main.data_name is varchar(1000) in iRODS's catalog schema (icatSysTables.sql.pp), which
+# PostgreSQL counts in characters; the path buffers (MAX_NAME_LEN, 1,088 bytes) let longer names through
+DATA_NAME_CHARACTERS = 1000
 _REPLICA_COLUMNS = ", ".join(column_names(Replica))
 _COLLECTION_COLUMNS = ", ".join(column_names(Collection))
 _INSERT_REPLICA = insert_sql("r_data_main", Replica)
@@ -208,6 +211,7 @@ class Catalog:
                        "WHERE coll_name = ?", (new, parent_of(new), now_ts(), old))
 
     def move_data_object(self, data_id: int, coll_id: int, name: str) -> None:
+        _check_data_name(name)
         with self.transaction() as db:
             db.execute("UPDATE r_data_main SET coll_id = ?, data_name = ? WHERE data_id = ?", (coll_id, name, data_id))
 
@@ -242,6 +246,7 @@ class Catalog:
         return [Replica(*row) for row in rows]
 
     def insert_replica(self, replica: Replica) -> None:
+        _check_data_name(replica.data_name)
         with self.transaction() as db:
             try:
                 db.execute(_INSERT_REPLICA, as_row(replica))
@@ -324,6 +329,15 @@ class Catalog:
             for user_id, stored in db.execute("SELECT user_id, rcat_password FROM r_user_password").fetchall():
                 if stored is not None and not is_obfuscated(stored):
                     self.set_password(user_id, stored)
+
+
+def _check_data_name(name: str) -> None:
+    """A name the real catalog's column cannot hold: PostgreSQL refuses the row (SQLSTATE 22001),
+    and the server answers CAT_SQL_ERR (cmlExecuteNoAnswerSql turns every error of the database
+    but a duplicate key into it).  Possible for S3 keys, whose names run to 1,024 bytes."""
+    if len(name) > DATA_NAME_CHARACTERS:
+        raise ZoneError(errors.CAT_SQL_ERR, f"data name of {len(name)} characters: value too long for type "
+                                            f"character varying({DATA_NAME_CHARACTERS})")
 
 
 def _like_prefix(prefix: str) -> str:
