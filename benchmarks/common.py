@@ -60,26 +60,22 @@ class CpuMeter:
         self.busy_share = (busy - self._busy) / max(1, total - self._total)
 
 
-class CpuTimeline:
-    """The machine's CPU counters sampled every ``interval`` s while the block runs, so the busy
-    share of a window known only afterwards (a walk inside a command whose start-up is CPU-bound)
-    can be read: ``share(t0, t1)`` on the ``time.time()`` clock."""
+class PeriodicSampler:
+    """Calls ``sample()`` as the block starts, every ``interval`` s while it runs (a thread of its
+    own), and as it ends: for what a benchmark reads of the machine beside the command it runs."""
 
-    def __init__(self, interval: float = 0.2) -> None:
-        self._interval = interval
-        self.samples: list[tuple[float, int, int]] = []
+    interval = 0.2
 
-    def _sample(self) -> None:
-        busy, total = CpuMeter._read()
-        self.samples.append((time.time(), busy, total))
+    def sample(self) -> None:
+        raise NotImplementedError
 
     def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            self._sample()
+        while not self._stop.wait(self.interval):
+            self.sample()
 
-    def __enter__(self) -> "CpuTimeline":
+    def __enter__(self):
         self._stop = threading.Event()
-        self._sample()
+        self.sample()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         return self
@@ -87,12 +83,33 @@ class CpuTimeline:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
-        self._sample()
+        self.sample()
+
+
+class CpuTimeline(PeriodicSampler):
+    """The machine's CPU counters sampled while the block runs, so the busy share of a window
+    known only afterwards (a walk inside a command whose start-up is CPU-bound) can be read:
+    ``share(t0, t1)`` on the ``time.time()`` clock; ``busy_share`` is the whole block's."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, int, int]] = []
+
+    def sample(self) -> None:
+        busy, total = CpuMeter._read()
+        self.samples.append((time.time(), busy, total))
+
+    @property
+    def busy_share(self) -> float:
+        return self._between(self.samples[0], self.samples[-1])
 
     def share(self, t0: float, t1: float) -> float:
         """Busy share between the last sample at or before ``t0`` and the first at or after ``t1``."""
         first = max((s for s in self.samples if s[0] <= t0), default=self.samples[0])
         last = min((s for s in self.samples if s[0] >= t1), default=self.samples[-1])
+        return self._between(first, last)
+
+    @staticmethod
+    def _between(first: tuple[float, int, int], last: tuple[float, int, int]) -> float:
         return (last[1] - first[1]) / max(1, last[2] - first[2])
 
 

@@ -43,14 +43,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks import latfs  # noqa: E402
-from benchmarks.common import CpuMeter, CpuTimeline, launch_prefix, precompile  # noqa: E402
+from benchmarks.common import CpuMeter, CpuTimeline, PeriodicSampler, launch_prefix, precompile  # noqa: E402
 from benchmarks.scale_model import Calibration, FieldParameters, job_rate  # noqa: E402
 from benchmarks.walk import make_tree  # noqa: E402
 
@@ -63,10 +62,15 @@ def load() -> str:
     return f"load {os.getloadavg()[0]:.1f}"
 
 
-class MemoryMeter:
+class MemoryMeter(PeriodicSampler):
     """The most memory in use on the machine (MemTotal - MemAvailable) during the block, over
     what was in use at its start: what a job really costs, shared pages counted once (unlike
     summed RSS).  Other users' jobs move it too; read it beside the load."""
+
+    interval = 0.1
+
+    def __init__(self) -> None:
+        self._start: int | None = None
 
     @staticmethod
     def _used_kb() -> int:
@@ -74,21 +78,15 @@ class MemoryMeter:
             info = {line.split(":")[0]: int(line.split()[1]) for line in f}
         return info["MemTotal"] - info["MemAvailable"]
 
-    def __enter__(self) -> "MemoryMeter":
-        self._start = self._peak = self._used_kb()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
+    def sample(self) -> None:
+        used = self._used_kb()
+        if self._start is None:
+            self._start = self._peak = used
+        self._peak = max(self._peak, used)
 
-    def _sample(self) -> None:
-        while not self._stop.wait(0.1):
-            self._peak = max(self._peak, self._used_kb())
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak_used_mb = (self._peak - self._start) / 1024
+    @property
+    def peak_used_mb(self) -> float:
+        return (self._peak - self._start) / 1024
 
 
 def children_cpu_s() -> float:
@@ -154,7 +152,7 @@ def run_scan(fs: latfs.Mount, path: str, ranks: int, *extra: str, label: str = "
     with tempfile.TemporaryDirectory(prefix="pfs-") as scratch:
         summary_path = os.path.join(scratch, "summary.json")
         before, cpu0 = fs.counters(), children_cpu_s()
-        with CpuMeter() as meter, MemoryMeter() as memory, CpuTimeline() as timeline:
+        with MemoryMeter() as memory, CpuTimeline() as timeline:
             t = time.perf_counter()
             subprocess.run(scan_command(ranks, path, summary_path, *extra, launcher=launcher), check=True)
             wall = time.perf_counter() - t
@@ -163,7 +161,7 @@ def run_scan(fs: latfs.Mount, path: str, ranks: int, *extra: str, label: str = "
         written = os.stat(summary_path).st_mtime  # rank 0 writes it as the walk's summary is taken
     walk_busy = timeline.share(written - summary["elapsed_s"], written - summary["exit_latency_s"])
     return WalkRun(label, ranks, sum(summary["entries_per_rank"]), summary["elapsed_s"], wall, fs.counters() - before,
-                   meter.busy_share, children_cpu_s() - cpu0, load(), summary, memory.peak_used_mb, walk_busy)
+                   timeline.busy_share, children_cpu_s() - cpu0, load(), summary, memory.peak_used_mb, walk_busy)
 
 
 # ------------------------------------------------------------------------------------------ model
